@@ -1,0 +1,34 @@
+"""Where kiln keeps caches (base images) and state (build journals, localcloud, machines).
+
+Both follow the XDG base directory spec and can be moved with KILN_CACHE_DIR / KILN_STATE_DIR,
+which the test suite does so that tests never touch a user's real folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _xdg(env: str, fallback: str) -> Path:
+    value = os.environ.get(env)
+    return Path(value) if value else Path.home() / fallback
+
+
+def cache_dir() -> Path:
+    """Base images and other things that can be rebuilt: $KILN_CACHE_DIR or ~/.cache/kiln."""
+    explicit = os.environ.get("KILN_CACHE_DIR")
+    return Path(explicit) if explicit else _xdg("XDG_CACHE_HOME", ".cache") / "kiln"
+
+
+def state_dir() -> Path:
+    """Journals of running builds, localcloud state, running machines: $KILN_STATE_DIR or ~/.local/state/kiln."""
+    explicit = os.environ.get("KILN_STATE_DIR")
+    return Path(explicit) if explicit else _xdg("XDG_STATE_HOME", ".local/state") / "kiln"
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by the owner only, and return it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
