@@ -1,0 +1,1 @@
+"""How kiln talks to the machine being built: `none` (no connection) and `ssh`."""

@@ -1,0 +1,142 @@
+"""What builders, provisioners and post-processors are, and what they get from the engine.
+
+A component class declares its options as a dataclass (`Config`, see kiln.config) and implements
+one method: `Builder.run`, `Provisioner.provision` or `PostProcessor.post_process`. The engine
+decodes and validates the config (`prepare`), then calls that method with a `BuildContext`.
+Components are found by type name in `kiln.registry` and imported only when a template uses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kiln.communicators.base import Communicator
+from kiln.config import DecodeContext, decode
+from kiln.engine.cancel import CancelToken
+from kiln.engine.ui import Ui
+
+
+class OnError(StrEnum):
+    CLEANUP = "cleanup"
+    ABORT = "abort"
+    ASK = "ask"
+    RUN_CLEANUP_PROVISIONER = "run-cleanup-provisioner"
+
+
+@dataclass
+class BuildContext:
+    """What a build's components get from the engine."""
+
+    name: str  #: the build's name (builder name, or `source.TYPE.NAME` in HCL2)
+    builder_type: str
+    ui: Ui
+    cancel: CancelToken
+    log: logging.Logger
+    run_uuid: str
+    work_dir: Path  #: the folder kiln was started in; relative paths in templates are relative to it
+    on_error: OnError = OnError.CLEANUP
+    debug: bool = False
+    force: bool = False
+    #: Render a `raw` option now, with extra `{{.Name}}` fields (`Path`, `Vars`...). Set by the engine.
+    render: Callable[[str, Mapping[str, Any]], str] = field(default=lambda text, data: text)
+    #: Run the template's provisioners against the machine. Builders call it once the machine is
+    #: reachable. Set by the engine.
+    provision: Callable[[Communicator], None] = field(default=lambda comm: None)
+    #: Data a builder makes available to provisioners and post-processors: `{{ build `ID` }}`.
+    generated: dict[str, str] = field(default_factory=dict)
+
+    def pause(self, message: str) -> None:
+        """In -debug mode: show the message and wait for Enter."""
+        if self.debug:
+            try:
+                self.ui.ask(message)
+            except EOFError:
+                pass
+
+
+class Artifact:
+    """The result of a builder or a post-processor."""
+
+    def __init__(
+        self,
+        builder_id: str,
+        id: str = "",
+        files: list[str] | None = None,
+        string: str | None = None,
+        state: Mapping[str, Any] | None = None,
+        destroy: Callable[[], None] | None = None,
+    ) -> None:
+        self.builder_id = builder_id
+        self.id = id
+        self.files = list(files or [])
+        self._string = string
+        self._state = dict(state or {})
+        self._destroy = destroy
+
+    def string(self) -> str:
+        if self._string is not None:
+            return self._string
+        if self.files:
+            return "Stored file(s): " + ", ".join(self.files)
+        return self.id
+
+    def state(self, name: str) -> Any:
+        return self._state.get(name)
+
+    def destroy(self) -> None:
+        if self._destroy is not None:
+            self._destroy()
+
+
+class Component(ABC):
+    """Shared config handling: decode the template's mapping into `Config`, then `validate()`."""
+
+    type_name: ClassVar[str] = ""
+    Config: ClassVar[type[Any]]
+
+    def __init__(self) -> None:
+        self.config: Any = None
+
+    def prepare(self, raw: Mapping[str, Any], dctx: DecodeContext, path: str) -> None:
+        self.config = decode(self.Config, raw, path, dctx)
+        self.validate(dctx, path)
+
+    def validate(self, dctx: DecodeContext, path: str) -> None:  # noqa: B027 - optional hook
+        """Cross-field checks; report problems with `dctx.error(path, ...)`."""
+
+
+class Builder(Component):
+    #: keys of `BuildContext.generated` this builder fills (so templates can refer to them).
+    generated_keys: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def run(self, ctx: BuildContext) -> Artifact | None:
+        """Build. Raise on failure; cleanup of what was created is the builder's (via steps)."""
+
+
+class Provisioner(Component):
+    #: whether this provisioner needs a communicator (shell, file) or runs locally (shell-local).
+    needs_communicator: ClassVar[bool] = True
+
+    @abstractmethod
+    def provision(self, ctx: BuildContext, comm: Communicator) -> None:
+        """Provision the machine. Raise on failure."""
+
+
+@dataclass
+class PostProcessResult:
+    artifact: Artifact
+    keep: bool = False  #: keep the input artifact
+    force_override: bool = False  #: ignore the user's keep_input_artifact
+
+
+class PostProcessor(Component):
+    @abstractmethod
+    def post_process(self, ctx: BuildContext, artifact: Artifact) -> PostProcessResult:
+        """Turn the input artifact into a new one. Raise on failure."""

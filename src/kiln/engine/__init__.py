@@ -1,0 +1,1 @@
+"""The build engine: steps with cleanup, builds, the scheduler, output and secrets."""
