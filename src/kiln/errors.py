@@ -47,3 +47,24 @@ class MachineError(KilnError):
 
 class CloudError(KilnError):
     """A cloud API call failed (after retries)."""
+
+
+class TemplateProblems(TemplateError):
+    """Every problem found in a template at once, each a line naming its place
+    (`builders[1].type: ...`, `line 5, column 6`)."""
+
+    def __init__(self, source: str, problems: list[str], hint: str | None = None) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"{source}: {count} error(s) occurred" if count > 1 else f"{source}: {self.problems[0]}"
+        super().__init__(head, hint)
+
+    def render(self) -> str:
+        if len(self.problems) == 1:
+            return super().render()
+        lines = [f"{self.source}: {len(self.problems)} error(s) occurred:", ""]
+        lines += [f"* {p}" for p in self.problems]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
