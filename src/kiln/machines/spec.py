@@ -1,0 +1,187 @@
+"""The one machine API both runners share: `MachineSpec` in, `Machine` out."""
+
+from __future__ import annotations
+
+import abc
+import ipaddress
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from kiln import paths
+from kiln.errors import MachineError
+
+ImageFormat = Literal["qcow2", "raw"]
+Accelerator = Literal["auto", "kvm", "tcg"]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a machine learns at first boot through its NoCloud seed.
+
+    `ssh_authorized_keys` are public keys (OpenSSH one-line format) added to root's authorized_keys;
+    `hostname` becomes the machine's host name; `user_data` runs once per instance if it starts with
+    `#!` (a script), and its `ssh_authorized_keys:` list is honoured if it is `#cloud-config`.
+    `instance_id` defaults to the machine id: a new instance id makes the machine redo its first boot
+    (new SSH host keys, keys and hostname applied, user data run), as on a cloud.
+    """
+
+    ssh_authorized_keys: tuple[str, ...] = ()
+    hostname: str | None = None
+    user_data: str | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """How to run one machine. Only `image` is required.
+
+    image: a kiln base image (or an image saved from a machine), raw or qcow2; never modified.
+    ssh_host/ssh_port: where the machine's sshd is reachable on the host; the address must be in
+        127.0.0.0/8, port 0 picks a free port (read it back from `Machine.ssh_port`).
+    work_dir: a folder under which the machine keeps its disk, console log and sockets, in a
+        subfolder named by its id; default `state_dir()/machines/`. `destroy()` removes the subfolder.
+    disk_size: grow the machine's disk to this size ("20G"); the guest grows its root at boot.
+        Only the VM runner honours it; the namespace runner shares the host's file system limits.
+    accelerator, disk_interface, net_device, qemu_args: VM runner only.
+    """
+
+    image: Path
+    name: str = "kiln"
+    cpus: int = 2
+    memory_mb: int = 1024
+    ssh_host: str = "127.0.0.1"
+    ssh_port: int = 0
+    metadata: Metadata = field(default_factory=Metadata)
+    work_dir: Path | None = None
+    disk_size: str | None = None
+    accelerator: Accelerator = "auto"
+    disk_interface: str = "virtio"
+    net_device: str = "virtio-net-pci"
+    qemu_args: tuple[tuple[str, ...], ...] = ()
+
+    def validate(self) -> None:
+        if not self.image.is_file():
+            raise MachineError(
+                f"image {self.image}: no such file",
+                "build one with `kiln baseimage build debian-12`",
+            )
+        try:
+            address = ipaddress.ip_address(self.ssh_host)
+        except ValueError:
+            raise MachineError(
+                f"ssh_host {self.ssh_host!r} is not an IP address", "use an address in 127.0.0.0/8"
+            ) from None
+        if address not in ipaddress.ip_network("127.0.0.0/8"):
+            raise MachineError(
+                f"ssh_host {self.ssh_host} is not a loopback address", "use an address in 127.0.0.0/8"
+            )
+        if not 0 <= self.ssh_port <= 65535:
+            raise MachineError(f"ssh_port {self.ssh_port} is out of range", "use 0 to pick a free port")
+        if self.cpus < 1 or self.memory_mb < 128:
+            raise MachineError(
+                f"machine {self.name}: cpus={self.cpus} memory={self.memory_mb} MB is too small",
+                "give at least 1 cpu and 128 MB",
+            )
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on `host` right now (the runner binds it moments later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ssh_banner(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True once an sshd answers with its banner; a port forwarder alone accepts, then closes."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+class Machine(abc.ABC):
+    """A running (or stopped) machine. Use as a context manager: leaving it destroys the machine."""
+
+    runner: str = ""
+
+    def __init__(self, spec: MachineSpec) -> None:
+        spec.validate()
+        self.spec = spec
+        self.id = f"{spec.name}-{secrets.token_hex(4)}"
+        self.ssh_host = spec.ssh_host
+        self.ssh_port = spec.ssh_port or free_port(spec.ssh_host)
+        self.work_dir = paths.private_dir((spec.work_dir or paths.state_dir() / "machines") / self.id)
+        self.console_log = self.work_dir / "console.log"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Boot the machine; returns once it is started (not necessarily reachable)."""
+
+    @abc.abstractmethod
+    def is_running(self) -> bool:
+        """True while the machine runs."""
+
+    @abc.abstractmethod
+    def stop(self, graceful: bool = True, timeout: float = 60.0) -> None:
+        """Power off (ACPI or `poweroff`), killing it after `timeout`. Keeps the disk for save_image."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Stop at once and release every process, mount and namespace. Keeps the disk."""
+
+    @abc.abstractmethod
+    def save_image(self, dest: Path, fmt: ImageFormat = "qcow2", compress: bool = False) -> Path:
+        """Write the machine's disk as a standalone bootable image (stop the machine first)."""
+
+    @property
+    @abc.abstractmethod
+    def disk_path(self) -> Path:
+        """The machine's own disk (a qcow2 overlay for VMs, an overlay upper folder for namespaces)."""
+
+    # -- shared behaviour -------------------------------------------------------------------------
+    def wait_for_ssh(self, timeout: float = 120.0) -> float:
+        """Wait until sshd answers on (ssh_host, ssh_port); return the seconds waited."""
+        began = time.monotonic()
+        while True:
+            if ssh_banner(self.ssh_host, self.ssh_port):
+                return time.monotonic() - began
+            if not self.is_running():
+                raise MachineError(
+                    f"machine {self.id} stopped before SSH answered",
+                    f"see its console log {self.console_log}",
+                )
+            if time.monotonic() - began > timeout:
+                raise MachineError(
+                    f"machine {self.id}: no SSH on {self.ssh_host}:{self.ssh_port} after {timeout:.0f} s",
+                    f"see its console log {self.console_log}",
+                )
+            time.sleep(0.05)
+
+    def destroy(self) -> None:
+        """Kill the machine and remove its files and state record."""
+        self.kill()
+        from kiln.machines import state
+
+        state.forget(self.id)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.destroy()
