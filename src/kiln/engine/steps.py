@@ -86,7 +86,7 @@ def _run_one(step: Step[S], state: S, ctx: BuildContext) -> tuple[BaseException 
                 ctx.log.exception("step %s raised", step.label)
             message = str(exc) or type(exc).__name__
             ctx.ui.error(message)
-            if ctx.on_error is OnError.ABORT:
+            if ctx.on_error in (OnError.ABORT, OnError.RUN_CLEANUP_PROVISIONER):
                 return exc, True
             if ctx.on_error is OnError.ASK and not ctx.cancel.cancelled:
                 choice = _ask(step, message, ctx)

@@ -1,0 +1,81 @@
+"""What the template commands (build, validate, inspect) share: common flags, loading the template
+with its variables, logging setup, and printing errors the way Packer does."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from kiln.cli.flags import FlagSet, parse_var
+from kiln.engine.secrets import REDACTOR
+from kiln.errors import KilnError, TemplateProblems
+
+
+def add_template_flags(flags: FlagSet) -> None:
+    flags.add("var", "list", [], "Variable for templates, can be used multiple times.")
+    flags.add(
+        "var-file", "list", [], "JSON or HCL2 file containing user variables, can be used multiple times."
+    )
+    flags.add("only", "list", [], "Build only the specified builds (comma separated, or repeated).")
+    flags.add("except", "list", [], "Run all builds and post-processors other than these.")
+    flags.add("machine-readable", "bool", False, "Produce machine-readable output.")
+
+
+@dataclass
+class Loaded:
+    template: Any
+    variables: dict[str, str]
+
+
+def load(path: str, values: dict[str, Any]) -> Loaded:
+    from kiln.template import load_template, resolve_variables
+
+    template = load_template(path)
+    cli_vars = [parse_var(v) for v in values["var"]]
+    variables = resolve_variables(template, list(values["var-file"]), cli_vars, dict(os.environ))
+    return Loaded(template, variables)
+
+
+def print_error(err: KilnError, stream: TextIO | None = None) -> None:
+    """`Error: message` (+ hint); for many problems, one `* problem` line each."""
+    stream = stream or sys.stderr
+    if isinstance(err, TemplateProblems) and len(err.problems) > 1:
+        text = "Error: " + err.render()
+    else:
+        text = f"Error: {err.message}"
+        if err.hint:
+            text += f"\n  hint: {err.hint}"
+    stream.write(REDACTOR.redact(text) + "\n")
+    stream.flush()
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = REDACTOR.redact(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = REDACTOR.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_logging() -> None:
+    """PACKER_LOG=1 / KILN_LOG=1 turn on the debug log (stderr, or PACKER_LOG_PATH / KILN_LOG_PATH)."""
+    enabled = any(os.environ.get(v, "") not in ("", "0") for v in ("KILN_LOG", "PACKER_LOG"))
+    path = os.environ.get("KILN_LOG_PATH") or os.environ.get("PACKER_LOG_PATH")
+    logger = logging.getLogger("kiln")
+    logger.handlers.clear()
+    if not enabled:
+        logger.addHandler(logging.NullHandler())
+        logger.setLevel(logging.CRITICAL + 1)
+        logger.propagate = False
+        return
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
+    handler.addFilter(_RedactingFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False

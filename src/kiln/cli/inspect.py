@@ -1,0 +1,107 @@
+"""`kiln inspect TEMPLATE`: show a template's variables, builders and provisioners."""
+
+from __future__ import annotations
+
+import sys
+
+from kiln.cli.common import add_template_flags, print_error
+from kiln.cli.flags import FlagSet
+from kiln.engine.secrets import MASK
+from kiln.errors import KilnError
+
+HELP = """Usage: kiln inspect TEMPLATE
+
+  Inspects a template, parsing and outputting the components a template
+  defines. This does not validate the contents of a template (other than
+  basic syntax by necessity).
+
+Options:
+
+  -machine-readable  Machine-readable output
+"""
+
+NOTE = """
+Note: If your build names contain user variables or template
+functions such as 'timestamp', these are processed at build time,
+and therefore only show in their raw form here."""
+
+
+def main(argv: list[str]) -> int:
+    flags = FlagSet("inspect")
+    add_template_flags(flags)
+    for name in ("h", "help"):
+        flags.add(name, "bool", False)
+    try:
+        values, args = flags.parse(argv)
+    except KilnError as err:
+        print_error(err)
+        return 1
+    if values["h"] or values["help"]:
+        sys.stdout.write(HELP)
+        return 0
+    if len(args) != 1:
+        sys.stderr.write(HELP)
+        return 1
+    from kiln.engine.ui import Output, Ui
+
+    try:
+        from kiln.template import load_template
+
+        template = load_template(args[0])
+    except KilnError as err:
+        print_error(err)
+        return 1
+    ui = Ui(Output(machine_readable=bool(values["machine-readable"])))
+    inspect_json(template, ui)
+    return 0
+
+
+def inspect_json(template: object, ui: object) -> None:
+    from kiln.engine.ui import Ui
+    from kiln.template.model import Template
+
+    assert isinstance(template, Template) and isinstance(ui, Ui)
+    ui.say("Packer Inspect: JSON mode")
+    variables = template.variables
+    sensitive = set(template.sensitive_variables)
+    if not variables:
+        ui.say("Variables:\n")
+        ui.say("  <No variables>")
+    else:
+        required = sorted(n for n, v in variables.items() if v.required)
+        if required:
+            ui.say("Required variables:\n")
+            for name in required:
+                ui.machine("template-variable", name, "", "1")
+                ui.say("  " + name)
+            ui.say("")
+        ui.say("Optional variables and their defaults:\n")
+        width = max(len(n) for n in variables)
+        for name in sorted(variables):
+            var = variables[name]
+            if var.required:
+                continue
+            default = MASK if name in sensitive or var.sensitive else (var.default or "")
+            ui.machine("template-variable", name, default, "0")
+            ui.say(f"  {name.ljust(width)} = {default}")
+    ui.say("")
+    ui.say("Builders:\n")
+    if not template.builders:
+        ui.say("  <No builders>")
+    else:
+        width = max(len(b.name) for b in template.builders)
+        for spec in sorted(template.builders, key=lambda b: b.name):
+            line = f"  {spec.name.ljust(width)}"
+            if spec.name != spec.type:
+                line += f" ({spec.type})"
+            ui.machine("template-builder", spec.name, spec.type)
+            ui.say(line)
+    ui.say("")
+    ui.say("Provisioners:\n")
+    if not template.provisioners:
+        ui.say("  <No provisioners>")
+    else:
+        for spec in template.provisioners:
+            ui.machine("template-provisioner", spec.type)
+            ui.say(f"  {spec.type}")
+    ui.say(NOTE)

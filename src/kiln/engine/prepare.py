@@ -1,0 +1,201 @@
+"""From a loaded template to prepared builds: select builds (-only/-except), create each
+component, decode and validate its config with the build's variables, and report every problem
+of every component at once."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln import registry
+from kiln.components import Builder, PostProcessor, Provisioner
+from kiln.config import DecodeContext
+from kiln.engine.secrets import REDACTOR
+from kiln.errors import TemplateProblems
+from kiln.template import InterpContext, render
+from kiln.template.model import ComponentSpec, Template
+
+
+@dataclass
+class PreparedProvisioner:
+    spec: ComponentSpec
+    component: Provisioner
+    config: dict[str, Any]  #: the raw config after `override`, for re-preparing with generated data
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+
+@dataclass
+class PreparedPostProcessor:
+    spec: ComponentSpec
+    component: PostProcessor
+
+    @property
+    def display_name(self) -> str:
+        return self.spec.name or self.spec.type
+
+
+@dataclass
+class Build:
+    name: str
+    builder_type: str
+    spec: ComponentSpec
+    builder: Builder
+    template: Template
+    variables: dict[str, str]
+    provisioners: list[PreparedProvisioner] = field(default_factory=list)
+    post_processors: list[list[PreparedPostProcessor]] = field(default_factory=list)
+    error_cleanup: PreparedProvisioner | None = None
+
+    def interp(
+        self, generated: Mapping[str, str] | None = None, data: Mapping[str, Any] | None = None
+    ) -> InterpContext:
+        return interp_context(self.template, self.variables, self.name, self.builder_type, generated, data)
+
+
+def interp_context(
+    template: Template,
+    variables: Mapping[str, str],
+    build_name: str = "",
+    build_type: str = "",
+    generated: Mapping[str, str] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> InterpContext:
+    return InterpContext(
+        user_vars=dict(variables),
+        template_dir=str(template.dir),
+        build_name=build_name,
+        build_type=build_type,
+        data=dict(data or {}),
+        generated=dict(generated) if generated is not None else None,
+    )
+
+
+def _matches(name: str, patterns: list[str], glob: bool) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) if glob else name == p for p in patterns)
+
+
+def select_builders(template: Template, only: list[str], except_: list[str]) -> list[ComponentSpec]:
+    glob = template.kind == "hcl2"
+    selected = []
+    for spec in template.builders:
+        if only and not _matches(spec.name, only, glob):
+            continue
+        if except_ and _matches(spec.name, except_, glob):
+            continue
+        selected.append(spec)
+    return selected
+
+
+def _decode_ctx(build: Build, generated: Mapping[str, str] | None = None) -> DecodeContext:
+    ictx = build.interp(generated)
+    return DecodeContext(render=lambda text: render(text, ictx))
+
+
+def prepare_builds(
+    template: Template,
+    variables: dict[str, str],
+    only: list[str] | None = None,
+    except_: list[str] | None = None,
+) -> list[Build]:
+    """Create and validate every selected build. Raises TemplateProblems listing every problem."""
+    only, except_ = only or [], except_ or []
+    problems: list[str] = []
+    builds: list[Build] = []
+    for spec in select_builders(template, only, except_):
+        builder_cls = registry.load(registry.BUILDERS, spec.type)
+        if builder_cls is None:
+            problems.append(
+                f'{spec.path}: unknown builder type "{spec.type}" (known: {", ".join(sorted(registry.BUILDERS))})'
+            )
+            continue
+        build = Build(spec.name, spec.type, spec, builder_cls(), template, variables)
+        dctx = _decode_ctx(build)
+        build.builder.prepare(spec.config, dctx, spec.path)
+        problems += dctx.errors
+        REDACTOR.add(*dctx.secrets)
+        for pspec in template.provisioners:
+            if not pspec.applies_to(build.name):
+                continue
+            prov = _prepare_provisioner(build, pspec, problems)
+            if prov is not None:
+                build.provisioners.append(prov)
+        if template.error_cleanup_provisioner is not None:
+            build.error_cleanup = _prepare_provisioner(build, template.error_cleanup_provisioner, problems)
+        for chain in template.post_processors:
+            prepared_chain = []
+            for ppspec in chain:
+                if not ppspec.applies_to(build.name):
+                    continue
+                if ppspec.name and (
+                    (only and not _matches(ppspec.name, only, template.kind == "hcl2"))
+                    or _matches(ppspec.name, except_, template.kind == "hcl2")
+                ):
+                    continue
+                pp = _prepare_post_processor(build, ppspec, problems)
+                if pp is not None:
+                    prepared_chain.append(pp)
+            if prepared_chain:
+                build.post_processors.append(prepared_chain)
+        builds.append(build)
+    if problems:
+        # A provisioner shared by several builds reports the same problem once per build.
+        unique = list(dict.fromkeys(problems))
+        raise TemplateProblems(template.display_path, unique)
+    return builds
+
+
+def _prepare_provisioner(
+    build: Build, spec: ComponentSpec, problems: list[str]
+) -> PreparedProvisioner | None:
+    cls = registry.load(registry.PROVISIONERS, spec.type)
+    if cls is None:
+        problems.append(
+            f'{spec.path}: unknown provisioner type "{spec.type}" (known: {", ".join(sorted(registry.PROVISIONERS))})'
+        )
+        return None
+    config = dict(spec.config)
+    config.update(spec.override.get(build.name, {}))
+    component: Provisioner = cls()
+    dctx = _decode_ctx(build)
+    component.prepare(config, dctx, spec.path)
+    problems += dctx.errors
+    REDACTOR.add(*dctx.secrets)
+    return PreparedProvisioner(spec, component, config)
+
+
+def _prepare_post_processor(
+    build: Build, spec: ComponentSpec, problems: list[str]
+) -> PreparedPostProcessor | None:
+    cls = registry.load(registry.POST_PROCESSORS, spec.type)
+    if cls is None:
+        problems.append(
+            f'{spec.path}: unknown post-processor type "{spec.type}" '
+            f"(known: {', '.join(sorted(registry.POST_PROCESSORS))})"
+        )
+        return None
+    component: PostProcessor = cls()
+    dctx = _decode_ctx(build)
+    component.prepare(spec.config, dctx, spec.path)
+    problems += dctx.errors
+    REDACTOR.add(*dctx.secrets)
+    return PreparedPostProcessor(spec, component)
+
+
+def reprepare(
+    build: Build,
+    generated: Mapping[str, str],
+    component: Provisioner | PostProcessor,
+    spec: ComponentSpec,
+    config: Mapping[str, Any],
+) -> None:
+    """Prepare a component again now that the builder's generated data (`{{ build `X` }}`) is known."""
+    dctx = _decode_ctx(build, generated)
+    component.prepare(config, dctx, spec.path)
+    REDACTOR.add(*dctx.secrets)
+    if dctx.errors:
+        raise TemplateProblems(build.template.display_path, dctx.errors)

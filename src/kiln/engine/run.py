@@ -1,0 +1,183 @@
+"""Running the selected builds: in parallel (bounded by -parallel-builds), each with its own
+prefixed UI and colour; SIGINT/SIGTERM cancel every build, which then cleans up; then Packer's
+end-of-run summary, in human or machine-readable form."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from kiln.components import Artifact, BuildContext, OnError
+from kiln.engine.build import run_build
+from kiln.engine.cancel import CancelToken
+from kiln.engine.prepare import Build
+from kiln.engine.ui import BUILD_COLORS, BuildUi, Output, Ui
+from kiln.errors import CancelledError, KilnError
+
+log = logging.getLogger("kiln")
+
+
+@dataclass
+class RunOptions:
+    parallel_builds: int = 0
+    on_error: OnError = OnError.CLEANUP
+    debug: bool = False
+    force: bool = False
+    work_dir: Path = field(default_factory=Path.cwd)
+
+
+def format_duration(seconds: float) -> str:
+    """`1 minute 2 seconds`, `3 seconds 150 milliseconds`: the first two non-zero units, as Packer prints."""
+    micro = round(seconds * 1_000_000)
+    units = [
+        ("hour", 3_600_000_000), ("minute", 60_000_000), ("second", 1_000_000),
+        ("millisecond", 1_000), ("microsecond", 1),
+    ]  # fmt: skip
+    parts: list[str] = []
+    for name, size in units:
+        count, micro = divmod(micro, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts) or "0 seconds"
+
+
+class SignalCancel:
+    """Turns the first SIGINT/SIGTERM into a cancel of the run; later ones only say cleanup is running."""
+
+    def __init__(self, ui: Ui, token: CancelToken) -> None:
+        self.ui = ui
+        self.token = token
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> SignalCancel:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.token.cancelled:
+            self.ui.error("Cancelling build after receiving interrupt")
+            self.token.cancel()
+        else:
+            self.ui.error("Cleanup is running; kiln will exit when it is done")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def run_builds(builds: list[Build], output: Output, options: RunOptions) -> int:
+    """Run the builds; print each one's outcome and the summary. Returns the exit code."""
+    ui = Ui(output)
+    token = CancelToken()
+    run_uuid = str(uuid.uuid4())
+    uis = {b.name: BuildUi(output, b.name, BUILD_COLORS[i % len(BUILD_COLORS)]) for i, b in enumerate(builds)}
+    for build in builds:
+        if not output.machine_readable:
+            output.write_lines(
+                f"{build.name}: output will be in this color.", color=uis[build.name].color, bold=True
+            )
+    if not output.machine_readable:
+        output.write_lines("")
+    results: dict[str, list[Artifact]] = {}
+    errors: dict[str, str] = {}
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def one(build: Build) -> None:
+        bui = uis[build.name]
+        ctx = BuildContext(
+            name=build.name,
+            builder_type=build.builder_type,
+            ui=bui,
+            cancel=token,
+            log=log.getChild(build.name),
+            run_uuid=run_uuid,
+            work_dir=options.work_dir,
+            on_error=options.on_error,
+            debug=options.debug,
+            force=options.force,
+        )
+        t0 = time.monotonic()
+        try:
+            if token.cancelled:
+                raise CancelledError()
+            artifacts = run_build(build, ctx)
+        except BaseException as exc:
+            if not isinstance(exc, KilnError | Exception):
+                raise
+            if not isinstance(exc, KilnError):
+                log.exception("build %s failed", build.name)
+            message = str(exc) or type(exc).__name__
+            with lock:
+                errors[build.name] = message
+            ui.error(
+                f"Build '{build.name}' errored after {format_duration(time.monotonic() - t0)}: {message}"
+            )
+            return
+        with lock:
+            results[build.name] = artifacts
+        if artifacts:
+            ui.say(f"Build '{build.name}' finished after {format_duration(time.monotonic() - t0)}.")
+        else:
+            ui.say(
+                f"Build '{build.name}' finished after {format_duration(time.monotonic() - t0)}"
+                " but did not generate any artifacts."
+            )
+
+    workers = 1 if options.debug else (options.parallel_builds or len(builds) or 1)
+    with SignalCancel(ui, token), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build") as pool:
+        futures = [pool.submit(one, b) for b in builds]
+        for future in futures:
+            # Waiting with a timeout keeps the main thread responsive to signals.
+            while not future.done():
+                time.sleep(0.05)
+            future.result()
+    ui.say(f"\n==> Wait completed after {format_duration(time.monotonic() - started)}")
+    if token.cancelled:
+        ui.error("Cleanly cancelled builds after being interrupted.")
+        return 1
+    print_summary(ui, output, builds, results, errors)
+    return 1 if errors else 0
+
+
+def print_summary(
+    ui: Ui, output: Output, builds: list[Build], results: dict[str, list[Artifact]], errors: dict[str, str]
+) -> None:
+    if errors:
+        ui.machine("error-count", str(len(errors)))
+        ui.error("\n==> Some builds didn't complete successfully and had errors:")
+        for build in builds:
+            if build.name in errors:
+                BuildUi(output, build.name).machine("error", errors[build.name])
+                ui.error(f"--> {build.name}: {errors[build.name]}")
+    if any(results.values()):
+        ui.say("\n==> Builds finished. The artifacts of successful builds are:")
+        for build in builds:
+            artifacts = results.get(build.name)
+            if not artifacts:
+                continue
+            target = BuildUi(output, build.name)
+            target.machine("artifact-count", str(len(artifacts)))
+            for i, artifact in enumerate(artifacts):
+                index = str(i)
+                target.machine("artifact", index, "builder-id", artifact.builder_id)
+                target.machine("artifact", index, "id", artifact.id)
+                target.machine("artifact", index, "string", artifact.string())
+                target.machine("artifact", index, "files-count", str(len(artifact.files)))
+                for fi, path in enumerate(artifact.files):
+                    target.machine("artifact", index, "file", str(fi), path)
+                target.machine("artifact", index, "end")
+                ui.say(f"--> {build.name}: {artifact.string()}")
+    else:
+        ui.say("\n==> Builds finished but no artifacts were created.")
