@@ -66,11 +66,11 @@ def interp_context(
     data: Mapping[str, Any] | None = None,
 ) -> InterpContext:
     return InterpContext(
-        user_vars=dict(variables),
+        user_variables=dict(variables),
         template_dir=str(template.dir),
         build_name=build_name,
         build_type=build_type,
-        data=dict(data or {}),
+        data=dict(data) if data is not None else None,
         generated=dict(generated) if generated is not None else None,
     )
 
