@@ -1,0 +1,236 @@
+"""The `shell-local` provisioner: runs commands or scripts on the machine running kiln.
+
+The post-processor of the same name (kiln.postprocessors.shell_local) uses the same options and
+the same code: `ShellLocalConfig`, `validate_shell_local` and `run_shell_local` live here.
+
+Each script runs as `execute_command` (default `["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]`), in
+its own process group, from the folder kiln was started in. Its output is shown line by line as it
+comes (stdout as messages, stderr as errors). When the run is cancelled the whole process group gets
+SIGTERM, then SIGKILL if it is still there after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from kiln.communicators.base import Communicator
+from kiln.components import BuildContext, Provisioner
+from kiln.config import DecodeContext, option
+from kiln.engine.secrets import redact
+from kiln.errors import BuildError, CancelledError
+from kiln.provisioners import shell_common as sc
+
+DEFAULT_EXECUTE_COMMAND = ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
+SUPPORTED_OS = ("darwin", "freebsd", "linux", "openbsd", "solaris", "windows")
+#: Seconds between SIGTERM and SIGKILL when a run is cancelled.
+KILL_GRACE = 3.0
+#: Seconds to keep reading output after the script exited (a background child may hold the pipe).
+DRAIN_TIMEOUT = 5.0
+
+_TOO_MANY = (
+    "You may only specify one of the following options: Command, Inline, Script or Scripts. "
+    "Please consolidate these options in your config."
+)
+
+
+@dataclass
+class ShellLocalConfig(sc.ShellCommonConfig):
+    # RUF009: option() returns a dataclass field, not a shared mutable default.
+    command: str = option("", doc="deprecated: one command (use inline)")
+    execute_command: list[str] = option(default_factory=list, raw=True, doc="argv; {{.Vars}} {{.Script}}")  # noqa: RUF009
+    only_on: list[str] = option(default_factory=list, doc="run only on these OSes (linux, darwin...)")  # noqa: RUF009
+    tempfile_extension: str = option("", doc="extension of the script made from `inline`")
+    use_linux_pathing: bool = option(False, doc="Windows Subsystem for Linux only; ignored here")
+
+
+def validate_shell_local(config: ShellLocalConfig, dctx: DecodeContext, path: str) -> None:
+    """Packer's checks for shell-local, reported all at once; fills in the defaults."""
+    if not config.inline_shebang:
+        config.inline_shebang = sc.DEFAULT_INLINE_SHEBANG
+    if not config.execute_command:
+        config.execute_command = list(DEFAULT_EXECUTE_COMMAND)
+    elif len(config.execute_command) == 1:
+        # Packer's post-processor once took a string run by `sh -c`; keep such templates working.
+        config.execute_command = ["sh", "-c", *config.execute_command]
+    if not (config.command or config.inline or config.scripts or config.script):
+        dctx.error(path, "Command, Inline, Script and Scripts options cannot all be empty.")
+    if config.command:
+        if config.inline or config.scripts or config.script:
+            dctx.error(path, _TOO_MANY)
+        else:
+            config.inline = [config.command]
+    if config.script:
+        if config.scripts or config.inline:
+            dctx.error(path, _TOO_MANY)
+        else:
+            config.scripts = [config.script]
+    elif config.scripts and config.inline is not None:
+        dctx.error(path, _TOO_MANY)
+    sc.validate_scripts_exist(config.scripts, dctx, f"{path}.scripts")
+    for item in config.only_on:
+        if item not in SUPPORTED_OS:
+            dctx.error(
+                f"{path}.only_on",
+                f"Invalid OS specified in only_on: '{item}' (supported: {', '.join(SUPPORTED_OS)})",
+            )
+    sc.validate_env_vars(config.environment_vars, config.env, dctx, path)
+    sc.validate_env_var_format(config.env_var_format, dctx, path)
+    config.tempfile_extension = config.tempfile_extension.removeprefix(".")
+
+
+def current_os() -> str:
+    """This machine's OS under Go's name for it (GOOS), as `only_on` uses."""
+    name = platform.system().lower()
+    return "solaris" if name == "sunos" else name
+
+
+def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapping[str, str]) -> None:
+    """Run each script (or the `inline` one) with `execute_command`; raise on failure."""
+    if config.only_on and current_os() not in config.only_on:
+        ctx.ui.say("Skipping shell-local due to runtime OS")
+        ctx.log.info("shell-local: skipping, %s is not in only_on", current_os())
+        return
+    temporary: Path | None = None
+    scripts: list[str] = list(config.scripts)
+    if not scripts and config.inline is not None:
+        temporary = sc.write_inline_script(config.inline, config.inline_shebang, config.tempfile_extension)
+        scripts = [str(temporary)]
+    try:
+        env = sc.build_env(config.environment_vars, config.env, ctx.name, ctx.builder_type, generated)
+        flat = sc.flatten_env(env, config.env_var_format)
+        for script in scripts:
+            ctx.cancel.check()
+            target = Path(script)
+            absolute = str(target if target.is_absolute() else (ctx.work_dir / target).absolute())
+            data = {"Vars": flat, "Script": absolute, "Command": absolute}
+            argv = [ctx.render(part, data) for part in config.execute_command]
+            ctx.ui.say(f"Running local shell script: {script}")
+            ctx.log.info("shell-local: starting local command: %s", redact(" ".join(argv)))
+            try:
+                code = run_local_command(argv, ctx, cwd=ctx.work_dir, env=_child_env(ctx))
+            except OSError as exc:
+                raise BuildError(
+                    f"Error executing script: {absolute}: {exc.strerror or exc}: {argv[0]}",
+                    hint="check execute_command: its first element must be a program on this machine",
+                ) from exc
+            sc.check_exit_code(code, config.valid_exit_codes)
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+
+
+def _child_env(ctx: BuildContext) -> dict[str, str]:
+    env = dict(os.environ)
+    # Packer's own process carries the run's UUID, and local scripts inherit it.
+    env.setdefault("PACKER_RUN_UUID", ctx.run_uuid)
+    return env
+
+
+def run_local_command(
+    argv: Sequence[str],
+    ctx: BuildContext,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> int:
+    """Run `argv` here, streaming stdout lines to ctx.ui.message and stderr lines to ctx.ui.error
+    as they arrive. Returns the exit code (-1 if killed by a signal, as Go reports it). Raises
+    CancelledError, after the process group is gone, if the run is cancelled. `on_start` gets the
+    child's pid (tests use it)."""
+    ctx.cancel.check()
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,  # its own process group: cancelling kills the script's children too
+    )
+    if on_start is not None:
+        on_start(proc.pid)
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, ctx.ui.message), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, ctx.ui.error), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    killer: list[threading.Thread] = []
+
+    def cancel() -> None:
+        thread = threading.Thread(target=_terminate_group, args=(proc,), daemon=True)
+        killer.append(thread)
+        thread.start()
+
+    unregister = ctx.cancel.on_cancel(cancel)
+    try:
+        code = proc.wait()
+    finally:
+        unregister()
+    for reader in readers:
+        reader.join(DRAIN_TIMEOUT)
+        if reader.is_alive():
+            ctx.log.warning(
+                "shell-local: a background process still holds the output open; not waiting for it"
+            )
+    for thread in killer:
+        thread.join()
+    if ctx.cancel.cancelled:
+        raise CancelledError()
+    return code if code >= 0 else -1
+
+
+def _pump(stream: IO[bytes], emit: Callable[[str], None]) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            emit(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+    except (OSError, ValueError):
+        pass
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass
+
+
+def _terminate_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL it after KILL_GRACE seconds (also any child left over)."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class ShellLocalProvisioner(Provisioner):
+    type_name = "shell-local"
+    Config = ShellLocalConfig
+    needs_communicator = False
+
+    def validate(self, dctx: DecodeContext, path: str) -> None:
+        validate_shell_local(self.config, dctx, path)
+
+    def provision(self, ctx: BuildContext, comm: Communicator) -> None:
+        run_shell_local(ctx, self.config, ctx.generated)
