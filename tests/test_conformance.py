@@ -29,7 +29,7 @@ def json_case_ids() -> set[str]:
         steps = case.get("steps", [case])
         targets = [a for a in steps[-1]["args"] if not a.startswith("-") or a == "-"]
         target = targets[-1] if targets else ""
-        if target.endswith(".json") and not target.endswith(".pkr.json") or target == "-":
+        if (target.endswith(".json") and not target.endswith(".pkr.json")) or target == "-":
             ids.add(case["id"])
     return ids
 
