@@ -39,6 +39,9 @@ class ComponentSpec:
     pause_before: float = 0.0
     timeout: float = 0.0
     max_retries: int = 0
+    #: provisioners: `max_retries` when it is a template ("{{user `n`}}"), rendered by the build
+    #: with the user variables and then read as an integer; "" when max_retries is a number
+    max_retries_text: str = ""
     #: post-processors: keep the input artifact (None: not set)
     keep_input_artifact: bool | None = None
 
@@ -64,7 +67,11 @@ class Template:
     error_cleanup_provisioner: ComponentSpec | None = None
     #: "json" or "hcl2"
     kind: str = "json"
+    #: the path as the user wrote it, for messages ("" : use `path`)
+    source: str = ""
 
     @property
     def display_path(self) -> str:
+        if self.source:
+            return self.source
         return str(self.path) if self.path is not None else "<stdin>"
