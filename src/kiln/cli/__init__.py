@@ -37,8 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "-help", "--help", "help"):
         sys.stderr.write(usage())
         return 0 if args else 127
+    # Packer's global flag, given before the command: pass it on to the command.
+    globals_ = [a for a in args[:1] if a in ("-machine-readable", "--machine-readable")]
+    while args and args[0] in ("-machine-readable", "--machine-readable"):
+        args = args[1:]
+    if not args:
+        sys.stderr.write(usage())
+        return 127
     if args[0] in ("-v", "-version", "--version"):
         args = ["version"]
+    if globals_ and args[0] in ("build", "validate", "inspect"):
+        args = [args[0], "-machine-readable", *args[1:]]
     name = args[0]
     entry = COMMANDS.get(name)
     if entry is None:

@@ -1,0 +1,54 @@
+"""Sensitive values never appear in any output channel: UI, machine-readable, log file, errors,
+manifest."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import Kiln
+
+SECRET = "hunter2-very-secret"
+MULTI = "line-one-secret\nline-two-secret"
+
+
+def template(kiln: Kiln, fail: bool) -> str:
+    data = {
+        "variables": {"password": SECRET, "cert": MULTI},
+        "sensitive-variables": ["password", "cert"],
+        "builders": [{"type": "file", "target": "artifact.txt", "content": "{{user `password`}}"}],
+        "provisioners": [
+            {
+                "type": "shell-local",
+                "environment_vars": ["PW={{user `password`}}", "CERT={{user `cert`}}"],
+                "inline": ['echo "pw is $PW"', 'printf "%s\\n" "$CERT"']
+                + (['echo "bad $PW" >&2; exit 1'] if fail else []),
+            }
+        ],
+        "post-processors": [
+            {"type": "manifest", "output": "manifest.json", "custom_data": {"pw": "{{user `password`}}"}}
+        ],
+    }
+    return str(kiln.template(data))
+
+
+def assert_clean(text: str) -> None:
+    assert SECRET not in text
+    assert "line-one-secret" not in text and "line-two-secret" not in text
+
+
+def test_secrets_hidden_in_ui_log_and_manifest(kiln: Kiln) -> None:
+    path = template(kiln, fail=False)
+    log = kiln.cwd / "kiln.log"
+    result = kiln("build", path, env={"KILN_LOG": "1", "KILN_LOG_PATH": str(log)})
+    assert result.code == 0, result.text
+    assert "pw is <sensitive>" in result.out
+    assert_clean(result.text)
+    assert_clean(log.read_text())
+    assert log.read_text().strip(), "the log file should not be empty"
+    assert_clean((kiln.cwd / "manifest.json").read_text())
+
+
+def test_secrets_hidden_in_machine_readable_and_errors(kiln: Kiln) -> None:
+    path = template(kiln, fail=True)
+    result = kiln("-machine-readable", "build", path, env={"PACKER_LOG": "1"})
+    assert result.code == 1
+    assert "<sensitive>" in result.out
+    assert_clean(result.text)
