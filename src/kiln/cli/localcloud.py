@@ -1,0 +1,118 @@
+"""`kiln localcloud serve | env | keys create`: the local Alibaba Cloud ECS + VPC emulator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = """Usage: kiln localcloud <subcommand> [options]
+
+  serve [--listen 127.0.0.1:PORT] [--state DIR] [--runner light|vm|none] [--profile P]
+        Run the emulator (default 127.0.0.1:8720; state in $KILN_STATE_DIR/localcloud).
+        --runner: light = namespace machines (default), vm = QEMU, none = records only.
+        --profile: fast (default), cloud, or name=seconds,... e.g. call=0.1,instance_start=10,image_create=20
+  env [--state DIR]
+        Print the shell lines that point Packer/kiln at the emulator:
+        eval "$(kiln localcloud env)"
+  keys create [--state DIR] [--sts]
+        Make another access key pair (with --sts, one that needs a security token).
+  keys list [--state DIR]
+        List access key ids (never secrets).
+"""
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "-help", "--help", "help"):
+        sys.stdout.write(HELP)
+        return 0 if argv else 1
+    from kiln.errors import KilnError
+
+    try:
+        return _run(argv)
+    except KilnError as err:
+        sys.stderr.write(f"Error: {err.render()}\n")
+        return 1
+
+
+def _run(argv: list[str]) -> int:
+    from kiln.localcloud import service
+
+    parser = argparse.ArgumentParser(prog="kiln localcloud", add_help=False)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve")
+    serve.add_argument("--listen", type=_listen, default=("127.0.0.1", service.DEFAULT_PORT))
+    serve.add_argument("--state", type=Path)
+    serve.add_argument("--runner", choices=service.RUNNERS, default="light")
+    serve.add_argument("--profile", default="fast")
+    env = sub.add_parser("env")
+    env.add_argument("--state", type=Path)
+    keys = sub.add_parser("keys")
+    keys_sub = keys.add_subparsers(dest="keys_command")
+    create = keys_sub.add_parser("create")
+    create.add_argument("--state", type=Path)
+    create.add_argument("--sts", action="store_true")
+    listing = keys_sub.add_parser("list")
+    listing.add_argument("--state", type=Path)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        sys.stderr.write(HELP)
+        return 1
+    state_dir: Path = args.state or service.default_state_dir()
+    if args.command == "serve":
+        import asyncio
+        import logging
+
+        from kiln.localcloud.profile import LatencyProfile
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s localcloud: %(message)s")
+        profile = LatencyProfile.parse(args.profile)
+        host, port = args.listen
+        if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+            sys.stderr.write(
+                f"localcloud: listening on {host}, reachable beyond this machine; every API call still needs a signature\n"
+            )
+        asyncio.run(service.serve(state_dir, host, port, args.runner, profile))
+        return 0
+    if args.command == "env":
+        store = service.open_store(state_dir)
+        key = service.first_key(store)
+        store.close()
+        info = service.read_endpoint(state_dir)
+        url = str(info["url"]) if info else f"http://127.0.0.1:{service.DEFAULT_PORT}"
+        region = str(info.get("region", "cn-beijing")) if info else "cn-beijing"
+        if info is None:
+            sys.stderr.write(
+                f"localcloud: no server runs for {state_dir}; start one with `kiln localcloud serve`\n"
+            )
+        # These lines exist to be eval'd by the user's shell: printing the secret is the point.
+        sys.stdout.write(
+            f"export ALICLOUD_ACCESS_KEY={key.access_key_id} ALICLOUD_SECRET_KEY={key.secret} "
+            f"ALICLOUD_REGION={region} KILN_ALICLOUD_ENDPOINT={url}\n"
+        )
+        return 0
+    if args.command == "keys" and args.keys_command == "create":
+        store = service.open_store(state_dir)
+        new = store.create_key(sts=args.sts)
+        store.close()
+        line = f"access key id: {new.access_key_id}\nsecret: {new.secret}\n"
+        if new.security_token:
+            line += f"security token: {new.security_token}\n"
+        sys.stdout.write(line)
+        return 0
+    if args.command == "keys" and args.keys_command == "list":
+        store = service.open_store(state_dir)
+        for k in store.access_keys():
+            sys.stdout.write(f"{k.access_key_id}{'  (sts)' if k.security_token else ''}\n")
+        store.close()
+        return 0
+    sys.stderr.write(HELP)
+    return 1

@@ -1,0 +1,505 @@
+"""Instances, their disks, and key pairs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fnmatch
+import hashlib
+import ipaddress
+import re
+import time
+from typing import Any
+
+from kiln.localcloud.actions_network import match_tags, page, public, tags_view, unbind_eip
+from kiln.localcloud.cloud import Call, Cloud, action
+from kiln.localcloud.images import find_image
+from kiln.localcloud.store import new_id
+from kiln.localcloud.wire import ApiError, incorrect_status
+
+INSTANCE_SIZES = {"small": (1, 1024), "medium": (1, 2048), "large": (2, 2048), "xlarge": (4, 4096)}
+_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._:-]{1,127}$")
+
+
+def _size_of(instance_type: str) -> tuple[int, int]:
+    """(cpus, memory MB) from the type's last word; kept small because these are real machines."""
+    return INSTANCE_SIZES.get(instance_type.rsplit(".", 1)[-1], (1, 1024))
+
+
+def _next_private_ip(cloud: Cloud, vsw: dict[str, Any]) -> str:
+    net = ipaddress.IPv4Network(vsw["CidrBlock"])
+    vsw["_next_ip"] = int(vsw.get("_next_ip", 0)) + 1
+    cloud.put(vsw)
+    hosts = max(net.num_addresses - 4, 1)
+    return str(net.network_address + 1 + (vsw["_next_ip"] + 2) % hosts)
+
+
+def view(cloud: Cloud, inst: dict[str, Any]) -> dict[str, Any]:
+    out = public(inst)
+    if out["Status"] == "Starting" and inst.get("_pending_until", 0) > time.time():
+        out["Status"] = "Pending"
+    out["PublicIpAddress"] = {"IpAddress": list(inst.get("PublicIpAddress", []))}
+    out["Tags"] = tags_view(inst)
+    return out
+
+
+def _new_instance(cloud: Cloud, call: Call, region: str) -> dict[str, Any]:
+    image = find_image(cloud, region, call.get("ImageId"), call.get("ImageFamily"))
+    if image["Status"] != "Available":
+        raise ApiError(
+            400, "InvalidImageId.NotFound", f"The specified ImageId is not available. ({image['ImageId']})"
+        )
+    instance_type = call.require("InstanceType")
+    if not instance_type.startswith("ecs."):
+        raise ApiError(
+            400,
+            "InvalidInstanceType.ValueNotSupported",
+            f"The specified InstanceType does not exist or is not supported. ({instance_type})",
+        )
+    vsw = cloud.find("vswitch", call.require("VSwitchId"), region, "VSwitchId")
+    if vsw["Status"] != "Available":
+        raise ApiError(
+            400,
+            "IncorrectVSwitchStatus",
+            "The current status of the vSwitch does not support this operation.",
+        )
+    zone = call.get("ZoneId")
+    if zone is not None and zone != vsw["ZoneId"]:
+        raise ApiError(
+            400, "InvalidVSwitchId.NotBelongToZone", f"The specified vSwitch is not in zone {zone}."
+        )
+    group_ids = call.values("SecurityGroupIds") or [call.require("SecurityGroupId")]
+    for gid in group_ids:
+        group = cloud.find("sg", gid, region, "SecurityGroupId")
+        if group["VpcId"] and group["VpcId"] != vsw["VpcId"]:
+            raise ApiError(
+                400,
+                "InvalidSecurityGroupId.NotBelongToVpc",
+                f"The security group {gid} is not in the vSwitch's VPC.",
+            )
+    key_name = call.get("KeyPairName")
+    if key_name is not None and cloud.store.get("keypair", f"{region}/{key_name}") is None:
+        raise ApiError(
+            404, "InvalidKeyPairName.NotFound", f"The specified KeyPairName does not exist. ({key_name})"
+        )
+    disk_size = call.integer("SystemDisk.Size", max(int(image.get("Size", 20)), 20), low=20, high=2048)
+    if disk_size < int(image.get("Size", 20)):
+        raise ApiError(
+            400, "InvalidSystemDiskSize.ImageNotSupported", "The system disk is smaller than the image."
+        )
+    cpus, memory = _size_of(instance_type)
+    iid = new_id("i-")
+    name = call.get("InstanceName", iid) or iid
+    return cloud.new(
+        "instance",
+        iid,
+        region,
+        InstanceId=iid,
+        InstanceName=name,
+        HostName=call.get("HostName", f"iZ{iid[2:]}Z"),
+        Description=call.get("Description", ""),
+        ZoneId=vsw["ZoneId"],
+        Status="Pending",
+        InstanceType=instance_type,
+        Cpu=cpus,
+        Memory=memory,
+        ImageId=image["ImageId"],
+        OSType="linux",
+        OSName=image.get("OSName", "Debian 12"),
+        KeyPairName=key_name or "",
+        SecurityGroupIds={"SecurityGroupId": group_ids},
+        VpcAttributes={
+            "VpcId": vsw["VpcId"],
+            "VSwitchId": vsw["VSwitchId"],
+            "PrivateIpAddress": {"IpAddress": [_next_private_ip(cloud, vsw)]},
+            "NatIpAddress": "",
+        },
+        PublicIpAddress=[],
+        EipAddress={"AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": ""},
+        InternetChargeType=call.get("InternetChargeType", "PayByTraffic"),
+        InternetMaxBandwidthOut=call.integer("InternetMaxBandwidthOut", 0, low=0, high=1024),
+        IoOptimized=True,
+        InstanceChargeType=call.get("InstanceChargeType", "PostPaid"),
+        InstanceNetworkType="vpc",
+        StoppedMode="Not-applicable",
+        Tags=call.tags(),
+        StartTime="",
+        ExpiredTime="2099-12-31T15:59Z",
+        _image_file=image.get("_file"),
+        _user_data=call.user_data(),
+        _disk_id=new_id("d-"),
+        _disk_size=disk_size,
+        _disk_category=call.get("SystemDisk.Category", "cloud_efficiency"),
+        _has_password=call.get("Password") is not None,
+    )
+
+
+@action("RunInstances")
+async def run_instances(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    amount = call.integer("Amount", 1, low=1, high=100)
+    ids = []
+    for _ in range(amount):
+        inst = _new_instance(cloud, call, region)
+        inst["StartTime"] = inst["CreationTime"]
+        cloud.put(inst)
+        cloud.start_instance(inst, extra_seconds=cloud.profile.instance_create)
+        ids.append(inst["InstanceId"])
+    return {"InstanceIdSets": {"InstanceIdSet": ids}, "OrderId": "", "TradePrice": 0.0}
+
+
+@action("CreateInstance")
+async def create_instance(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    inst = _new_instance(cloud, call, region)
+    cloud.later(inst, "Pending", "Stopped", cloud.profile.instance_create)
+    cloud.put(inst)
+    return {"InstanceId": inst["InstanceId"], "OrderId": "", "TradePrice": 0.0}
+
+
+def _instance(cloud: Cloud, call: Call) -> dict[str, Any]:
+    return cloud.find("instance", call.require("InstanceId"), call.region, "InstanceId")
+
+
+@action("StartInstance")
+async def start_instance(cloud: Cloud, call: Call) -> dict[str, Any]:
+    inst = _instance(cloud, call)
+    if inst["Status"] != "Stopped":
+        raise incorrect_status(inst["InstanceId"], inst["Status"])
+    inst["StartTime"] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    cloud.start_instance(inst)
+    return {}
+
+
+@action("StopInstance")
+async def stop_instance(cloud: Cloud, call: Call) -> dict[str, Any]:
+    inst = _instance(cloud, call)
+    if inst["Status"] != "Running":
+        raise incorrect_status(inst["InstanceId"], inst["Status"])
+    inst["StoppedMode"] = call.get("StoppedMode", "KeepCharging")
+    cloud.stop_instance(inst, force=call.flag("ForceStop"))
+    return {}
+
+
+@action("RebootInstance")
+async def reboot_instance(cloud: Cloud, call: Call) -> dict[str, Any]:
+    inst = _instance(cloud, call)
+    if inst["Status"] != "Running":
+        raise incorrect_status(inst["InstanceId"], inst["Status"])
+    cloud.stop_instance(inst, force=call.flag("ForceStop"))
+    cloud.start_instance(inst)
+    return {}
+
+
+async def _delete(cloud: Cloud, inst: dict[str, Any], force: bool) -> None:
+    status = inst["Status"]
+    if status == "Pending" or (status == "Starting" and inst.get("_pending_until", 0) > time.time()):
+        raise ApiError(
+            403, "IncorrectInstanceStatus.Initializing", "The instance is being initialized; try again later."
+        )
+    if status != "Stopped" and not force:
+        raise incorrect_status(inst["InstanceId"], status)
+    if inst["EipAddress"].get("AllocationId"):
+        eip = cloud.store.get("eip", inst["EipAddress"]["AllocationId"])
+        if eip is not None:
+            await unbind_eip(cloud, eip, timed=False)
+    for address in inst.get("PublicIpAddress", []):
+        await cloud.forwarder.close(address)
+    cloud.store.delete("instance", inst["InstanceId"])
+    cloud.destroy_instance(inst)
+
+
+@action("DeleteInstance")
+async def delete_instance(cloud: Cloud, call: Call) -> dict[str, Any]:
+    await _delete(cloud, _instance(cloud, call), call.flag("Force"))
+    return {}
+
+
+@action("DeleteInstances")
+async def delete_instances(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    found = [cloud.find("instance", iid, region, "InstanceId") for iid in call.values("InstanceId")]
+    if not found:
+        raise ApiError(
+            400,
+            "MissingParameter",
+            'The input parameter "InstanceId" that is mandatory for processing this request is not supplied.',
+        )
+    for inst in found:
+        await _delete(cloud, inst, call.flag("Force"))
+    return {}
+
+
+def _filtered(cloud: Cloud, call: Call, region: str) -> list[dict[str, Any]]:
+    ids = set(call.values("InstanceIds"))
+    status = call.get("Status")
+    name = call.get("InstanceName")
+    simple = {k: call.get(k) for k in ("ZoneId", "ImageId", "InstanceType", "KeyPairName")}
+    vpc_id, vsw_id, sg_id = call.get("VpcId"), call.get("VSwitchId"), call.get("SecurityGroupId")
+    eips = set(call.values("EipAddresses"))
+    publics = set(call.values("PublicIpAddresses"))
+    out = []
+    for inst in cloud.items("instance", region):
+        if ids and inst["InstanceId"] not in ids:
+            continue
+        if status is not None and view(cloud, inst)["Status"] != status:
+            continue
+        if name is not None and not fnmatch.fnmatchcase(inst["InstanceName"], name):
+            continue
+        if any(v is not None and inst.get(k) != v for k, v in simple.items()):
+            continue
+        vpc = inst["VpcAttributes"]
+        if (vpc_id and vpc["VpcId"] != vpc_id) or (vsw_id and vpc["VSwitchId"] != vsw_id):
+            continue
+        if sg_id and sg_id not in inst["SecurityGroupIds"]["SecurityGroupId"]:
+            continue
+        if eips and inst["EipAddress"].get("IpAddress") not in eips:
+            continue
+        if publics and not publics & set(inst.get("PublicIpAddress", [])):
+            continue
+        if not match_tags(call, inst):
+            continue
+        out.append(inst)
+    return out
+
+
+@action("DescribeInstances")
+async def describe_instances(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    chunk, paging = page(call, _filtered(cloud, call, region), high=100)
+    return {"Instances": {"Instance": [view(cloud, i) for i in chunk]}, **paging, "NextToken": ""}
+
+
+@action("DescribeInstanceStatus")
+async def describe_instance_status(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    ids = set(call.values("InstanceId"))
+    found = [i for i in cloud.items("instance", region) if not ids or i["InstanceId"] in ids]
+    zone = call.get("ZoneId")
+    found = [i for i in found if zone is None or i["ZoneId"] == zone]
+    chunk, paging = page(call, found, high=50)
+    statuses = [{"InstanceId": i["InstanceId"], "Status": view(cloud, i)["Status"]} for i in chunk]
+    return {"InstanceStatuses": {"InstanceStatus": statuses}, **paging}
+
+
+@action("DescribeInstanceAttribute")
+async def describe_instance_attribute(cloud: Cloud, call: Call) -> dict[str, Any]:
+    return view(cloud, _instance(cloud, call))
+
+
+@action("DescribeDisks")
+async def describe_disks(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    wanted_instance = call.get("InstanceId")
+    ids = set(call.values("DiskIds"))
+    disk_type = (call.get("DiskType", "all") or "all").lower()
+    disks = []
+    for inst in cloud.items("instance", region):
+        if wanted_instance is not None and inst["InstanceId"] != wanted_instance:
+            continue
+        if disk_type not in ("all", "system") or (ids and inst["_disk_id"] not in ids):
+            continue
+        disks.append(
+            {
+                "DiskId": inst["_disk_id"],
+                "DiskName": "",
+                "InstanceId": inst["InstanceId"],
+                "Type": "system",
+                "Category": inst["_disk_category"],
+                "Size": inst["_disk_size"],
+                "Status": "In_use",
+                "Device": "/dev/xvda",
+                "ImageId": inst["ImageId"],
+                "Portable": False,
+                "DeleteWithInstance": True,
+                "RegionId": region,
+                "ZoneId": inst["ZoneId"],
+                "CreationTime": inst["CreationTime"],
+                "Encrypted": False,
+                "Tags": {"Tag": []},
+            }
+        )
+    chunk, paging = page(call, disks, high=100)
+    return {"Disks": {"Disk": chunk}, **paging}
+
+
+# key pairs --------------------------------------------------------------------------------------
+def fingerprint(public_key: str) -> str:
+    blob = base64.b64decode(public_key.split()[1])
+    digest = hashlib.md5(blob).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+
+
+def _generate_rsa() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public_key = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return private, public_key
+
+
+def _check_name(cloud: Cloud, region: str, name: str) -> None:
+    if not _KEY_NAME.match(name) or name.startswith(("http://", "https://")):
+        raise ApiError(
+            400, "InvalidKeyPairName.Malformed", f"The specified KeyPairName is not valid. ({name})"
+        )
+    if cloud.store.get("keypair", f"{region}/{name}") is not None:
+        raise ApiError(400, "KeyPair.AlreadyExist", f"The key pair already exist. ({name})")
+
+
+def _save_pair(cloud: Cloud, call: Call, region: str, name: str, public_key: str) -> dict[str, Any]:
+    pair = cloud.new(
+        "keypair",
+        f"{region}/{name}",
+        region,
+        KeyPairName=name,
+        KeyPairFingerPrint=fingerprint(public_key),
+        KeyPairId=new_id("kp-"),
+        Tags=call.tags(),
+        ResourceGroupId="",
+        _public_key=public_key,
+    )
+    cloud.put(pair)
+    return pair
+
+
+@action("CreateKeyPair")
+async def create_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    name = call.require("KeyPairName")
+    _check_name(cloud, region, name)
+    private, public_key = await asyncio.to_thread(_generate_rsa)
+    pair = _save_pair(cloud, call, region, name, public_key)
+    # The private key is returned once and never stored, as on the real cloud.
+    return {
+        "KeyPairName": name,
+        "KeyPairFingerPrint": pair["KeyPairFingerPrint"],
+        "PrivateKeyBody": private,
+        "KeyPairId": pair["KeyPairId"],
+    }
+
+
+@action("ImportKeyPair")
+async def import_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    region = call.require_region()
+    name = call.require("KeyPairName")
+    body = call.require("PublicKeyBody").strip()
+    _check_name(cloud, region, name)
+    try:
+        load_ssh_public_key(body.encode())
+    except (ValueError, TypeError, IndexError):
+        raise ApiError(
+            400, "InvalidPublicKeyBody.Malformed", "The specified PublicKeyBody is not a valid public key."
+        ) from None
+    pair = _save_pair(cloud, call, region, name, " ".join(body.split()[:2]))
+    return {
+        "KeyPairName": name,
+        "KeyPairFingerPrint": pair["KeyPairFingerPrint"],
+        "KeyPairId": pair["KeyPairId"],
+    }
+
+
+async def _attach(cloud: Cloud, call: Call, attach: bool) -> dict[str, Any]:
+    region = call.require_region()
+    name = call.require("KeyPairName")
+    if cloud.store.get("keypair", f"{region}/{name}") is None:
+        raise ApiError(
+            404, "InvalidKeyPairName.NotFound", f"The specified KeyPairName does not exist. ({name})"
+        )
+    ids = call.values("InstanceIds")
+    if not ids:
+        raise ApiError(
+            400,
+            "MissingParameter",
+            'The input parameter "InstanceIds" that is mandatory for processing this request is not supplied.',
+        )
+    results, failed = [], 0
+    for iid in ids:
+        inst = cloud.store.get("instance", iid)
+        if inst is None or inst["RegionId"] != region:
+            results.append(
+                {
+                    "InstanceId": iid,
+                    "Success": "false",
+                    "Code": "InvalidInstanceId.NotFound",
+                    "Message": "The specified instance does not exist.",
+                }
+            )
+            failed += 1
+            continue
+        status = cloud.settle(inst)["Status"]
+        if status not in ("Running", "Stopped"):
+            results.append(
+                {
+                    "InstanceId": iid,
+                    "Success": "false",
+                    "Code": "IncorrectInstanceStatus",
+                    "Message": f"The instance is {status}.",
+                }
+            )
+            failed += 1
+            continue
+        if attach:
+            inst["KeyPairName"] = name  # applied at the next start, like the real cloud
+        elif inst.get("KeyPairName") == name:
+            inst["KeyPairName"] = ""
+        cloud.put(inst)
+        results.append({"InstanceId": iid, "Success": "true", "Code": "200", "Message": "successful"})
+    return {
+        "KeyPairName": name,
+        "TotalCount": str(len(ids)),
+        "FailCount": str(failed),
+        "Results": {"Result": results},
+    }
+
+
+@action("AttachKeyPair")
+async def attach_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+    return await _attach(cloud, call, True)
+
+
+@action("DetachKeyPair")
+async def detach_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+    return await _attach(cloud, call, False)
+
+
+@action("DeleteKeyPairs")
+async def delete_key_pairs(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    names = call.values("KeyPairNames")
+    if not names:
+        raise ApiError(
+            400,
+            "MissingParameter",
+            'The input parameter "KeyPairNames" that is mandatory for processing this request is not supplied.',
+        )
+    for name in names:
+        cloud.store.delete("keypair", f"{region}/{name}")
+    return {}
+
+
+@action("DescribeKeyPairs")
+async def describe_key_pairs(cloud: Cloud, call: Call) -> dict[str, Any]:
+    region = call.require_region()
+    name, fp = call.get("KeyPairName"), call.get("KeyPairFingerPrint")
+    found = [
+        p
+        for p in cloud.items("keypair", region)
+        if (name is None or fnmatch.fnmatchcase(p["KeyPairName"], name))
+        and (fp is None or p["KeyPairFingerPrint"] == fp)
+        and match_tags(call, p)
+    ]
+    chunk, paging = page(call, found, high=50)
+    return {"KeyPairs": {"KeyPair": [{**public(p), "Tags": tags_view(p)} for p in chunk]}, **paging}

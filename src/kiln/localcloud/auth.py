@@ -1,0 +1,180 @@
+"""Who is calling: V1 and V3 signatures checked against the stored access keys, with the gateway's errors.
+
+Nothing past this point runs for a caller whose signature does not verify.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kiln.localcloud import signing
+from kiln.localcloud.store import AccessKey, Store
+from kiln.localcloud.wire import ApiError
+
+MAX_SKEW = 15 * 60
+NONCE_KEEP = 2 * MAX_SKEW + 60
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: AccessKey
+    signature: str  # "v1" or "v3"
+
+
+def _parse_time(value: str) -> float:
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+        try:
+            return float(calendar.timegm(time.strptime(value, fmt)))
+        except ValueError:
+            continue
+    raise ApiError(
+        400, "InvalidTimeStamp.Format", f"Specified time stamp or date value is not well formatted. ({value})"
+    )
+
+
+class Authenticator:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._nonces: dict[str, float] = {}
+        self._checked = 0.0
+
+    def _check_time_and_nonce(self, stamp: str | None, nonce: str | None, name: str) -> None:
+        if not stamp:
+            raise ApiError(
+                400,
+                "MissingParameter",
+                f'The input parameter "{name}" that is mandatory for processing this request is not supplied.',
+            )
+        skew = abs(time.time() - _parse_time(stamp))
+        if skew > MAX_SKEW:
+            raise ApiError(
+                400, "InvalidTimeStamp.Expired", f"Specified time stamp or date value is expired. ({stamp})"
+            )
+        if not nonce:
+            raise ApiError(
+                400,
+                "MissingParameter",
+                'The input parameter "SignatureNonce" that is mandatory for processing this request is not supplied.',
+            )
+        now = time.time()
+        if now - self._checked > 60:
+            self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+            self._checked = now
+        if nonce in self._nonces:
+            raise ApiError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+        self._nonces[nonce] = now + NONCE_KEEP
+
+    def _key(self, access_key_id: str | None) -> AccessKey:
+        if not access_key_id:
+            raise ApiError(
+                400,
+                "MissingParameter",
+                'The input parameter "AccessKeyId" that is mandatory for processing this request is not supplied.',
+            )
+        key = self.store.key(access_key_id)
+        if key is None:
+            raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        return key
+
+    @staticmethod
+    def _check_token(key: AccessKey, token: str | None) -> None:
+        if key.security_token is None:
+            return
+        if not token:
+            raise ApiError(400, "MissingSecurityToken", "SecurityToken is mandatory for this AccessKeyId.")
+        if not signing.constant_time_equal(token, key.security_token):
+            raise ApiError(
+                400,
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "Specified SecurityToken mismatch with the AccessKey.",
+            )
+
+    def verify(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Caller:
+        """`headers` has lower-case names; `params` = query plus form body."""
+        authorization = headers.get("authorization", "")
+        if authorization.startswith("ACS3-"):
+            return self._verify_v3(method, path, query, headers, body, authorization)
+        if "Signature" in params:
+            return self._verify_v1(method, params)
+        raise ApiError(
+            400,
+            "MissingParameter",
+            'The input parameter "Signature" that is mandatory for processing this request is not supplied.',
+        )
+
+    def _verify_v1(self, method: str, params: Mapping[str, str]) -> Caller:
+        key = self._key(params.get("AccessKeyId"))
+        if params.get("SignatureMethod", "HMAC-SHA1") != "HMAC-SHA1":
+            raise ApiError(
+                400,
+                "InvalidParameter",
+                'The specified parameter "SignatureMethod" is not valid (HMAC-SHA1 only).',
+            )
+        string_to_sign = signing.v1_string_to_sign(method, params)
+        expected = signing.v1_signature(key.secret, string_to_sign)
+        if not signing.constant_time_equal(expected, params["Signature"]):
+            raise ApiError(
+                400,
+                "SignatureDoesNotMatch",
+                f"Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}",
+            )
+        self._check_time_and_nonce(params.get("Timestamp"), params.get("SignatureNonce"), "Timestamp")
+        self._check_token(key, params.get("SecurityToken"))
+        return Caller(key, "v1")
+
+    def _verify_v3(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+        authorization: str,
+    ) -> Caller:
+        parsed = signing.parse_v3_authorization(authorization)
+        if parsed is None:
+            raise ApiError(
+                400, "IncompleteSignature", "The request signature does not conform to Aliyun standards."
+            )
+        access_key_id, signed_headers, signature = parsed
+        key = self._key(access_key_id)
+        lowered = [h.lower() for h in signed_headers]
+        for required in ("host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"):
+            if required not in lowered:
+                raise ApiError(
+                    400,
+                    "IncompleteSignature",
+                    f"The request signature does not conform to Aliyun standards. ({required} is not signed)",
+                )
+        payload = headers.get("x-acs-content-sha256", "")
+        if payload != hashlib.sha256(body).hexdigest():
+            raise ApiError(
+                400,
+                "SignatureDoesNotMatch",
+                "The x-acs-content-sha256 header does not match the request body.",
+            )
+        canonical = signing.v3_canonical_request(method, path, query, headers, lowered, payload)
+        string_to_sign = signing.v3_string_to_sign(canonical)
+        if not signing.constant_time_equal(signing.v3_signature(key.secret, string_to_sign), signature):
+            raise ApiError(
+                400,
+                "SignatureDoesNotMatch",
+                f"The request signature we calculated does not match the signature you provided. server string to sign is:{string_to_sign}",
+            )
+        self._check_time_and_nonce(
+            headers.get("x-acs-date"), headers.get("x-acs-signature-nonce"), "x-acs-date"
+        )
+        self._check_token(key, headers.get("x-acs-security-token") or query.get("SecurityToken"))
+        return Caller(key, "v3")

@@ -1,0 +1,102 @@
+"""What runs behind an instance: the `InstanceBackend` interface and its record-only implementation.
+
+The real implementation (`kiln.localcloud.machines_backend`) boots each instance as a kiln machine.
+`NoMachines` keeps instances as records only: the API, its statuses and rules behave the same, but
+nothing boots and there is no SSH. API tests and the DescribeInstances benchmark use it, and so can
+anyone who only wants to test the API calls of a pipeline.
+"""
+
+from __future__ import annotations
+
+import abc
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Boot:
+    """What a backend needs to start an instance."""
+
+    instance_id: str
+    image_file: Path | None
+    work_dir: Path
+    authorized_keys: tuple[str, ...] = ()
+    user_data: str | None = None
+    hostname: str | None = None
+    cpus: int = 1
+    memory_mb: int = 1024
+    disk_size_gb: int = 20
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the instance's sshd answers on the host."""
+
+    host: str
+    port: int
+
+
+class InstanceBackend(abc.ABC):
+    name: str = ""
+    boots_machines: bool = False
+
+    @abc.abstractmethod
+    async def start(self, boot: Boot) -> Endpoint | None:
+        """Start the instance (first boot or a restart of its existing disk); return its sshd address."""
+
+    @abc.abstractmethod
+    async def stop(self, instance_id: str, force: bool) -> None:
+        """Power the instance off, keeping its disk."""
+
+    @abc.abstractmethod
+    async def destroy(self, instance_id: str, work_dir: Path) -> None:
+        """Stop the instance if it runs and remove its disk."""
+
+    @abc.abstractmethod
+    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path) -> None:
+        """Write the instance's system disk to `dest` as a standalone bootable image."""
+
+    @abc.abstractmethod
+    def endpoint(self, instance_id: str) -> Endpoint | None:
+        """The sshd address of a running instance, None when it does not run."""
+
+    def public_image_file(self) -> Path | None:
+        """The Debian 12 disk the public image stands for (None: the image is a record only)."""
+        return None
+
+    async def copy_image(self, src: Path | None, dest: Path) -> None:
+        if src is not None and src.exists():
+            shutil.copyfile(src, dest)
+
+    async def shutdown(self) -> None:
+        """Stop every machine this backend started (the server is going away)."""
+        return None
+
+
+class NoMachines(InstanceBackend):
+    """Instances as records only."""
+
+    name = "none"
+
+    def __init__(self) -> None:
+        self._running: set[str] = set()
+
+    async def start(self, boot: Boot) -> Endpoint | None:
+        self._running.add(boot.instance_id)
+        return None
+
+    async def stop(self, instance_id: str, force: bool) -> None:
+        self._running.discard(instance_id)
+
+    async def destroy(self, instance_id: str, work_dir: Path) -> None:
+        self._running.discard(instance_id)
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path) -> None:
+        # A record-only image still gets a (tiny) file, so that image files are handled one way.
+        dest.write_bytes(b"")
+
+    def endpoint(self, instance_id: str) -> Endpoint | None:
+        return None

@@ -1,0 +1,124 @@
+"""The console: a read-only page of regions, instances, images, networks, key pairs and the request log.
+
+It shows no secret to anyone (no access key secret, no private key, no UserData, no password), so it
+may answer without a signature; it changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from kiln.localcloud.cloud import REGIONS
+from kiln.localcloud.images import progress, public_image
+
+if TYPE_CHECKING:
+    from kiln.localcloud.server import Server
+
+
+def _mask(access_key_id: str) -> str:
+    return access_key_id if access_key_id in ("-", "") else access_key_id[:6] + "…"
+
+
+def snapshot(server: Server) -> dict[str, Any]:
+    cloud = server.cloud
+    instances = []
+    for inst in cloud.items("instance"):
+        status = inst["Status"]
+        if status == "Starting" and inst.get("_pending_until", 0) > time.time():
+            status = "Pending"
+        instances.append(
+            {
+                "InstanceId": inst["InstanceId"],
+                "InstanceName": inst["InstanceName"],
+                "RegionId": inst["RegionId"],
+                "ZoneId": inst["ZoneId"],
+                "Status": status,
+                "InstanceType": inst["InstanceType"],
+                "ImageId": inst["ImageId"],
+                "KeyPairName": inst.get("KeyPairName", ""),
+                "PublicIp": ", ".join(inst.get("PublicIpAddress", [])),
+                "Eip": inst["EipAddress"].get("IpAddress", ""),
+                "PrivateIp": ", ".join(inst["VpcAttributes"]["PrivateIpAddress"]["IpAddress"]),
+            }
+        )
+    images = [public_image(r, None) for r in REGIONS][:1] + cloud.items("image")
+    image_rows = [
+        {
+            "ImageId": i["ImageId"],
+            "ImageName": i["ImageName"],
+            "RegionId": i["RegionId"] if i["ImageOwnerAlias"] != "system" else "all",
+            "Status": i["Status"],
+            "Progress": progress(i),
+            "Owner": i["ImageOwnerAlias"],
+            "CreationTime": i["CreationTime"],
+        }
+        for i in images
+    ]
+    return {
+        "Runner": cloud.backend.name,
+        "Regions": [{"RegionId": r, "LocalName": n} for r, n in REGIONS.items()],
+        "Instances": instances,
+        "Images": image_rows,
+        "Vpcs": [
+            {k: v[k] for k in ("VpcId", "VpcName", "CidrBlock", "Status", "RegionId")}
+            for v in cloud.items("vpc")
+        ],
+        "VSwitches": [
+            {k: v[k] for k in ("VSwitchId", "VSwitchName", "VpcId", "ZoneId", "CidrBlock", "Status")}
+            for v in cloud.items("vswitch")
+        ],
+        "SecurityGroups": [
+            {
+                "SecurityGroupId": g["SecurityGroupId"],
+                "SecurityGroupName": g["SecurityGroupName"],
+                "VpcId": g["VpcId"],
+                "Rules": len(g["_rules"]),
+            }
+            for g in cloud.items("sg")
+        ],
+        "Eips": [
+            {k: e[k] for k in ("AllocationId", "IpAddress", "Status", "InstanceId", "RegionId")}
+            for e in cloud.items("eip")
+        ],
+        "KeyPairs": [
+            {k: p[k] for k in ("KeyPairName", "KeyPairFingerPrint", "RegionId")}
+            for p in cloud.items("keypair")
+        ],
+        "Requests": [
+            {
+                "Time": time.strftime("%H:%M:%S", time.gmtime(e.time)),
+                "Action": e.action,
+                "AccessKeyId": _mask(e.access_key_id),
+                "HttpStatus": e.status,
+                "Code": e.code,
+                "Millis": round(e.millis, 1),
+            }
+            for e in cloud.store.recent_requests(50)
+        ],
+    }
+
+
+def add_routes(app: web.Application, server: Server) -> None:
+    page = resources.files("kiln.localcloud").joinpath("console.html").read_text(encoding="utf-8")
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'",
+            },
+        )
+
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response(snapshot(server), headers={"Cache-Control": "no-store"})
+
+    app.router.add_get("/console", index)
+    app.router.add_get("/console/", index)
+    app.router.add_get("/console/state", state)

@@ -1,0 +1,223 @@
+"""The HTTP side: one endpoint answering ECS and VPC RPC calls, the console, fault injection, the request log."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from kiln.localcloud import actions_images, actions_instances, actions_network, actions_tags  # noqa: F401  (register actions)
+from kiln.localcloud.auth import Authenticator, Caller
+from kiln.localcloud.cloud import ACTIONS, Call, Cloud
+from kiln.localcloud.faults import Faults
+from kiln.localcloud.profile import LatencyProfile
+from kiln.localcloud.store import LogEntry
+from kiln.localcloud.wire import ApiError, render_json, render_xml, wants_xml
+
+log = logging.getLogger("kiln.localcloud")
+
+VERSIONS = {"2014-05-26": "Ecs", "2016-04-28": "Vpc"}
+ADMIN_VERSION = "kiln-localcloud"
+# Parameters that differ between two sends of the same request and so do not count for ClientToken.
+_VOLATILE = {
+    "Signature",
+    "SignatureNonce",
+    "Timestamp",
+    "AccessKeyId",
+    "SecurityToken",
+    "Format",
+    "SignatureMethod",
+    "SignatureVersion",
+    "ClientToken",
+    "Version",
+}
+
+
+class Server:
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+        self.auth = Authenticator(cloud.store)
+        self.faults = Faults()
+        self._token_locks: dict[str, asyncio.Lock] = {}
+        self.app = web.Application(client_max_size=4 * 1024 * 1024)
+        from kiln.localcloud import console
+
+        console.add_routes(self.app, self)
+        self.app.router.add_route("*", "/{tail:.*}", self.api)
+
+    # ---------------------------------------------------------------------------------------------
+    async def api(self, request: web.Request) -> web.Response:
+        began = time.monotonic()
+        request_id = str(uuid.uuid4()).upper()
+        body = await request.read()
+        query = {k: v for k, v in request.query.items()}
+        params = dict(query)
+        if body and request.content_type == "application/x-www-form-urlencoded":
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        action = params.get("Action") or headers.get("x-acs-action") or ""
+        version = params.get("Version") or headers.get("x-acs-version") or ""
+        xml = wants_xml(params, headers.get("accept", ""))
+        host = headers.get("host", "localcloud")
+        caller: Caller | None = None
+        status, code = 200, ""
+        try:
+            caller = self.auth.verify(request.method, request.path, query, params, headers, body)
+            data = await self._dispatch(caller, action, version, params, request_id)
+            data = {"RequestId": request_id, **data}
+            response = self._respond(200, action, data, xml)
+        except ApiError as err:
+            status, code = err.status, err.code
+            response = self._error(err, request_id, host, action, version, xml)
+        except Exception as err:  # a bug here must still look like the cloud's InternalError to clients
+            log.exception("action %s failed", action)
+            status, code = 500, "InternalError"
+            response = self._error(
+                ApiError(
+                    500,
+                    "InternalError",
+                    f"The request processing has failed due to some unknown error. ({type(err).__name__})",
+                ),
+                request_id,
+                host,
+                action,
+                version,
+                xml,
+            )
+        self.cloud.store.log(
+            LogEntry(
+                time=time.time(),
+                request_id=request_id,
+                action=action[:64] or "-",
+                access_key_id=caller.key.access_key_id if caller else "-",
+                signature=caller.signature if caller else "none",
+                status=status,
+                code=code,
+                millis=(time.monotonic() - began) * 1000,
+            )
+        )
+        return response
+
+    async def _dispatch(
+        self, caller: Caller, action: str, version: str, params: dict[str, str], request_id: str
+    ) -> dict[str, Any]:
+        if version == ADMIN_VERSION or action.startswith("Kiln"):
+            return await self._admin(action, params)
+        if not action:
+            raise ApiError(
+                400,
+                "MissingParameter",
+                'The input parameter "Action" that is mandatory for processing this request is not supplied.',
+            )
+        if version not in VERSIONS:
+            raise ApiError(400, "InvalidVersion", f"Specified parameter Version is not valid. ({version})")
+        handler = ACTIONS.get(action)
+        if handler is None:
+            raise ApiError(
+                404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
+            )
+        delay, fault = self.faults.match(action)
+        delay += self.cloud.profile.call
+        if delay:
+            await asyncio.sleep(delay)
+        if fault is not None:
+            raise fault
+        call = Call(action, params, caller.key.access_key_id, request_id)
+        token = params.get("ClientToken")
+        if not token:
+            return await handler(self.cloud, call)
+        token_key = f"{caller.key.access_key_id}|{action}|{token}"
+        digest = hashlib.sha256(
+            json.dumps(sorted((k, v) for k, v in params.items() if k not in _VOLATILE)).encode()
+        ).hexdigest()
+        lock = self._token_locks.setdefault(token_key, asyncio.Lock())
+        async with lock:
+            saved = self.cloud.store.client_token(token_key)
+            if saved is not None:
+                if saved[0] != digest:
+                    raise ApiError(
+                        400,
+                        "IdempotentParameterMismatch",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
+                return saved[1]
+            result = await handler(self.cloud, call)
+            self.cloud.store.save_client_token(token_key, digest, result)
+        self._token_locks.pop(token_key, None)
+        return result
+
+    async def _admin(self, action: str, params: dict[str, str]) -> dict[str, Any]:
+        if action == "KilnInjectFault":
+            return {"Fault": self.faults.add(params).view()}
+        if action == "KilnClearFaults":
+            raw = params.get("FaultId")
+            self.faults.clear(int(raw) if raw and raw.isdigit() else None)
+            return {}
+        if action == "KilnDescribeFaults":
+            return {"Faults": {"Fault": [f.view() for f in self.faults.all()]}}
+        if action == "KilnDescribeRequestLog":
+            limit = int(params.get("Limit", "100") or 100)
+            entries = self.cloud.store.recent_requests(min(max(limit, 1), 1000))
+            return {"Requests": {"Request": [entry_view(e) for e in entries]}}
+        if action == "KilnSetLatencyProfile":
+            self.cloud.profile = (
+                LatencyProfile.parse(params.get("Profile", "fast"))
+                if params.get("Profile") is not None
+                else LatencyProfile()
+            )
+            return {"Profile": self.cloud.profile.render()}
+        raise ApiError(
+            404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
+        )
+
+    @staticmethod
+    def _respond(status: int, action: str, data: dict[str, Any], xml: bool) -> web.Response:
+        if xml:
+            return web.Response(
+                status=status,
+                body=render_xml(f"{action or 'Error'}Response", data),
+                content_type="text/xml",
+                charset="utf-8",
+            )
+        return web.Response(
+            status=status, body=render_json(data), content_type="application/json", charset="utf-8"
+        )
+
+    def _error(
+        self, err: ApiError, request_id: str, host: str, action: str, version: str, xml: bool
+    ) -> web.Response:
+        product = VERSIONS.get(version, "Ecs")
+        data = {
+            "RequestId": request_id,
+            "HostId": host,
+            "Code": err.code,
+            "Message": err.message,
+            "Recommend": f"http://{host}/console#request-{request_id} (troubleshoot {product}: {err.code})",
+        }
+        if xml:
+            return web.Response(
+                status=err.status, body=render_xml("Error", data), content_type="text/xml", charset="utf-8"
+            )
+        return web.Response(
+            status=err.status, body=render_json(data), content_type="application/json", charset="utf-8"
+        )
+
+
+def entry_view(entry: LogEntry) -> dict[str, Any]:
+    return {
+        "Time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.time)),
+        "RequestId": entry.request_id,
+        "Action": entry.action,
+        "AccessKeyId": entry.access_key_id,
+        "Signature": entry.signature,
+        "HttpStatus": entry.status,
+        "Code": entry.code,
+        "Millis": round(entry.millis, 2),
+    }

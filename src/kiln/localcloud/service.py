@@ -1,0 +1,150 @@
+"""Running localcloud: the state folder, its lock, the first access key, and the server's life."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import IO
+
+from aiohttp import web
+
+from kiln import paths
+from kiln.errors import KilnError
+from kiln.localcloud.backend import InstanceBackend, NoMachines
+from kiln.localcloud.cloud import DEFAULT_REGION, Cloud
+from kiln.localcloud.profile import LatencyProfile
+from kiln.localcloud.store import AccessKey, Store
+
+log = logging.getLogger("kiln.localcloud")
+
+DEFAULT_PORT = 8720
+RUNNERS = ("light", "vm", "none")
+
+
+def default_state_dir() -> Path:
+    return paths.state_dir() / "localcloud"
+
+
+def open_store(state_dir: Path) -> Store:
+    paths.private_dir(state_dir)
+    store = Store(state_dir / "localcloud.sqlite3")
+    os.chmod(state_dir / "localcloud.sqlite3", 0o600)
+    if not store.access_keys():
+        store.create_key()
+    return store
+
+
+def first_key(store: Store) -> AccessKey:
+    return next(k for k in store.access_keys() if k.security_token is None)
+
+
+def endpoint_file(state_dir: Path) -> Path:
+    return state_dir / "server.json"
+
+
+def read_endpoint(state_dir: Path) -> dict[str, object] | None:
+    """The running server's {pid, url, port, runner}, or None when none runs for this state folder."""
+    try:
+        info: dict[str, object] = json.loads(endpoint_file(state_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return info
+
+
+def make_backend(runner: str, state_dir: Path) -> InstanceBackend:
+    if runner == "none":
+        return NoMachines()
+    if runner in ("light", "vm"):
+        from kiln.localcloud.machines_backend import MachinesBackend
+
+        return MachinesBackend(runner, state_dir)
+    raise KilnError(f"--runner {runner!r} is not a runner", f"use one of {', '.join(RUNNERS)}")
+
+
+def _lock(state_dir: Path) -> IO[str]:
+    handle = open(state_dir / "lock", "w")  # noqa: SIM115 - held for the server's whole life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise KilnError(
+            f"another localcloud already serves {state_dir}",
+            "stop it first, or give this one its own --state folder",
+        ) from None
+    return handle
+
+
+async def serve(
+    state_dir: Path,
+    host: str,
+    port: int,
+    runner: str,
+    profile: LatencyProfile,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; the bound address is written to state_dir/server.json."""
+    paths.private_dir(state_dir)
+    lock = _lock(state_dir)
+    store = open_store(state_dir)
+    backend = make_backend(runner, state_dir)
+    cloud = Cloud(state_dir, store, backend, profile)
+    from kiln.localcloud.server import Server
+
+    server = Server(cloud)
+    runner_ = web.AppRunner(server.app, access_log=None, handle_signals=False)
+    await runner_.setup()
+    site = web.TCPSite(runner_, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as err:
+        await runner_.cleanup()
+        raise KilnError(
+            f"cannot listen on {host}:{port}: {err.strerror}", "pick another --listen port"
+        ) from None
+    bound = port
+    for sock in getattr(site._server, "sockets", None) or []:
+        bound = int(sock.getsockname()[1])
+    await cloud.recover()
+    info = {
+        "pid": os.getpid(),
+        "url": f"http://{host}:{bound}",
+        "host": host,
+        "port": bound,
+        "runner": backend.name,
+        "region": DEFAULT_REGION,
+    }
+    tmp = endpoint_file(state_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(endpoint_file(state_dir))
+    log.info("localcloud serving on http://%s:%d (runner %s, state %s)", host, bound, backend.name, state_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(OSError):
+            if json.loads(endpoint_file(state_dir).read_text()).get("pid") == os.getpid():
+                endpoint_file(state_dir).unlink()
+        await runner_.cleanup()
+        await cloud.close()
+        store.close()
+        lock.close()
