@@ -295,6 +295,8 @@ def _find_close(text: str, pos: int) -> int:
             j = i + 1
             while j < n and text[j] != '"' and text[j] != "\n":
                 j += 2 if text[j] == "\\" else 1
+            if j >= n or text[j] != '"':
+                return text.find("}}", i)  # unterminated: the lexer says so
             i = j + 1
         elif text.startswith("}}", i):
             return i
@@ -328,9 +330,7 @@ class _CallError(Exception):
 def _need_str(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, bool) or value is None:
-        raise _CallError(f"wrong type for value; expected string; got {_go_type(value)} ({what})")
-    return str(value)
+    raise _CallError(f"wrong type for value; expected string; got {_go_type(value)} ({what})")
 
 
 def _need_int(value: Any, what: str) -> int:
@@ -338,6 +338,8 @@ def _need_int(value: Any, what: str) -> int:
         if isinstance(value, str) and value.lstrip("-").isdigit():
             return int(value)
         raise _CallError(f"wrong type for value; expected int; got {_go_type(value)} ({what})")
+    if not -(2**63) <= value < 2**63:
+        raise _CallError(f"{value} overflows int ({what})")
     return value
 
 
@@ -565,10 +567,14 @@ def _call(name: str, args: tuple[Any, ...], ctx: InterpContext) -> Any:
     fn = FUNCS[name]
     try:
         return fn(ctx, *args)
+    except (_CallError, _Defer, TemplateError):
+        raise
     except TypeError as exc:
         if "positional argument" in str(exc) or "required" in str(exc):
             raise _CallError(f"wrong number of args for {name}: got {len(args)}") from None
-        raise
+        raise _CallError(str(exc)) from None
+    except (ValueError, OverflowError, LookupError, RecursionError) as exc:
+        raise _CallError(str(exc) or type(exc).__name__) from None
 
 
 def _pipeline(pipeline: Any, ctx: InterpContext) -> Any:
