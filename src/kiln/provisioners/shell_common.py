@@ -109,7 +109,7 @@ def build_env(
     for key, name in (("PackerHTTPAddr", "PACKER_HTTP_ADDR"), ("PackerHTTPIP", "PACKER_HTTP_IP"),
                       ("PackerHTTPPort", "PACKER_HTTP_PORT")):  # fmt: skip
         value = generated.get(key)
-        if value and "not implemented" not in str(value).lower():
+        if value and not str(value).startswith("ERR_HTTP_"):  # Packer's "not implemented" markers
             values[name] = str(value)
     for item in environment_vars:
         key, _, value = item.partition("=")

@@ -121,7 +121,12 @@ def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapp
                     f"Error executing script: {absolute}: {exc.strerror or exc}: {argv[0]}",
                     hint="check execute_command: its first element must be a program on this machine",
                 ) from exc
-            sc.check_exit_code(code, config.valid_exit_codes)
+            try:
+                sc.check_exit_code(code, config.valid_exit_codes)
+            except sc.InvalidExitCode as exc:
+                if code == 126 and not os.access(absolute, os.X_OK):
+                    exc.hint = f"{script} is not executable: chmod +x it, or run it with an interpreter in execute_command"
+                raise
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
