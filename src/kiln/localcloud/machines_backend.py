@@ -1,31 +1,134 @@
-"""Instances as kiln machines (namespace runner or QEMU VM). Wired in once kiln.machines is available."""
+"""Instances as kiln machines: the namespace runner (`light`) or QEMU VMs (`vm`).
+
+Each start makes a new machine from the instance's disk, with the metadata of that moment (so a key
+pair attached while the instance was stopped reaches authorized_keys at the next start, as on the real
+cloud). Each stop powers the machine off and saves its disk as `instances/<id>/disk.qcow2`, the
+instance's persistent system disk; CreateImage copies that file. The metadata's instance id is the
+instance's, so UserData runs at the first boot only.
+
+After a kill -9 the machines of the dead server are swept (`kiln.machines.sweep_stale`) and running
+instances boot again from their last saved disk: what was written since their last start is lost,
+as after a power cut.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kiln.errors import KilnError
 from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend
+
+if TYPE_CHECKING:
+    from kiln.machines import Machine
+
+log = logging.getLogger("kiln.localcloud")
+
+BASE_IMAGE = "debian-12"
+
+
+def disk_of(work_dir: Path) -> Path:
+    return work_dir / "disk.qcow2"
 
 
 class MachinesBackend(InstanceBackend):
     boots_machines = True
 
     def __init__(self, runner: str, state_dir: Path) -> None:
+        from kiln.machines import sweep_stale
+
         self.name = runner
-        raise KilnError("the machine runners are not available yet", "use --runner none for API-only work")
+        self.runner = "namespace" if runner == "light" else "vm"
+        self._machines: dict[str, Machine] = {}
+        self._base: Path | None = None
+        sweep_stale()
+
+    async def _base_image(self) -> Path:
+        if self._base is None:
+            from kiln.machines.baseimage import build_base_image
+
+            self._base = await asyncio.to_thread(build_base_image, BASE_IMAGE)
+        return self._base
 
     async def start(self, boot: Boot) -> Endpoint | None:
-        raise NotImplementedError
+        from kiln.machines import MachineSpec, Metadata, create_machine
+
+        old = self._machines.pop(boot.instance_id, None)
+        if old is not None:
+            await asyncio.to_thread(old.destroy)
+        boot.work_dir.mkdir(parents=True, exist_ok=True)
+        disk = disk_of(boot.work_dir)
+        image = disk if disk.exists() else (boot.image_file or await self._base_image())
+        spec = MachineSpec(
+            image=image,
+            name=boot.instance_id,
+            cpus=boot.cpus,
+            memory_mb=boot.memory_mb,
+            ssh_host="127.0.0.1",
+            ssh_port=0,
+            metadata=Metadata(
+                ssh_authorized_keys=boot.authorized_keys,
+                hostname=boot.hostname,
+                user_data=boot.user_data,
+                instance_id=boot.instance_id,
+            ),
+            work_dir=boot.work_dir / "machine",
+            disk_size=f"{boot.disk_size_gb}G",
+        )
+        machine = create_machine(spec, runner=self.runner)  # type: ignore[arg-type]
+        self._machines[boot.instance_id] = machine
+        try:
+            await asyncio.to_thread(machine.start)
+        except BaseException:
+            self._machines.pop(boot.instance_id, None)
+            await asyncio.to_thread(machine.destroy)
+            raise
+        return Endpoint(machine.ssh_host, machine.ssh_port)
 
     async def stop(self, instance_id: str, force: bool) -> None:
-        raise NotImplementedError
+        machine = self._machines.pop(instance_id, None)
+        if machine is None:
+            return
+        await asyncio.to_thread(self._stop_and_save, machine, not force)
+
+    @staticmethod
+    def _stop_and_save(machine: Machine, graceful: bool) -> None:
+        work_dir = machine.work_dir.parent
+        try:
+            machine.stop(graceful=graceful, timeout=60.0)
+            tmp = work_dir / "disk.qcow2.tmp"
+            machine.save_image(tmp, "qcow2")
+            tmp.replace(disk_of(work_dir))
+        finally:
+            machine.destroy()
 
     async def destroy(self, instance_id: str, work_dir: Path) -> None:
-        raise NotImplementedError
+        machine = self._machines.pop(instance_id, None)
+        if machine is not None:
+            await asyncio.to_thread(machine.destroy)
+        await asyncio.to_thread(shutil.rmtree, work_dir, True)
 
     async def save_disk(self, instance_id: str, work_dir: Path, dest: Path) -> None:
-        raise NotImplementedError
+        disk = disk_of(work_dir)
+        if not disk.exists():
+            raise FileNotFoundError(f"instance {instance_id} has no saved disk yet")
+        await asyncio.to_thread(shutil.copyfile, disk, dest)
 
     def endpoint(self, instance_id: str) -> Endpoint | None:
-        return None
+        machine = self._machines.get(instance_id)
+        if machine is None:
+            return None
+        return Endpoint(machine.ssh_host, machine.ssh_port)
+
+    async def shutdown(self) -> None:
+        """Stop every machine and keep its disk, so that the next start loses nothing."""
+        machines, self._machines = self._machines, {}
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._stop_and_save, m, True) for m in machines.values()),
+            return_exceptions=True,
+        )
+        for machine, result in zip(machines.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("machine %s: %s", machine.id, result)

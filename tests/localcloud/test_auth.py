@@ -1,0 +1,160 @@
+"""Who may call: signatures, keys, timestamps, nonces, STS tokens. Every failure is the gateway's error."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+
+import pytest
+from alibabacloud_ecs20140526 import models as ecs_models
+from alibabacloud_ecs20140526.client import Client as EcsClient
+
+from kiln.localcloud import LocalCloudProcess, client
+from kiln.localcloud.service import open_store
+
+from .conftest import config, error_of
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v3", "v1"])
+def test_wrong_secret_is_signature_does_not_match(cloud: LocalCloudProcess, v1: bool) -> None:
+    bad = EcsClient(config(cloud, v1=v1, secret="not-the-secret"))
+    err = error_of(lambda: bad.describe_regions(ecs_models.DescribeRegionsRequest()))
+    assert err.code == "SignatureDoesNotMatch"
+    assert err.status_code == 400
+    assert "server string to sign is:" in err.data["Message"]
+    assert cloud.secret not in str(err.data)
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v3", "v1"])
+def test_unknown_key_is_invalid_access_key_id(cloud: LocalCloudProcess, v1: bool) -> None:
+    bad = EcsClient(config(cloud, v1=v1, key_id="LTAInobodyhasthiskey"))
+    err = error_of(lambda: bad.describe_regions(ecs_models.DescribeRegionsRequest()))
+    assert (err.code, err.status_code) == ("InvalidAccessKeyId.NotFound", 404)
+    assert err.data["RequestId"] and err.data["HostId"] and err.data["Recommend"]
+
+
+def _v1_url(cloud: LocalCloudProcess, **overrides: str) -> str:
+    query = client.v1_query(
+        cloud.access_key_id,
+        cloud.secret,
+        "GET",
+        {"Action": "DescribeRegions", "Version": "2014-05-26"},
+        **overrides,
+    )
+    return f"{cloud.url}/?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}"
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_old_timestamp_is_expired(cloud: LocalCloudProcess) -> None:
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 16 * 60))
+    status, body = _get(_v1_url(cloud, timestamp=old))
+    assert status == 400 and b"InvalidTimeStamp.Expired" in body
+    recent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 10 * 60))
+    assert _get(_v1_url(cloud, timestamp=recent))[0] == 200
+
+
+def test_replayed_nonce_is_rejected(cloud: LocalCloudProcess) -> None:
+    url = _v1_url(cloud)
+    assert _get(url)[0] == 200
+    status, body = _get(url)
+    assert status == 400 and b"SignatureNonceUsed" in body
+
+
+def test_unsigned_requests_get_errors_only(cloud: LocalCloudProcess) -> None:
+    for path in ("/?Action=DescribeRegions&Version=2014-05-26&Format=JSON", "/", "/anything"):
+        status, body = _get(cloud.url + path)
+        assert status == 400, path
+        assert b"Regions" not in body
+
+
+def test_xml_is_the_default_and_errors_are_xml_too(cloud: LocalCloudProcess) -> None:
+    query = client.v1_query(
+        cloud.access_key_id, cloud.secret, "GET", {"Action": "DescribeRegions", "Version": "2014-05-26"}
+    )
+    del query["Format"]
+    query["Signature"] = client.signing.v1_signature(
+        cloud.secret, client.signing.v1_string_to_sign("GET", query)
+    )
+    status, body = _get(f"{cloud.url}/?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}")
+    assert status == 200
+    root = ET.fromstring(body)
+    assert root.tag == "DescribeRegionsResponse"
+    assert "cn-beijing" in [r.findtext("RegionId") for r in root.find("Regions").findall("Region")]  # type: ignore[union-attr]
+    answer = client.call(
+        cloud.url,
+        cloud.access_key_id,
+        cloud.secret,
+        "DescribeImages",
+        {"RegionId": "nowhere", "Format": "XML"},
+        signature="v1",
+        method="GET",
+    )
+    error = ET.fromstring(answer.body)
+    assert answer.status == 404 and error.tag == "Error"
+    assert error.findtext("Code") == "InvalidRegionId.NotFound" and error.findtext("RequestId")
+
+
+def test_form_body_parameters_are_signed_and_read(cloud: LocalCloudProcess) -> None:
+    params = client.v1_query(
+        cloud.access_key_id,
+        cloud.secret,
+        "POST",
+        {"Action": "DescribeZones", "Version": "2014-05-26", "RegionId": "cn-hangzhou"},
+    )
+    request = urllib.request.Request(
+        cloud.url + "/",
+        method="POST",
+        data=urllib.parse.urlencode(params).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        body = answer.read()
+    assert b"cn-hangzhou-a" in body
+
+
+def test_sts_key_needs_its_token(cloud: LocalCloudProcess) -> None:
+    store = open_store(cloud.state_dir)
+    key = store.create_key(sts=True)
+    store.close()
+    assert key.security_token
+    without = EcsClient(config(cloud, key_id=key.access_key_id, secret=key.secret))
+    assert (
+        error_of(lambda: without.describe_regions(ecs_models.DescribeRegionsRequest())).code
+        == "MissingSecurityToken"
+    )
+    wrong = EcsClient(config(cloud, key_id=key.access_key_id, secret=key.secret, token="forged"))
+    assert (
+        error_of(lambda: wrong.describe_regions(ecs_models.DescribeRegionsRequest())).code
+        == "InvalidSecurityToken.MismatchWithAccessKey"
+    )
+    for v1 in (False, True):
+        good = EcsClient(
+            config(cloud, v1=v1, key_id=key.access_key_id, secret=key.secret, token=key.security_token)
+        )
+        assert good.describe_regions(ecs_models.DescribeRegionsRequest()).body.regions.region
+
+
+def test_request_log_has_no_secret(cloud: LocalCloudProcess) -> None:
+    answer = client.call(
+        cloud.url,
+        cloud.access_key_id,
+        cloud.secret,
+        "KilnDescribeRequestLog",
+        {"Limit": "200"},
+        version=client.ADMIN_VERSION,
+    )
+    assert answer.status == 200
+    entries = answer.json()["Requests"]["Request"]
+    assert entries and {"Action", "HttpStatus", "Code", "Millis"} <= entries[0].keys()
+    assert cloud.secret not in answer.body.decode()
+    unsigned = _get(cloud.url + "/?Action=KilnDescribeRequestLog&Version=kiln-localcloud")
+    assert unsigned[0] == 400 and b"Requests" not in unsigned[1]
