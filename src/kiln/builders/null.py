@@ -30,5 +30,6 @@ class NullBuilder(Builder):
             )
 
     def run(self, ctx: BuildContext) -> Artifact | None:
+        ctx.generated["ID"] = "Null"
         ctx.provision(NoneCommunicator())
         return Artifact(BUILDER_ID, id="Null", string="Did not export anything. This is the null builder")

@@ -98,11 +98,12 @@ def run(path: str, values: dict[str, object], on_error: object) -> int:
     machine = bool(values["machine-readable"])
     try:
         loaded = load(path, values)
-        builds = prepare_builds(loaded.template, loaded.variables, only, except_)
+        unknown: dict[str, str] = {}
+        builds = prepare_builds(loaded.template, loaded.variables, only, except_, unknown)
     except KilnError as err:
         print_error(err)
         return 1
-    if not builds:
+    if not builds and not unknown:
         print_error(
             KilnError(
                 "No builds to run",
@@ -119,4 +120,4 @@ def run(path: str, values: dict[str, object], on_error: object) -> int:
         force=bool(values["force"]),
         work_dir=Path.cwd(),
     )
-    return run_builds(builds, output, options)
+    return run_builds(builds, output, options, failed=unknown)

@@ -31,9 +31,10 @@ class Loaded:
 
 
 def load(path: str, values: dict[str, Any]) -> Loaded:
-    from kiln.template import load_template, resolve_variables
+    from kiln.template import load_template, resolve_variables, validate_template
 
     template = load_template(path)
+    validate_template(template)
     cli_vars = [parse_var(v) for v in values["var"]]
     variables = resolve_variables(template, list(values["var-file"]), cli_vars, dict(os.environ))
     return Loaded(template, variables)

@@ -17,6 +17,7 @@ from kiln.template import render
 
 def run_build(build: Build, ctx: BuildContext) -> list[Artifact]:
     """Run the build and return its artifacts (empty if the builder made none)."""
+    ctx.generated.setdefault("PackerRunUUID", ctx.run_uuid)
     ctx.render = lambda text, data: render(text, build.interp(ctx.generated, data))
     ctx.provision = lambda comm: provision(build, ctx, comm)
     artifact = build.builder.run(ctx)
@@ -45,8 +46,7 @@ def provision(build: Build, ctx: BuildContext, comm: Communicator) -> None:
 
 def _run_provisioner(build: Build, ctx: BuildContext, comm: Communicator, prov: PreparedProvisioner) -> None:
     spec = prov.spec
-    if ctx.generated:
-        reprepare(build, ctx.generated, prov.component, spec, prov.config)
+    reprepare(build, ctx.generated, prov.component, spec, prov.config)
     attempts = max(0, spec.max_retries) + 1
     for attempt in range(attempts):
         if spec.pause_before > 0:
@@ -111,8 +111,7 @@ def post_process(build: Build, ctx: BuildContext, builder_artifact: Artifact) ->
         for index, pp in enumerate(chain):
             ctx.cancel.check()
             ctx.ui.say(f"Running post-processor: {pp.display_name}")
-            if ctx.generated:
-                reprepare(build, ctx.generated, pp.component, pp.spec, pp.spec.config)
+            reprepare(build, ctx.generated, pp.component, pp.spec, pp.spec.config)
             try:
                 result = pp.component.post_process(ctx, prior)
             except CancelledError:

@@ -101,17 +101,23 @@ def prepare_builds(
     variables: dict[str, str],
     only: list[str] | None = None,
     except_: list[str] | None = None,
+    unknown_builders: dict[str, str] | None = None,
 ) -> list[Build]:
-    """Create and validate every selected build. Raises TemplateProblems listing every problem."""
+    """Create and validate every selected build. Raises TemplateProblems listing every problem.
+
+    With `unknown_builders` given, a build whose builder type does not exist is not a template
+    problem: it is put there (name -> message) and the other builds still run, as in Packer."""
     only, except_ = only or [], except_ or []
     problems: list[str] = []
     builds: list[Build] = []
     for spec in select_builders(template, only, except_):
         builder_cls = registry.load(registry.BUILDERS, spec.type)
         if builder_cls is None:
-            problems.append(
-                f'{spec.path}: unknown builder type "{spec.type}" (known: {", ".join(sorted(registry.BUILDERS))})'
-            )
+            message = f'{spec.path}: unknown builder type "{spec.type}" (known: {", ".join(sorted(registry.BUILDERS))})'
+            if unknown_builders is None:
+                problems.append(message)
+            else:
+                unknown_builders[spec.name] = message
             continue
         build = Build(spec.name, spec.type, spec, builder_cls(), template, variables)
         dctx = _decode_ctx(build)
@@ -131,10 +137,8 @@ def prepare_builds(
             for ppspec in chain:
                 if not ppspec.applies_to(build.name):
                     continue
-                if ppspec.name and (
-                    (only and not _matches(ppspec.name, only, template.kind == "hcl2"))
-                    or _matches(ppspec.name, except_, template.kind == "hcl2")
-                ):
+                # -except names post-processors too (-only names builds only, as in Packer)
+                if ppspec.name and _matches(ppspec.name, except_, template.kind == "hcl2"):
                     continue
                 pp = _prepare_post_processor(build, ppspec, problems)
                 if pp is not None:

@@ -76,9 +76,14 @@ class SignalCancel:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
-def run_builds(builds: list[Build], output: Output, options: RunOptions) -> int:
-    """Run the builds; print each one's outcome and the summary. Returns the exit code."""
+def run_builds(
+    builds: list[Build], output: Output, options: RunOptions, failed: dict[str, str] | None = None
+) -> int:
+    """Run the builds; print each one's outcome and the summary. Returns the exit code.
+    `failed`: builds that could not even be created (name -> why), reported as errored."""
     ui = Ui(output)
+    for name, why in (failed or {}).items():
+        ui.error(f"Failed to initialize build '{name}': {why}")
     token = CancelToken()
     run_uuid = str(uuid.uuid4())
     uis = {b.name: BuildUi(output, b.name, BUILD_COLORS[i % len(BUILD_COLORS)]) for i, b in enumerate(builds)}
@@ -90,7 +95,7 @@ def run_builds(builds: list[Build], output: Output, options: RunOptions) -> int:
     if not output.machine_readable:
         output.write_lines("")
     results: dict[str, list[Artifact]] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = dict(failed or {})
     lock = threading.Lock()
     started = time.monotonic()
 
@@ -157,10 +162,10 @@ def print_summary(
     if errors:
         ui.machine("error-count", str(len(errors)))
         ui.error("\n==> Some builds didn't complete successfully and had errors:")
-        for build in builds:
-            if build.name in errors:
-                BuildUi(output, build.name).machine("error", errors[build.name])
-                ui.error(f"--> {build.name}: {errors[build.name]}")
+        order = [b.name for b in builds]
+        for name in sorted(errors, key=lambda n: order.index(n) if n in order else -1):
+            BuildUi(output, name).machine("error", errors[name])
+            ui.error(f"--> {name}: {errors[name]}")
     if any(results.values()):
         ui.say("\n==> Builds finished. The artifacts of successful builds are:")
         for build in builds:

@@ -1,0 +1,46 @@
+"""`kiln baseimage build NAME [--output DIR] [--format qcow2|raw] [--size 20G]`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from kiln.errors import KilnError
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="kiln baseimage", description="Build Debian base disk images from Debian's packages."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build (or reuse from the cache) a base image")
+    build.add_argument("name", help="image to build: debian-12")
+    build.add_argument("--output", type=Path, help="copy the image into this folder as NAME.FORMAT")
+    build.add_argument("--format", choices=("qcow2", "raw"), default="qcow2", help="default: qcow2")
+    build.add_argument("--size", help="disk size, e.g. 4G (default) or 20G; the root grows at boot anyway")
+    args = parser.parse_args(argv)
+
+    from kiln.machines.baseimage import build_base_image
+
+    try:
+        image = build_base_image(args.name, args.format, args.size)
+        if args.output is not None:
+            args.output.mkdir(parents=True, exist_ok=True)
+            target = args.output / f"{args.name}.{args.format}"
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(image, partial) if args.format == "qcow2" else _sparse_copy(image, partial)
+            partial.replace(target)
+            image = target
+    except KilnError as error:
+        sys.stderr.write(f"Error: {error.render()}\n")
+        return 1
+    print(image)
+    return 0
+
+
+def _sparse_copy(source: Path, dest: Path) -> None:
+    import subprocess
+
+    subprocess.run(["cp", "--sparse=always", str(source), str(dest)], check=True)
