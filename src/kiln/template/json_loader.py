@@ -64,6 +64,11 @@ def _type_name(value: Any) -> str:
             dict: "object"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
+class MinVersionError(TemplateError):
+    """The template needs a newer Packer than the one kiln is compatible with (Packer prints this
+    one as "Error: \n\n<message>\n\n\n")."""
+
+
 class _Problems:
     def __init__(self) -> None:
         self.items: list[str] = []
@@ -376,7 +381,4 @@ def check_min_version(minimum: str, version: str | None = None) -> None:
             'write min_packer_version as a version such as "1.7.0"',
         )
     if actual.key < wanted.key:
-        raise TemplateError(
-            f"This template requires Packer version {wanted} or higher; using {actual}",
-            None,
-        )
+        raise MinVersionError(f"This template requires Packer version {wanted} or higher; using {actual}")
