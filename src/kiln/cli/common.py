@@ -43,7 +43,12 @@ def load(path: str, values: dict[str, Any]) -> Loaded:
 def print_error(err: KilnError, stream: TextIO | None = None) -> None:
     """`Error: message` (+ hint); for many problems, one `* problem` line each."""
     stream = stream or sys.stderr
-    if isinstance(err, TemplateProblems) and len(err.problems) > 1:
+    from kiln.template.json_loader import MinVersionError
+
+    if isinstance(err, MinVersionError):
+        # Packer prints this one as a diagnostic without a summary; scripts match on it.
+        text = f"Error: \n\n{err.message}\n\n"
+    elif isinstance(err, TemplateProblems) and len(err.problems) > 1:
         text = "Error: " + err.render()
     else:
         text = f"Error: {err.message}"
