@@ -416,7 +416,7 @@ async def unbind_eip(cloud: Cloud, eip: dict[str, Any], timed: bool = True) -> N
     if timed:
         cloud.later(eip, "Unassociating", "Available", cloud.profile.eip_associate)
     else:
-        eip["Status"] = "Available"
+        cloud.set_status(eip, "Available")
     cloud.put(eip)
     await cloud.forwarder.close(eip["IpAddress"])
 

@@ -208,6 +208,13 @@ class Cloud:
         else:
             res.pop("_wait", None)
 
+    @staticmethod
+    def set_status(res: dict[str, Any], status: str) -> None:
+        """A status reached at once: any transition in flight is over."""
+        res["Status"] = status
+        for name in ("_then", "_until", "_wait"):
+            res.pop(name, None)
+
     def settle(self, res: dict[str, Any]) -> dict[str, Any]:
         then = res.get("_then")
         if then and not res.get("_wait") and time.time() >= res["_until"]:
