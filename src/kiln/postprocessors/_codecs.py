@@ -26,6 +26,7 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Protocol
 
@@ -210,7 +211,8 @@ class ProcessSink:
             bufsize=1 << 20,
             start_new_session=True,
         )
-        self.unregister = cancel.on_cancel(self.abort)
+        self.unregister: Callable[[], None] = lambda: None
+        self.unregister = cancel.on_cancel(self._kill)
 
     def write(self, data: bytes) -> int:
         self.cancel.check()
@@ -236,6 +238,12 @@ class ProcessSink:
         self.errors.close()
 
     def abort(self) -> None:
+        self._kill()
+        self.unregister()
+        self.errors.close()
+
+    def _kill(self) -> None:
+        """Stop the compressor now (also called from the thread that cancels the run)."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, 9)
@@ -245,8 +253,6 @@ class ProcessSink:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
-        self.unregister()
-        self.errors.close()
 
     def _stderr(self) -> str:
         self.errors.seek(0)

@@ -128,6 +128,10 @@ class ManifestPostProcessor(PostProcessor):
         if not output.is_absolute():
             output = ctx.work_dir / output
         entry = self._entry(ctx, artifact)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BuildError(f"Unable to write {config.output}: {exc.strerror or exc}") from exc
         with _LOCK, _file_lock(output, ctx):
             manifest = self._read(output, config.output)
             if ctx.force and manifest["last_run_uuid"] != ctx.run_uuid:
@@ -193,7 +197,6 @@ class ManifestPostProcessor(PostProcessor):
     @staticmethod
     def _write(path: Path, shown: str, text: str) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         except OSError as exc:
             raise BuildError(f"Unable to write {shown}: {exc.strerror or exc}") from exc
