@@ -128,16 +128,11 @@ class _Sdk:
             for name in dir(self.client_cls)
             if name.endswith("_with_options") and not name.endswith("_async")
         }
-        self._requests = {
-            name[: -len("Request")].lower(): getattr(models, name)
-            for name in dir(models)
-            if name.endswith("Request")
-        }
 
     def method_and_model(self, action: str) -> tuple[str, Any]:
-        key = action.lower()
-        method = self._methods.get(key)
-        model = self._requests.get(key)
+        method = self._methods.get(action.lower())
+        # Models are imported one by one on first use; listing them all would import ~1000 modules.
+        model = getattr(self.models, f"{action}Request", None)
         if method is None or model is None:
             raise CloudError(f"the Alibaba Cloud SDK has no action {action}")
         return method, model
@@ -170,6 +165,19 @@ class AlicloudClient:
         other = AlicloudClient(self.access, region, policy=self.policy, on_call=self.on_call)
         other._credential = self._credential
         return other
+
+    def warm_up(self, *services: str) -> None:
+        """Import these SDKs in the background (each costs a second or more), so that the first
+        call to them does not wait for it."""
+
+        def load() -> None:
+            for service in services:
+                try:
+                    self._sdk(service)
+                except Exception:  # the first real call reports it
+                    return
+
+        threading.Thread(target=load, name="kiln-sdk-import", daemon=True).start()
 
     # -- SDK plumbing ------------------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class AlicloudEcsBuilder(Builder):
             cfg.image_force_delete = cfg.image_force_delete_snapshots = True
         run_id = f"{ctx.run_uuid[:8]}-{uuid.uuid4().hex[:8]}"
         client = AlicloudClient(cfg, cfg.region)
+        client.warm_up("ecs", "vpc")
         endpoint = client.endpoint.url() if client.endpoint else None
         journal = Journal(run_id, cfg.region, endpoint)
         ctx.log.info("alicloud-ecs: run id %s, journal %s", run_id, journal.path)

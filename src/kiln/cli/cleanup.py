@@ -1,0 +1,59 @@
+"""`kiln cleanup [--run-id ID | --stale] [--region R] [--dry-run]`: delete the cloud resources an
+interrupted or killed alicloud build left behind.
+
+Resources are found two ways: in the build's journal (`state_dir()/journal/<run-id>.json`, written
+as each resource came to exist) and by their `kiln-run-id` tag (which also finds a resource whose
+create call was answered after the build died). `--stale` takes every run whose build no longer
+runs. Credentials come from the environment as for a build (ALICLOUD_* / ALIBABA_CLOUD_* variables,
+ALICLOUD_PROFILE, ~/.aliyun/config.json); the endpoint is the one the build used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+USAGE = "kiln cleanup [--run-id ID | --stale] [--region R] [--dry-run]"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiln cleanup", usage=USAGE, description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--run-id", "-run-id", dest="run_id", help="the run to clean up")
+    which.add_argument("--stale", "-stale", action="store_true", help="every run whose build is gone")
+    parser.add_argument(
+        "--region", "-region", action="append", default=[], help="region to search by tag (repeatable)"
+    )
+    parser.add_argument("--dry-run", "-dry-run", dest="dry_run", action="store_true", help="only list")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if not args.run_id and not args.stale:
+        sys.stderr.write(f"Error: give --run-id ID or --stale\n  usage: {USAGE}\n")
+        return 1
+    from kiln.alicloud.cleanup import Cleanup
+    from kiln.errors import KilnError
+
+    try:
+        job = Cleanup(regions=args.region, dry_run=args.dry_run, say=_say, error=_error)
+        failed = job.run_id(args.run_id) if args.run_id else job.stale()
+    except KilnError as exc:
+        sys.stderr.write(f"Error: {exc.render()}\n")
+        return 1
+    return 1 if failed else 0
+
+
+def _say(line: str) -> None:
+    from kiln.engine.secrets import redact
+
+    sys.stdout.write(redact(line) + "\n")
+    sys.stdout.flush()
+
+
+def _error(line: str) -> None:
+    from kiln.engine.secrets import redact
+
+    sys.stderr.write(redact(line) + "\n")
+    sys.stderr.flush()
