@@ -17,6 +17,11 @@ class Disconnected(CommunicatorError):
     """The connection dropped while a command was running (a reboot, sshd restarted...)."""
 
 
+class Unreachable(CommunicatorError):
+    """The machine could not be reached to start an operation (it may be rebooting). Nothing was
+    started, so the caller may retry (the shell provisioner does, until start_retry_timeout)."""
+
+
 @dataclass
 class RemoteCommand:
     """A command to run on the machine. Output is delivered line by line (without the newline) to
