@@ -9,9 +9,9 @@ same bottleneck without the asyncio batching.
 
 asyncssh runs on one event loop in a background thread (`_loop`); every public method here is
 synchronous and safe for one caller at a time. The connection is made lazily and remade after it
-drops: a command that loses its connection raises `Disconnected`, and the next call reconnects once
-(raising `Unreachable` if the machine is not back yet, so that the caller can retry until its own
-deadline, e.g. the shell provisioner's start_retry_timeout).
+drops: a command that loses its connection raises `Disconnected`, and the next call reconnects,
+retrying until ssh_timeout (then `Unreachable`, which callers such as the shell provisioner retry
+until their own deadline, start_retry_timeout).
 
 Host keys are not checked: the machine is a temporary one kiln (or the builder) just created, so
 there is nothing to check them against. Each key is stated in the log instead (`host_key`).
@@ -24,6 +24,7 @@ import logging
 import os
 import shlex
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,12 +127,27 @@ class SSHCommunicator(Communicator):
                 _loop.call(self._aclose(), None)
 
     def _connection(self, cancel: CancelToken | None) -> Any:
-        """The live connection, reconnecting once if the previous one dropped."""
-        if not self.connected:
+        """The live connection. After a drop (a reboot), reconnect, retrying until ssh_timeout;
+        Unreachable if the machine does not come back by then."""
+        if self.connected:
+            return self._conn
+        deadline = time.monotonic() + (float(self.config.ssh_timeout) or 300.0)
+        delay = 0.5
+        while True:
             self.log.info("ssh: connecting to %s again", self.target.address)
-            _loop.call(self._aclose(), None)
-            _loop.call(self._aconnect(30.0), cancel)
-        return self._conn
+            try:
+                _loop.call(self._aclose(), None)
+                _loop.call(self._aconnect(max(1.0, min(30.0, deadline - time.monotonic()))), cancel)
+                return self._conn
+            except Unreachable as exc:
+                if time.monotonic() + delay >= deadline:
+                    raise
+                self.log.info("ssh: %s; retrying", exc)
+            if cancel is not None:
+                cancel.sleep(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def _aconnect(self, timeout: float) -> None:
         tunnel = None
