@@ -44,8 +44,8 @@ class MachineSpec:
     image: a kiln base image (or an image saved from a machine), raw or qcow2; never modified.
     ssh_host/ssh_port: where the machine's sshd is reachable on the host; the address must be in
         127.0.0.0/8, port 0 picks a free port (read it back from `Machine.ssh_port`).
-    work_dir: a folder under which the machine keeps its disk, console log and sockets, in a
-        subfolder named by its id; default `state_dir()/machines/`. `destroy()` removes the subfolder.
+    work_dir: the machine's own folder (disk, console log, sockets), made if missing; default
+        `state_dir()/machines/<id>/`. `destroy()` removes it: give a folder used for nothing else.
     disk_size: grow the machine's disk to this size ("20G"); the guest grows its root at boot.
         Only the VM runner honours it; the namespace runner shares the host's file system limits.
     accelerator, disk_interface, net_device, qemu_args: VM runner only.
@@ -119,7 +119,7 @@ class Machine(abc.ABC):
         self.id = f"{spec.name}-{secrets.token_hex(4)}"
         self.ssh_host = spec.ssh_host
         self.ssh_port = spec.ssh_port or free_port(spec.ssh_host)
-        self.work_dir = paths.private_dir((spec.work_dir or paths.state_dir() / "machines") / self.id)
+        self.work_dir = paths.private_dir(spec.work_dir or paths.state_dir() / "machines" / self.id)
         self.console_log = self.work_dir / "console.log"
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""The namespace runner: a machine in its own network namespace, provisioned like a real one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiln.machines import MachineSpec, Metadata, create_machine
+from tests.machines.conftest import ssh_ok
+
+pytestmark = [pytest.mark.machine, pytest.mark.root, pytest.mark.slow]
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace runner needs root")
+
+
+@needs_root
+@pytest.mark.timeout(900)
+def test_redis_install_reboot_save_and_boot_again(base_image: Path, ssh_key: Path, tmp_path: Path) -> None:
+    pub = ssh_key.with_suffix(".pub").read_text()
+    metadata = Metadata(
+        ssh_authorized_keys=(pub,),
+        hostname="ns-build",
+        user_data="#!/bin/sh\necho ran >>/root/user-data-ran\n",
+    )
+    spec = MachineSpec(image=base_image, name="nsbuild", ssh_host="127.0.0.7", metadata=metadata)
+    saved = tmp_path / "saved.raw"
+    base_mtime = base_image.stat().st_mtime_ns
+    with create_machine(spec, "namespace") as machine:
+        machine.start()
+        assert machine.wait_for_ssh(60) < 30
+        host, port = machine.ssh_host, machine.ssh_port
+        assert ssh_ok(host, port, ssh_key, "hostname").strip() == "ns-build"
+        ssh_ok(
+            host,
+            port,
+            ssh_key,
+            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server",
+        )
+        ssh_ok(host, port, ssh_key, "systemctl enable --now redis-server")
+        assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
+        boot_id = ssh_ok(host, port, ssh_key, "cat /proc/sys/kernel/random/boot_id")
+        # a reboot: nspawn exits with 133 and kiln boots the machine again
+        subprocess.run(
+            ["ssh", "-i", str(ssh_key), "-p", str(port), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"root@{host}", "systemctl reboot"],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        machine.wait_for_ssh(60)
+        ssh_ok(host, port, ssh_key, "systemctl is-active redis-server || sleep 2")
+        assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(host, port, ssh_key, "cat /proc/sys/kernel/random/boot_id") != boot_id
+        # the user data ran at first boot only, not again after the reboot
+        assert ssh_ok(host, port, ssh_key, "cat /root/user-data-ran") == "ran\n"
+        machine.stop(graceful=True, timeout=60)
+        assert not machine.is_running()
+        machine.save_image(saved, "raw")
+    assert base_image.stat().st_mtime_ns == base_mtime, "the base image must never be written"
+
+    # the saved image, as a new instance with a new key, still serves redis
+    other_key = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    metadata2 = Metadata(
+        ssh_authorized_keys=(other_key.with_suffix(".pub").read_text(),), hostname="ns-again"
+    )
+    spec2 = MachineSpec(image=saved, name="nsagain", ssh_host="127.0.0.8", metadata=metadata2)
+    with create_machine(spec2, "namespace") as again:
+        again.start()
+        again.wait_for_ssh(60)
+        ssh_ok(again.ssh_host, again.ssh_port, other_key, "systemctl is-active redis-server || sleep 2")
+        assert ssh_ok(again.ssh_host, again.ssh_port, other_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(again.ssh_host, again.ssh_port, other_key, "hostname").strip() == "ns-again"
+        work_dir = again.work_dir
+    assert not work_dir.exists()
+
+
+def test_namespace_runner_without_root_points_to_the_vm_runner(base_image: Path) -> None:
+    code = (
+        "from pathlib import Path\n"
+        "from kiln.errors import MachineError\n"
+        "from kiln.machines import MachineSpec, create_machine\n"
+        f"try:\n    create_machine(MachineSpec(image=Path({str(base_image)!r})), 'namespace')\n"
+        "except MachineError as e:\n    print(e.render())\n"
+    )
+    argv = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HOME": "/tmp"})
+    assert "needs root" in done.stdout and "VM runner" in done.stdout, done.stdout + done.stderr

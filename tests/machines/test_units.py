@@ -1,0 +1,53 @@
+"""Fast checks of the machine API's validation and of NoCloud seeds (no machine booted)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiln.errors import MachineError
+from kiln.machines import MachineSpec, Metadata
+from kiln.machines.baseimage import parse_size
+from kiln.machines.seed import seed_files, write_seed_disk
+
+
+def test_parse_size() -> None:
+    assert parse_size("4G") == 4 << 30
+    assert parse_size("512M") == 512 << 20
+    assert parse_size("20GiB") == 20 << 30
+    with pytest.raises(MachineError, match="not a size"):
+        parse_size("big")
+
+
+def test_spec_rejects_non_loopback_address(tmp_path: Path) -> None:
+    image = tmp_path / "disk.raw"
+    image.write_bytes(b"\0" * 512)
+    with pytest.raises(MachineError, match="not a loopback address") as caught:
+        MachineSpec(image=image, ssh_host="10.0.0.5").validate()
+    assert caught.value.hint and "127.0.0.0/8" in caught.value.hint
+    with pytest.raises(MachineError, match="no such file"):
+        MachineSpec(image=tmp_path / "missing.qcow2").validate()
+
+
+def test_seed_meta_data_and_validation() -> None:
+    files = seed_files(Metadata(ssh_authorized_keys=("ssh-ed25519 AAAA k1",), hostname="web-1"), "m-1")
+    assert (
+        files["meta-data"]
+        == "instance-id: m-1\nlocal-hostname: web-1\npublic-keys:\n  - ssh-ed25519 AAAA k1\n"
+    )
+    with pytest.raises(MachineError, match="host name"):
+        seed_files(Metadata(hostname="bad name"), "m-1")
+    with pytest.raises(MachineError, match="not an OpenSSH public key"):
+        seed_files(Metadata(ssh_authorized_keys=("-----BEGIN OPENSSH PRIVATE KEY-----",)), "m-1")
+
+
+def test_seed_disk_is_a_cidata_vfat(tmp_path: Path) -> None:
+    disk = write_seed_disk(
+        Metadata(hostname="h1", user_data="#!/bin/sh\ntrue\n"), "m-2", tmp_path / "seed.img"
+    )
+    label = subprocess.run(["mlabel", "-s", "-i", str(disk), "::"], capture_output=True, text=True)
+    assert "CIDATA" in label.stdout
+    content = subprocess.run(["mtype", "-i", str(disk), "::meta-data"], capture_output=True, text=True)
+    assert "local-hostname: h1" in content.stdout
