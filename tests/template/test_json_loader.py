@@ -203,7 +203,7 @@ def test_not_an_object_missing_file_and_folder(tmp_path: Path) -> None:
         load_template(write(tmp_path, "[]"))
     with pytest.raises(TemplateError, match="no such template file"):
         load_template(str(tmp_path / "absent.json"))
-    with pytest.raises(TemplateError, match="HCL2 templates are not supported yet"):
+    with pytest.raises(TemplateError, match=r"no \.pkr\.hcl files in this folder"):
         load_template(str(tmp_path))
 
 

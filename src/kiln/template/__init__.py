@@ -1,9 +1,11 @@
-"""Templates: loading (legacy JSON; HCL2 later), validation, variables and the `{{ }}` engine.
+"""Templates: loading (legacy JSON; HCL2 .pkr.hcl files and folders), validation, variables and the `{{ }}` engine.
 
 The public surface, used by `kiln build/validate/inspect`:
 
     load_template(path) -> Template          parse only (all `validate -syntax-only` needs)
-    validate_template(template)              whole-template checks, min_packer_version
+    validate_template(template)              whole-template checks, min_packer_version (HCL2:
+                                             required_version; HCL2's other checks need the
+                                             variables, so resolve_variables makes them)
     resolve_variables(template, var_files, cli_vars, environ) -> dict[str, str]
     parse_var_flag("name=value") -> (name, value)
     InterpContext, render(text, ctx)
@@ -44,10 +46,14 @@ def is_hcl2(path: str) -> bool:
 def load_template(path: str) -> Template:
     """Read and parse a template ("-": standard input)."""
     if is_hcl2(path):
-        raise TemplateError(
-            f"{path}: HCL2 templates are not supported yet",
-            "use a legacy JSON template (a .json file) for now",
-        )
+        if path.endswith(".pkr.json"):
+            raise TemplateError(
+                f"{path}: HCL2 templates in JSON syntax (.pkr.json) are not supported yet",
+                "write the template as .pkr.hcl, or as a legacy JSON template (.json)",
+            )
+        from .hcl2 import load_hcl2_template
+
+        return load_hcl2_template(path)
     from .json_loader import load_json_template
 
     return load_json_template(path)
@@ -56,6 +62,12 @@ def load_template(path: str) -> Template:
 def validate_template(template: Template, version: str | None = None) -> None:
     """Packer's whole-template checks; `version` overrides the Packer version compared with
     min_packer_version (kiln.PACKER_COMPATIBLE_VERSION by default)."""
+    if template.kind == "hcl2":
+        from .hcl2 import check_required_version
+
+        if template.hcl is not None and template.hcl.required_version:
+            check_required_version(template.hcl.required_version, version)
+        return
     from .json_loader import validate_template as check
 
     check(template, version)
@@ -67,6 +79,13 @@ def resolve_variables(
     cli_vars: Iterable[tuple[str, str]] | Mapping[str, str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    if template.kind == "hcl2":
+        import os
+
+        from .hcl2 import resolve_hcl2
+
+        pairs = list(cli_vars.items()) if isinstance(cli_vars, Mapping) else list(cli_vars)
+        return resolve_hcl2(template, var_files, pairs, environ if environ is not None else os.environ)
     from .variables import resolve_variables as resolve
 
     return resolve(template, var_files, cli_vars, environ)

@@ -30,7 +30,10 @@ class ComponentSpec:
     type: str
     path: str  #: where it is in the template: "builders[0]", "post-processors[1][0]"
     config: dict[str, Any]  #: the component's own keys (only/except/override/... removed)
-    name: str = ""  #: builders: `name` or the type; post-processors: `name` if given
+    name: str = ""  #: builders: `name` or the type; post-processors: `name` or the type
+    #: builders: what `{{build_name}}`, PACKER_BUILD_NAME and the manifest call the build; "" means
+    #: `name` (HCL2: the source's name, while `name` is the full TYPE.NAME / BUILD.TYPE.NAME)
+    build_name: str = ""
     only: list[str] = field(default_factory=list)
     except_: list[str] = field(default_factory=list)
     #: provisioners: per-builder-name config overrides
@@ -69,6 +72,10 @@ class Template:
     kind: str = "json"
     #: the path as the user wrote it, for messages ("" : use `path`)
     source: str = ""
+    #: HCL2: names set in var files that no variable block declares (Packer warns about each)
+    undeclared_variables: list[str] = field(default_factory=list)
+    #: HCL2: the parsed files, until resolve_variables() evaluates them (private to the loader)
+    hcl: Any = None
 
     @property
     def display_path(self) -> str:

@@ -1,0 +1,728 @@
+"""HCL expressions, as python-hcl2 hands them over (`"${var.x + 1}"`, `"\\"pre-${local.y}\\""`):
+parsed by a small recursive-descent parser and evaluated against a scope.
+
+Covered: literals, template strings with `${}` (and `%{if}`/`%{for}` directives), heredocs, tuples,
+objects, traversals (`var.a[0].b`, splat `[*]`), function calls, unary/binary operators, conditionals
+and `for` expressions. Values are plain Python values; a value known only during the build
+(`build.ID`, `build.name`) is a `Deferred` carrying the equivalent `{{ }}` expression, which the
+build renders later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kiln.errors import TemplateError
+
+
+class HCLError(TemplateError):
+    pass
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A value known only while building: `go` is the `{{ }}` pipeline that yields it."""
+
+    go: str
+
+    def __str__(self) -> str:
+        return "{{ " + self.go + " }}"
+
+
+#: functions that exist in both languages, so that `upper(build.ID)` can be deferred too
+_DEFERRABLE = {"upper": "upper", "lower": "lower"}
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
+_ESC = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+class Scope:
+    def __init__(self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]) -> None:
+        self.variables = dict(variables)
+        self.functions = functions
+
+    def child(self, **names: Any) -> Scope:
+        scope = Scope(self.variables, self.functions)
+        scope.variables.update(names)
+        return scope
+
+
+# A node is a closure: scope -> value. Parsing builds closures once; evaluation just calls them.
+Node = Callable[[Scope], Any]
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+
+    # -- helpers
+    def error(self, message: str) -> HCLError:
+        return HCLError(f"{message} in expression {self.s!r} at character {self.i + 1}")
+
+    def ws(self) -> None:
+        s, n = self.s, len(self.s)
+        while self.i < n:
+            c = s[self.i]
+            if c in " \t\r\n":
+                self.i += 1
+            elif s.startswith("#", self.i) or s.startswith("//", self.i):
+                end = s.find("\n", self.i)
+                self.i = n if end < 0 else end + 1
+            elif s.startswith("/*", self.i):
+                end = s.find("*/", self.i + 2)
+                self.i = n if end < 0 else end + 2
+            else:
+                break
+
+    def peek(self, token: str) -> bool:
+        self.ws()
+        return self.s.startswith(token, self.i)
+
+    def eat(self, token: str) -> bool:
+        if self.peek(token):
+            self.i += len(token)
+            return True
+        return False
+
+    def expect(self, token: str) -> None:
+        if not self.eat(token):
+            raise self.error(f"expected {token!r}")
+
+    def ident(self) -> str:
+        self.ws()
+        m = _IDENT.match(self.s, self.i)
+        if not m:
+            raise self.error("expected a name")
+        self.i = m.end()
+        return m.group(0)
+
+    # -- grammar
+    def expression(self) -> Node:
+        cond = self.binary(0)
+        if self.peek("?") and not self.peek("??"):
+            self.i += 1
+            yes = self.expression()
+            self.expect(":")
+            no = self.expression()
+            return lambda sc: _eval_cond(cond, yes, no, sc)
+        return cond
+
+    _LEVELS = (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+", "-"), ("*", "/", "%"))
+
+    def binary(self, level: int) -> Node:
+        if level == len(self._LEVELS):
+            return self.unary()
+        left = self.binary(level + 1)
+        while True:
+            self.ws()
+            op = next((o for o in self._LEVELS[level] if self.s.startswith(o, self.i)), None)
+            if op is None or (op in ("<", ">") and self.s.startswith(op + op, self.i)):
+                return left
+            if op == "-" and self.s.startswith("->", self.i):
+                return left
+            self.i += len(op)
+            right = self.binary(level + 1)
+            left = _binop(op, left, right)
+
+    def unary(self) -> Node:
+        if self.eat("!"):
+            inner = self.unary()
+            return lambda sc: not _bool(inner(sc))
+        if self.peek("-") and not self.s[self.i + 1 : self.i + 2].isdigit():
+            self.i += 1
+            inner = self.unary()
+            return lambda sc: -_num(inner(sc))
+        return self.postfix(self.primary())
+
+    def postfix(self, node: Node) -> Node:
+        while True:
+            if self.peek("[*]") or self.peek(".*"):
+                self.i += 3 if self.s.startswith("[*]", self.i) else 2
+                rest = self.splat_rest()
+                node = _splat(node, rest)
+            elif self.peek("["):
+                self.i += 1
+                key = self.expression()
+                self.expect("]")
+                node = _index(node, key)
+            elif self.peek(".") and not self.s[self.i + 1 : self.i + 2].isdigit():
+                self.i += 1
+                name = self.ident()
+                node = _attr(node, name)
+            elif self.peek(".") and self.s[self.i + 1 : self.i + 2].isdigit():
+                self.i += 1
+                m = re.compile(r"\d+").match(self.s, self.i)
+                assert m is not None
+                self.i = m.end()
+                node = _index(node, _const(int(m.group(0))))
+            else:
+                return node
+
+    def splat_rest(self) -> list[tuple[str, Any]]:
+        steps: list[tuple[str, Any]] = []
+        while True:
+            if self.peek(".") and not self.peek(".*"):
+                self.i += 1
+                steps.append(("attr", self.ident()))
+            elif self.peek("[") and not self.peek("[*]"):
+                self.i += 1
+                steps.append(("index", self.expression()))
+                self.expect("]")
+            else:
+                return steps
+
+    def primary(self) -> Node:
+        self.ws()
+        s, i = self.s, self.i
+        if i >= len(s):
+            raise self.error("unexpected end of expression")
+        c = s[i]
+        if c == '"':
+            self.i += 1
+            return self.template('"')
+        if s.startswith("<<", i):
+            return self.heredoc()
+        if c == "(":
+            self.i += 1
+            inner = self.expression()
+            self.expect(")")
+            return inner
+        if c == "[":
+            self.i += 1
+            return self.tuple_or_for()
+        if c == "{":
+            self.i += 1
+            return self.object_or_for()
+        m = _NUMBER.match(s, i) if (c.isdigit() or c == "-") else None
+        if c == "-" and s[i + 1 : i + 2].isdigit():
+            m = re.compile(r"-\d+(\.\d+)?([eE][+-]?\d+)?").match(s, i)
+        if m:
+            self.i = m.end()
+            text = m.group(0)
+            value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
+            return _const(value)
+        name = self.ident()
+        if name in ("true", "false"):
+            return _const(name == "true")
+        if name == "null":
+            return _const(None)
+        if self.peek("("):
+            self.i += 1
+            return self.call(name)
+        return lambda sc: _lookup(sc, name)
+
+    def call(self, name: str) -> Node:
+        args: list[Node] = []
+        expand = False
+        while not self.eat(")"):
+            args.append(self.expression())
+            if self.eat("..."):
+                expand = True
+            if not self.eat(","):
+                self.expect(")")
+                break
+        return lambda sc: _call(sc, name, args, expand)
+
+    def tuple_or_for(self) -> Node:
+        m = _IDENT.match(self.s, self.i) if self.peek("for") else None
+        if m and m.group(0) == "for":
+            return self.for_expr("]")
+        items: list[Node] = []
+        while not self.eat("]"):
+            items.append(self.expression())
+            if not self.eat(","):
+                self.expect("]")
+                break
+        return lambda sc: [n(sc) for n in items]
+
+    def object_or_for(self) -> Node:
+        m = _IDENT.match(self.s, self.i) if self.peek("for") else None
+        if m and m.group(0) == "for":
+            return self.for_expr("}")
+        pairs: list[tuple[Node, Node]] = []
+        while not self.eat("}"):
+            self.ws()
+            m = _IDENT.match(self.s, self.i)
+            if m and re.compile(r"\s*(=(?!=)|:)").match(self.s, m.end()):
+                key: Node = _const(m.group(0))
+                self.i = m.end()
+            else:
+                key = self.expression()
+            if not (self.eat("=") or self.eat(":")):
+                raise self.error("expected '=' or ':' after an object key")
+            pairs.append((key, self.expression()))
+            self.eat(",")
+        return lambda sc: {_str(k(sc)): v(sc) for k, v in pairs}
+
+    def for_expr(self, close: str) -> Node:
+        self.ident()  # "for"
+        first = self.ident()
+        second = self.ident() if self.eat(",") else None
+        if self.ident() != "in":
+            raise self.error("expected 'in'")
+        collection = self.expression()
+        self.expect(":")
+        key_node = self.expression()
+        value_node: Node | None = None
+        if close == "}":
+            self.expect("=>")
+            value_node = self.expression()
+            self.eat("...")
+        cond: Node | None = None
+        m = _IDENT.match(self.s, self.i) if self.peek("if") else None
+        if m and m.group(0) == "if":
+            self.i = m.end()
+            cond = self.expression()
+        self.expect(close)
+        return lambda sc: _for(sc, first, second, collection, key_node, value_node, cond)
+
+    def heredoc(self) -> Node:
+        m = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_]*)\n").match(self.s, self.i)
+        if not m:
+            raise self.error("bad heredoc")
+        end = re.compile(r"^[ \t]*" + m.group(2) + r"[ \t]*$", re.M).search(self.s, m.end())
+        if not end:
+            raise self.error("unterminated heredoc")
+        body = self.s[m.end() : end.start()]
+        self.i = end.end()
+        if m.group(1):
+            lines = body.split("\n")
+            indent = min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()), default=0)
+            body = "\n".join(ln[indent:] for ln in lines)
+        return _Parser(body).template_body(heredoc=True)
+
+    def template(self, close: str) -> Node:
+        """A quoted template; the opening quote has been read."""
+        node = self.template_until(close, quoted=True)
+        return node
+
+    def template_body(self, heredoc: bool = False) -> Node:
+        return self.template_until(None, quoted=False)
+
+    def template_until(self, close: str | None, quoted: bool) -> Node:
+        parts, _ = self._template_parts(close, quoted, stop_directives=())
+        return _concat(parts)
+
+    def _template_parts(
+        self, close: str | None, quoted: bool, stop_directives: tuple[str, ...]
+    ) -> tuple[list[Node], str]:
+        parts: list[Node] = []
+        buf: list[str] = []
+        s, n = self.s, len(self.s)
+
+        def flush() -> None:
+            if buf:
+                parts.append(_const("".join(buf)))
+                buf.clear()
+
+        while True:
+            if self.i >= n:
+                if close is not None:
+                    raise self.error("unterminated string")
+                flush()
+                return parts, ""
+            c = s[self.i]
+            if close is not None and c == close:
+                self.i += 1
+                flush()
+                return parts, ""
+            if quoted and c == "\\":
+                esc = s[self.i + 1 : self.i + 2]
+                if esc in _ESC:
+                    buf.append(_ESC[esc])
+                    self.i += 2
+                elif esc == "u":
+                    buf.append(chr(int(s[self.i + 2 : self.i + 6], 16)))
+                    self.i += 6
+                elif esc == "U":
+                    buf.append(chr(int(s[self.i + 2 : self.i + 10], 16)))
+                    self.i += 10
+                else:
+                    raise self.error(f"invalid escape \\{esc}")
+                continue
+            if s.startswith("$${", self.i) or s.startswith("%%{", self.i):
+                buf.append(c + "{")
+                self.i += 3
+                continue
+            if s.startswith("${", self.i):
+                flush()
+                self.i += 2
+                self.eat("~")
+                parts.append(self.expression())
+                self.eat("~")
+                self.expect("}")
+                continue
+            if s.startswith("%{", self.i):
+                self.i += 2
+                self.eat("~")
+                word = self.ident()
+                if word in stop_directives:
+                    self.eat("~")
+                    self.expect("}")
+                    flush()
+                    return parts, word
+                flush()
+                if word == "if":
+                    parts.append(self._if_directive(close, quoted))
+                elif word == "for":
+                    parts.append(self._for_directive(close, quoted))
+                else:
+                    raise self.error(f"unexpected %{{{word}}}")
+                continue
+            buf.append(c)
+            self.i += 1
+
+    def _if_directive(self, close: str | None, quoted: bool) -> Node:
+        cond = self.expression()
+        self.eat("~")
+        self.expect("}")
+        yes, stop = self._template_parts(close, quoted, ("else", "endif"))
+        no: list[Node] = []
+        if stop == "else":
+            no, stop = self._template_parts(close, quoted, ("endif",))
+        if stop != "endif":
+            raise self.error("missing %{endif}")
+        yes_node, no_node = _concat(yes), _concat(no)
+        return lambda sc: yes_node(sc) if _bool(cond(sc)) else no_node(sc)
+
+    def _for_directive(self, close: str | None, quoted: bool) -> Node:
+        first = self.ident()
+        second = self.ident() if self.eat(",") else None
+        if self.ident() != "in":
+            raise self.error("expected 'in'")
+        collection = self.expression()
+        self.eat("~")
+        self.expect("}")
+        body, stop = self._template_parts(close, quoted, ("endfor",))
+        if stop != "endfor":
+            raise self.error("missing %{endfor}")
+        body_node = _concat(body)
+
+        def run(sc: Scope) -> str:
+            out = []
+            for k, v in _items(collection(sc)):
+                names = {first: v} if second is None else {first: k, second: v}
+                out.append(_str(body_node(sc.child(**names))))
+            return "".join(out)
+
+        return run
+
+
+# -- evaluation helpers
+
+
+def _const(value: Any) -> Node:
+    return lambda sc: value
+
+
+def _concat(parts: list[Node]) -> Node:
+    if not parts:
+        return _const("")
+    if len(parts) == 1:
+        only = parts[0]
+        return lambda sc: only(sc) if isinstance(only(sc), Deferred) else _str(only(sc))
+    return lambda sc: "".join(_str(p(sc)) for p in parts)
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _num_text(value)
+    if isinstance(value, Deferred):
+        return str(value)
+    if value is None:
+        raise HCLError("cannot use a null value in a string")
+    raise HCLError(f"cannot use a {_type(value)} value in a string")
+
+
+def _num_text(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "tuple"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool):
+        raise HCLError("a number is required, got bool")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value) if re.fullmatch(r"-?\d+", value) else float(value)
+        except ValueError:
+            raise HCLError(f"a number is required, got string {value!r}") from None
+    raise HCLError(f"a number is required, got {_type(value)}")
+
+
+def _bool(value: Any) -> bool:
+    if value is True or value is False:
+        return bool(value)
+    if value in ("true", "false"):
+        return bool(value == "true")
+    raise HCLError(f"a bool is required, got {_type(value)}")
+
+
+def _eval_cond(cond: Node, yes: Node, no: Node, sc: Scope) -> Any:
+    return yes(sc) if _bool(cond(sc)) else no(sc)
+
+
+def _binop(op: str, left: Node, right: Node) -> Node:
+    def run(sc: Scope) -> Any:
+        if op == "||":
+            return _bool(left(sc)) or _bool(right(sc))
+        if op == "&&":
+            return _bool(left(sc)) and _bool(right(sc))
+        a, b = left(sc), right(sc)
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        x, y = _num(a), _num(b)
+        match op:
+            case "+":
+                return x + y
+            case "-":
+                return x - y
+            case "*":
+                return x * y
+            case "/":
+                if y == 0:
+                    raise HCLError("divide by zero")
+                result = x / y
+                return int(result) if result.is_integer() else result
+            case "%":
+                if y == 0:
+                    raise HCLError("divide by zero")
+                return x % y
+            case ">":
+                return x > y
+            case "<":
+                return x < y
+            case ">=":
+                return x >= y
+        return x <= y
+
+    return run
+
+
+def _lookup(sc: Scope, name: str) -> Any:
+    if name in sc.variables:
+        return sc.variables[name]
+    raise HCLError(f'unknown name "{name}"')
+
+
+def _get(value: Any, key: Any) -> Any:
+    if isinstance(value, Deferred):
+        raise HCLError("cannot index a value known only during the build")
+    if isinstance(value, dict):
+        k = _str(key)
+        if k not in value:
+            raise HCLError(f'this object does not have an attribute named "{k}"')
+        return value[k]
+    if isinstance(value, list):
+        idx = int(_num(key))
+        if not 0 <= idx < len(value):
+            raise HCLError(f"the given index {idx} is out of range (length {len(value)})")
+        return value[idx]
+    raise HCLError(f"cannot index a {_type(value)} value")
+
+
+def _attr(node: Node, name: str) -> Node:
+    def run(sc: Scope) -> Any:
+        value = node(sc)
+        if isinstance(value, _Namespace):
+            return value.get(name)
+        return _get(value, name)
+
+    return run
+
+
+def _index(node: Node, key: Node) -> Node:
+    def run(sc: Scope) -> Any:
+        value = node(sc)
+        if isinstance(value, _Namespace):
+            return value.get(_str(key(sc)))
+        return _get(value, key(sc))
+
+    return run
+
+
+def _splat(node: Node, steps: list[tuple[str, Any]]) -> Node:
+    def run(sc: Scope) -> Any:
+        value = node(sc)
+        items = value if isinstance(value, list) else ([] if value is None else [value])
+        out = []
+        for item in items:
+            for kind, arg in steps:
+                item = _get(item, arg if kind == "attr" else arg(sc))
+            out.append(item)
+        return out
+
+    return run
+
+
+def _items(value: Any) -> list[tuple[Any, Any]]:
+    if isinstance(value, dict):
+        return sorted(value.items())
+    if isinstance(value, list):
+        return list(enumerate(value))
+    raise HCLError(f"cannot iterate over a {_type(value)} value")
+
+
+def _for(
+    sc: Scope, first: str, second: str | None, coll: Node, key: Node, value: Node | None, cond: Node | None
+) -> Any:
+    out_list: list[Any] = []
+    out_map: dict[str, Any] = {}
+    for k, v in _items(coll(sc)):
+        inner = sc.child(**({first: v} if second is None else {first: k, second: v}))
+        if cond is not None and not _bool(cond(inner)):
+            continue
+        if value is None:
+            out_list.append(key(inner))
+        else:
+            out_map[_str(key(inner))] = value(inner)
+    return out_list if value is None else out_map
+
+
+def _call(sc: Scope, name: str, args: list[Node], expand: bool) -> Any:
+    if name in ("can", "try"):
+        return _can_try(sc, name, args)
+    fn = sc.functions.get(name)
+    if fn is None:
+        raise HCLError(f'there is no function named "{name}"')
+    values = [a(sc) for a in args]
+    if expand and values:
+        values = values[:-1] + list(values[-1])
+    if any(isinstance(v, Deferred) for v in values):
+        if name in _DEFERRABLE and len(values) == 1:
+            return Deferred(f"{_DEFERRABLE[name]} ({values[0].go})")
+        raise HCLError(f"{name}(): a value known only during the build (build.*) cannot be used here")
+    try:
+        return fn(*values)
+    except HCLError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
+        raise HCLError(f"error calling {name}(): {exc}") from None
+
+
+def _can_try(sc: Scope, name: str, args: list[Node]) -> Any:
+    for arg in args:
+        try:
+            value = arg(sc)
+        except TemplateError:
+            if name == "can":
+                return False
+            continue
+        return True if name == "can" else value
+    if name == "can":
+        return False
+    raise HCLError("try(): no expression succeeded")
+
+
+class _Namespace:
+    """`var`, `local`, `source`, `build`, `path`...: attribute access with a clear error."""
+
+    def __init__(self, kind: str, values: Mapping[str, Any], deferred: Callable[[str], Any] | None = None):
+        self.kind = kind
+        self.values = values
+        self.deferred = deferred
+
+    def get(self, name: str) -> Any:
+        if name in self.values:
+            return self.values[name]
+        if self.deferred is not None:
+            return self.deferred(name)
+        raise HCLError(f'unsupported attribute: "{self.kind}.{name}" is not declared')
+
+
+def namespace(kind: str, values: Mapping[str, Any], deferred: Callable[[str], Any] | None = None) -> Any:
+    return _Namespace(kind, values, deferred)
+
+
+def compile_expression(text: str) -> Node:
+    parser = _Parser(text)
+    node = parser.expression()
+    parser.ws()
+    if parser.i != len(text):
+        raise parser.error("unexpected text after the expression")
+    return node
+
+
+def compile_template(text: str) -> Node:
+    return _Parser(text).template_body()
+
+
+def compile_value(raw: Any) -> Node:
+    """A node for a value as python-hcl2 returns it: `"${expr}"`, `"\\"template\\""`, a bare word
+    (`string`), a number, a bool, None, or lists/dicts of those."""
+    if isinstance(raw, str):
+        if raw.startswith("${") and raw.endswith("}") and _balanced(raw[2:-1]):
+            return compile_expression(raw[2:-1])
+        if len(raw) >= 2 and raw.startswith('"') and raw.endswith('"'):
+            inner = raw[1:-1]
+            if inner.startswith("<<"):
+                return _Parser(inner).heredoc()
+            return _Parser(raw[1:]).template('"')
+        return compile_expression(raw)
+    if isinstance(raw, list):
+        items = [compile_value(v) for v in raw]
+        return lambda sc: [n(sc) for n in items]
+    if isinstance(raw, dict):
+        pairs = [(_unquote(k), compile_value(v)) for k, v in raw.items() if not k.startswith("__")]
+        return lambda sc: {k: n(sc) for k, n in pairs}
+    return _const(raw)
+
+
+def _balanced(text: str) -> bool:
+    """Whether `text` is one whole expression (not `a} x ${b`)."""
+    depth, in_str, i = 0, False, 0
+    while i < len(text):
+        c = text[i]
+        if in_str:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
+
+
+def _unquote(key: str) -> str:
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        return key[1:-1]
+    return key
+
+
+def evaluate(raw: Any, scope: Scope) -> Any:
+    return compile_value(raw)(scope)
