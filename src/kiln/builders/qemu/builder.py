@@ -1,0 +1,316 @@
+"""The `qemu` builder, as Packer's with `disk_image = true`: copy the source disk (copy-on-write),
+boot it under QEMU, connect over SSH, provision, shut down, convert the disk into the output image.
+
+From a kiln base image no password or key is needed: the builder makes a temporary key pair and hands
+its public key (and `user_data`) to the machine through the NoCloud seed, so `ssh_username = "root"`
+is enough. Without `shutdown_command` the machine is powered off through ACPI (QMP
+system_powerdown), where Packer pulls the plug: a clean shutdown never loses the guest's last writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from kiln.builders.qemu.config import QemuConfig
+from kiln.communicators.base import RemoteCommand
+from kiln.components import Artifact, BuildContext, Builder
+from kiln.config import DecodeContext
+from kiln.engine.steps import Step, run_steps
+from kiln.errors import BuildError, CommunicatorError
+
+BUILDER_ID = "transcend.qemu"
+
+
+@dataclass
+class QemuState:
+    config: QemuConfig
+    output_dir: Path
+    vm_name: str
+    source: Path | None = None
+    key: Any = None  # communicators.keys.TemporaryKeyPair
+    machine: Any = None  # kiln.machines.Machine
+    communicator: Any = None
+    image: Path | None = None
+    succeeded: bool = False
+    made_output: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def source_path(url: str, work_dir: Path) -> Path:
+    if url.startswith("file://"):
+        path = Path(unquote(urlparse(url).path))
+    elif "://" in url:
+        raise BuildError(f"iso_url {url}: only local files can be used here", "give a path or a file:// URL")
+    else:
+        path = Path(url)
+    return path if path.is_absolute() else work_dir / path
+
+
+def verify_checksum(path: Path, spec: str, work_dir: Path) -> None:
+    spec = spec.strip()
+    if spec.lower() == "none":
+        return
+    kind, _, expected = spec.rpartition(":")
+    kind = kind.lower() or {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}.get(len(expected), "")
+    if kind.startswith("file"):
+        listing = source_path(expected if not spec.startswith("file:") else spec[5:], work_dir)
+        found = [ln.split()[0] for ln in listing.read_text().splitlines() if path.name in ln]
+        if not found:
+            raise BuildError(f"iso_checksum file {listing} lists no checksum for {path.name}")
+        expected = found[0]
+        kind = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}.get(len(expected), "")
+    if kind not in ("md5", "sha1", "sha256", "sha512"):
+        raise BuildError(f"iso_checksum {spec!r}: unknown checksum type", 'use "sha256:HEX" or "none"')
+    digest = hashlib.new(kind)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest().lower() != expected.lower():
+        raise BuildError(
+            f"iso_checksum: {kind} of {path} is {digest.hexdigest()}, not {expected}",
+            "fix iso_checksum, or the image was changed",
+        )
+
+
+class StepOutputDir(Step[QemuState]):
+    name = "StepOutputDir"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        if state.output_dir.exists():
+            if not ctx.force:
+                raise BuildError(
+                    f"Output directory exists: {state.output_dir}",
+                    "remove it, or use the -force flag to delete it",
+                )
+            shutil.rmtree(state.output_dir)
+        state.output_dir.mkdir(parents=True)
+        state.made_output = True
+
+    def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
+        if state.made_output and not state.succeeded:
+            ctx.ui.say("Deleting output directory...")
+            shutil.rmtree(state.output_dir, ignore_errors=True)
+
+
+class StepSource(Step[QemuState]):
+    name = "StepDownload"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        cfg = state.config
+        path = source_path(cfg.iso_url, ctx.work_dir)
+        ctx.ui.say(f"Retrieving ISO\n    Using file in-place: {path.as_uri()}")
+        if not path.is_file():
+            raise BuildError(
+                f"iso_url {cfg.iso_url}: no such file", "build one: kiln baseimage build debian-12"
+            )
+        verify_checksum(path, cfg.iso_checksum, ctx.work_dir)
+        state.source = path
+
+
+class StepKey(Step[QemuState]):
+    name = "StepSSHKeyGen"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        cfg = state.config
+        if cfg.communicator != "ssh" or cfg.ssh_password or cfg.ssh_private_key_file or cfg.ssh_agent_auth:
+            return
+        from kiln.communicators.keys import TemporaryKeyPair
+
+        ctx.ui.say(f"Creating temporary {cfg.ssh_temporary_key_pair_type} SSH key for instance...")
+        state.key = TemporaryKeyPair.generate(
+            cfg.ssh_temporary_key_pair_type, cfg.ssh_temporary_key_pair_bits
+        )
+
+
+class StepRun(Step[QemuState]):
+    name = "StepRun"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        from kiln.machines import MachineSpec, Metadata, create_machine
+
+        cfg = state.config
+        assert state.source is not None
+        user_data = cfg.user_data
+        if cfg.user_data_file:
+            user_data = (ctx.work_dir / cfg.user_data_file).read_text()
+        spec = MachineSpec(
+            image=state.source,
+            name="packer",
+            cpus=cfg.cpus,
+            memory_mb=cfg.memory,
+            ssh_host="127.0.0.1",
+            ssh_port=_port_in_range(cfg.ssh_host_port_min, cfg.ssh_host_port_max),
+            metadata=Metadata(
+                ssh_authorized_keys=(state.key.authorized_key_line,) if state.key else (),
+                user_data=user_data or None,
+            ),
+            disk_size=cfg.disk_size or None,
+            accelerator="auto" if cfg.accelerator in ("", "none") else cfg.accelerator,  # type: ignore[arg-type]
+            disk_interface=cfg.disk_interface,
+            net_device="virtio-net-pci" if cfg.net_device == "virtio-net" else cfg.net_device,
+            qemu_args=tuple(tuple(arg) for arg in cfg.qemuargs),
+        )
+        ctx.ui.say("Copying hard drive...")
+        state.machine = create_machine(spec, "vm")
+        ctx.ui.say(f"Found port for communicator (SSH, WinRM, etc): {state.machine.ssh_port}.")
+        ctx.ui.say("Starting VM, booting disk image")
+        state.machine.start()
+        ctx.log.info(
+            "qemu: accelerator %s, console log %s", state.machine.accelerator, state.machine.console_log
+        )
+        if cfg.boot_wait > 0:
+            ctx.ui.say(f"Waiting {_go_duration(cfg.boot_wait)} for boot...")
+            ctx.cancel.sleep(float(cfg.boot_wait))
+
+    def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
+        if state.machine is not None:
+            if state.machine.is_running():
+                ctx.ui.say("Stopping the VM...")
+            state.machine.destroy()
+            state.machine = None
+
+
+class StepConnect(Step[QemuState]):
+    name = "StepConnect"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        cfg = state.config
+        if cfg.communicator == "none":
+            from kiln.communicators.base import NoneCommunicator
+
+            ctx.provision(NoneCommunicator())
+            return
+        from kiln.communicators.ssh import SSHCommunicator
+
+        machine = state.machine
+        key = state.key.private_key if state.key else None
+        comm = SSHCommunicator(
+            cfg, host=machine.ssh_host, port=machine.ssh_port, private_key=key, log=ctx.log
+        )
+        state.communicator = comm
+        ctx.ui.say(f"Using SSH communicator to connect: {machine.ssh_host}")
+        ctx.ui.say("Waiting for SSH to become available...")
+        deadline = time.monotonic() + float(cfg.ssh_timeout)
+        refusals = 0
+        while True:
+            ctx.cancel.check()
+            if not machine.is_running():
+                raise BuildError("the VM stopped before SSH answered", f"see {machine.console_log}")
+            try:
+                comm.connect(timeout=min(30.0, max(1.0, deadline - time.monotonic())), cancel=ctx.cancel)
+                break
+            except CommunicatorError as exc:
+                refusals += type(exc).__name__ == "AuthFailed"
+                if refusals >= cfg.ssh_handshake_attempts or time.monotonic() >= deadline:
+                    raise CommunicatorError(f"Timeout waiting for SSH: {exc}", "raise ssh_timeout") from None
+                ctx.log.debug("SSH not ready: %s", exc)
+            ctx.cancel.sleep(1.0)
+        ctx.ui.say("Connected to SSH!")
+        ctx.provision(comm)
+
+    def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
+        if state.communicator is not None:
+            state.communicator.close()
+            state.communicator = None
+
+
+class StepShutdown(Step[QemuState]):
+    name = "StepShutdown"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        cfg, machine = state.config, state.machine
+        if cfg.shutdown_command and state.communicator is not None:
+            ctx.ui.say("Gracefully halting virtual machine...")
+            try:
+                state.communicator.run(RemoteCommand(cfg.shutdown_command), ctx.cancel)
+            except CommunicatorError as exc:
+                ctx.log.debug("shutdown command ended the connection: %s", exc)
+            deadline = time.monotonic() + float(cfg.shutdown_timeout)
+            while machine.is_running():
+                if time.monotonic() > deadline:
+                    raise BuildError(
+                        "Timeout while waiting for machine to shutdown.", "check shutdown_command"
+                    )
+                ctx.cancel.sleep(0.5)
+        else:
+            ctx.ui.say("Halting the virtual machine (ACPI power-off)...")
+            machine.stop(graceful=True, timeout=float(cfg.shutdown_timeout))
+        machine.kill()
+
+
+class StepConvert(Step[QemuState]):
+    name = "StepConvertDisk"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        cfg = state.config
+        ctx.ui.say("Converting hard drive...")
+        state.image = state.machine.save_image(
+            state.output_dir / state.vm_name,
+            cfg.format,
+            compress=cfg.disk_compression,  # type: ignore[arg-type]
+        )
+        state.succeeded = True
+
+
+class QemuBuilder(Builder):
+    type_name = "qemu"
+    Config = QemuConfig
+
+    def validate(self, dctx: DecodeContext, path: str) -> None:
+        self.config.validate_qemu(dctx, path)
+
+    def run(self, ctx: BuildContext) -> Artifact | None:
+        from kiln.machines import sweep_stale
+
+        sweep_stale()
+        cfg: QemuConfig = self.config
+        base = ctx.name.rsplit(".", 1)[-1]
+        output = Path(cfg.output_directory or f"output-{base}")
+        state = QemuState(
+            cfg, output if output.is_absolute() else ctx.work_dir / output, cfg.vm_name or f"packer-{base}"
+        )
+        steps: list[Step[QemuState]] = [
+            StepOutputDir(), StepSource(), StepKey(), StepRun(), StepConnect(), StepShutdown(), StepConvert(),
+        ]  # fmt: skip
+        run_steps(steps, state, ctx)
+        assert state.image is not None
+        ctx.generated["ID"] = state.vm_name
+        out = state.output_dir
+
+        def destroy() -> None:
+            shutil.rmtree(out, ignore_errors=True)
+
+        return Artifact(
+            BUILDER_ID,
+            id=state.vm_name,
+            files=[str(state.image)],
+            string=f"VM files in directory: {cfg.output_directory or out.name}",
+            state={"diskName": state.vm_name, "diskType": cfg.format, "diskSize": cfg.disk_size},
+            destroy=destroy,
+        )
+
+
+def _port_in_range(low: int, high: int) -> int:
+    for port in range(low, high + 1):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise BuildError(f"no free port between ssh_host_port_min {low} and max {high}", "widen the range")
+
+
+def _go_duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"

@@ -1,0 +1,58 @@
+"""Options of the qemu builder: Packer's, with Packer's defaults (disk images only, no installer ISO)."""
+
+# ruff: noqa: RUF009 - option() returns a dataclass field, not a shared mutable default
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kiln.communicators.config import SSHConfig, validate_ssh_config
+from kiln.config import DecodeContext, Duration, option
+
+FORMATS = ("qcow2", "raw")
+ACCELERATORS = ("", "none", "kvm", "tcg")
+
+
+@dataclass
+class QemuConfig(SSHConfig):
+    iso_url: str = option(required=True, doc="the source disk image: a path or file:// URL")
+    iso_checksum: str = option(required=True, doc='"sha256:HEX", "md5:HEX", "file:PATH" or "none"')
+    disk_image: bool = option(False, doc="iso_url is a bootable disk image (the only mode kiln has)")
+    output_directory: str = option("", doc="default: output-<build name>")
+    vm_name: str = option("", doc="file name of the image; default: packer-<build name>")
+    format: str = option("qcow2", doc="qcow2 | raw")
+    disk_size: str = option("", doc="grow the disk to this size (e.g. 20G, 40960M); never shrinks")
+    disk_compression: bool = option(False, doc="compress the qcow2 output")
+    skip_compaction: bool = option(False, doc="accepted; the output is always a standalone copy")
+    accelerator: str = option("", doc="kvm | tcg | none (auto: kvm only if a guest proved to boot)")
+    cpus: int = option(1)
+    memory: int = option(512, doc="MB")
+    headless: bool = option(False, doc="accepted: kiln's VMs never open a window")
+    qemuargs: list[list[str]] = option(default_factory=list, doc="extra QEMU arguments")
+    net_device: str = option("virtio-net", doc="QEMU network device model")
+    disk_interface: str = option("virtio", doc="virtio | ide | scsi ...")
+    boot_wait: Duration = option(Duration(10), doc="wait this long after start before connecting")
+    shutdown_command: str = option("", doc="run over SSH to stop the machine; default: ACPI power-off")
+    shutdown_timeout: Duration = option(Duration(300))
+    ssh_host_port_min: int = option(2222)
+    ssh_host_port_max: int = option(4444)
+    user_data: str = option("", doc="kiln: user data for the machine's NoCloud seed")
+    user_data_file: str = option("", doc="kiln: a file whose content is the user data")
+
+    def validate_qemu(self, dctx: DecodeContext, path: str) -> None:
+        if not self.disk_image:
+            dctx.error(path, "only disk_image = true is supported: booting an installer ISO is not")
+        if self.format not in FORMATS:
+            dctx.error(f"{path}.format", f'"{self.format}" is not qcow2 or raw')
+        if self.accelerator not in ACCELERATORS:
+            dctx.error(f"{path}.accelerator", f'"{self.accelerator}" is not kvm, tcg or none')
+        if self.disk_size and not re.fullmatch(r"\d+[KMGT]?", self.disk_size.strip(), re.IGNORECASE):
+            dctx.error(f"{path}.disk_size", f'"{self.disk_size}" is not a size such as 20G or 40960M')
+        if self.cpus < 1 or self.memory < 128:
+            dctx.error(path, "cpus must be at least 1 and memory at least 128 (MB)")
+        if self.user_data and self.user_data_file:
+            dctx.error(path, "only one of user_data or user_data_file may be specified")
+        if not 0 < self.ssh_host_port_min <= self.ssh_host_port_max < 65536:
+            dctx.error(path, "ssh_host_port_min/max must be a port range")
+        validate_ssh_config(self, dctx, path)

@@ -1,0 +1,91 @@
+"""The qemu builder end to end: a template with only `ssh_username = root` builds an image from the
+kiln base image (temporary key through the NoCloud seed), installs and enables redis; the output
+image boots again and redis answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiln.machines import MachineSpec, Metadata, create_machine
+from tests.machines.conftest import ssh_ok
+
+pytestmark = [pytest.mark.machine, pytest.mark.slow]
+
+
+def kiln(*args: str, cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kiln", *args], cwd=cwd, capture_output=True, text=True,
+        env=os.environ.copy(), timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(2400)
+def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ssh_key: Path) -> None:
+    template = {
+        "builders": [
+            {
+                "type": "qemu",
+                "disk_image": True,
+                "iso_url": base_image.as_uri(),
+                "iso_checksum": "none",
+                "output_directory": "out",
+                "vm_name": "redis.qcow2",
+                "format": "qcow2",
+                "disk_size": "5G",
+                "memory": 1024,
+                "cpus": 2,
+                "boot_wait": "1s",
+                "ssh_username": "root",
+                "ssh_timeout": "15m",
+                "ssh_temporary_key_pair_type": "ed25519",
+                "shutdown_command": "systemctl poweroff",
+            }
+        ],
+        "provisioners": [
+            {
+                "type": "shell",
+                "inline": [
+                    "apt-get update -q",
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server",
+                    "systemctl enable --now redis-server",
+                    "redis-cli ping",
+                ],
+            }
+        ],
+    }
+    (tmp_path / "redis.json").write_text(json.dumps(template))
+    done = kiln("build", "redis.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "PONG" in done.stdout
+    assert "Connected to SSH!" in done.stdout
+    image = tmp_path / "out" / "redis.qcow2"
+    info = subprocess.run(["qemu-img", "info", str(image)], capture_output=True, text=True).stdout
+    assert "file format: qcow2" in info and "backing file" not in info
+    assert not list((Path(os.environ["KILN_STATE_DIR"]) / "machines").glob("*/machine.json"))
+
+    # the image boots again (namespace runner when root: the same disk, seconds instead of minutes)
+    runner = "namespace" if os.geteuid() == 0 else "vm"
+    pub = ssh_key.with_suffix(".pub").read_text()
+    spec = MachineSpec(image=image, name="redischeck", metadata=Metadata(ssh_authorized_keys=(pub,)))
+    with create_machine(spec, runner) as machine:
+        machine.start()
+        machine.wait_for_ssh(600)
+        ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "systemctl is-active redis-server || sleep 3")
+        assert ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "redis-cli ping").strip() == "PONG"
+
+
+def test_qemu_template_errors_name_the_field(tmp_path: Path) -> None:
+    template = {"builders": [{"type": "qemu", "iso_url": "x.img", "iso_checksum": "none", "format": "vmdk"}]}
+    (tmp_path / "bad.json").write_text(json.dumps(template))
+    done = kiln("validate", "bad.json", cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    assert "format" in text and "vmdk" in text
+    assert "disk_image" in text
+    assert "ssh_username" in text
