@@ -109,6 +109,19 @@ def test_zip_round_trip(harness: Harness, prepare: Prepare, files: list[str]) ->
         assert (work / "unzipped" / name).read_bytes() == (work / name).read_bytes()
 
 
+def test_zip_member_names_stay_inside_the_extraction_folder(
+    harness: Harness, prepare: Prepare, files: list[str]
+) -> None:
+    work = harness.ctx.work_dir
+    (work / "sub").mkdir()
+    pp = prepare(CompressPostProcessor, {"output": "sub/up.zip"})
+    pp.post_process(
+        harness.ctx, Artifact("null", files=["../work/output/meta.txt", str(work / "output" / "disk.img")])
+    )
+    names = run("unzip -Z1 sub/up.zip", work).stdout.decode().split()
+    assert names == ["work/output/meta.txt", str(work / "output" / "disk.img").lstrip("/")]
+
+
 def test_format_option_overrides_the_extension(harness: Harness, prepare: Prepare, files: list[str]) -> None:
     pp = prepare(CompressPostProcessor, {"output": "archive", "format": "tar.xz"})
     pp.post_process(harness.ctx, Artifact("null", files=files))

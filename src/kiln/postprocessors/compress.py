@@ -180,7 +180,10 @@ def _copy(source: Path, sink: _codecs.Sink, shown: str) -> None:
 
 
 def _write_tar(sink: _codecs.Sink, sources: list[Path]) -> None:
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:  # type: ignore[call-overload]
+    # dereference: a symlinked disk image is archived as its content, as Packer does.
+    with tarfile.open(
+        fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=CHUNK, dereference=True
+    ) as tar:  # type: ignore[call-overload]
         for source in sources:
             try:
                 tar.add(source, arcname=source.name)
@@ -188,6 +191,12 @@ def _write_tar(sink: _codecs.Sink, sources: list[Path]) -> None:
                 raise
             except OSError as exc:
                 raise BuildError(f"Unable to read file {source}: {exc.strerror or exc}") from exc
+
+
+def _member_name(name: str) -> str:
+    """A zip member name that stays inside the folder it is extracted to (no `/x`, no `../x`)."""
+    parts = [p for p in name.replace(os.sep, "/").split("/") if p not in ("", ".", "..")]
+    return "/".join(parts) or "file"
 
 
 def _write_zip(ctx: BuildContext, out: BinaryIO, level: int, names: list[str], sources: list[Path]) -> None:
@@ -201,7 +210,7 @@ def _write_zip(ctx: BuildContext, out: BinaryIO, level: int, names: list[str], s
                     if p.is_file()
                 ]
             for path, arcname in members:
-                arcname = arcname.replace(os.sep, "/").lstrip("/")
+                arcname = _member_name(arcname)
                 try:
                     handle = path.open("rb")
                 except OSError as exc:
