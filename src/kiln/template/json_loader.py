@@ -119,6 +119,10 @@ def _duration(value: Any, path: str, problems: _Problems) -> float:
         return 0.0
     if isinstance(value, int | float):
         return float(value) / 1e9 if value > 1e6 else float(value)  # Go reads bare numbers as ns
+    if value.strip().lstrip("+-").replace(".", "", 1).isdigit() and value.strip() != "0":
+        # Go's time.ParseDuration, which Packer uses here, wants a unit
+        problems.add(path, f'time: missing unit in duration "{value}" (write e.g. "{value}s")')
+        return 0.0
     try:
         return float(Duration.parse(value)) if value else 0.0
     except ValueError as exc:

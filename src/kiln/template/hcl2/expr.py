@@ -22,6 +22,27 @@ class HCLError(TemplateError):
     pass
 
 
+class HclDiagnostic(TemplateError):
+    """An error about a place in an HCL file, which Packer prints as
+    `Error: SUMMARY\n\n  on FILE line N:\n  (source code not available)\n\nDETAIL\n\n`."""
+
+    def __init__(self, summary: str, file: str, line: int, detail: str = "") -> None:
+        where = f" (on {file} line {line})" if file and line else ""
+        super().__init__(f"{summary}{where}" + (f": {detail}" if detail else ""))
+        self.summary, self.file, self.line, self.detail = summary, file, line, detail
+
+    def __str__(self) -> str:
+        return self.message
+
+    def packer_text(self) -> str:
+        text = self.summary + "\n\n"
+        if self.file and self.line:
+            text += f"  on {self.file} line {self.line}:\n  (source code not available)\n\n"
+        if self.detail:
+            text += self.detail + "\n\n"
+        return text
+
+
 @dataclass(frozen=True)
 class Deferred:
     """A value known only while building: `go` is the `{{ }}` pipeline that yields it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from kiln.errors import TemplateError, TemplateProblems
 
 from ..json_loader import _duration, _Problems
 from ..model import ComponentSpec, Template
-from .expr import Deferred, HCLError, Scope, _str, compile_expression, evaluate, namespace
+from .expr import Deferred, HclDiagnostic, HCLError, Scope, _str, compile_expression, evaluate, namespace
 from .functions import make_functions
 from .loader import HclState, blocks, is_block, labelled, parse_hcl_file, unquote
 
@@ -83,7 +84,9 @@ class _Evaluator:
         self.data_raw: dict[tuple[str, str], dict[str, Any]] = {}
         self.data: dict[str, dict[str, Any]] = {}
         self._computing: list[str] = []
-        self.path = namespace("path", {"root": str(tpl.dir), "cwd": os.getcwd()})
+        given = tpl.source or str(tpl.path)
+        root = given if os.path.isdir(given) else (os.path.dirname(given) or ".")
+        self.path = namespace("path", {"root": root, "cwd": os.getcwd()})
         from kiln import PACKER_COMPATIBLE_VERSION
 
         self.packer = namespace("packer", {"version": PACKER_COMPATIBLE_VERSION})
@@ -161,7 +164,7 @@ def resolve_hcl2(
             problems.append(f"{where}: {exc.message}")
 
     for name, decl in decls.items():
-        if "default" in decl and decl["default"] is not None:
+        if "default" in decl:
             try:
                 setting(name, evaluate(decl["default"], ev.literal_scope()), f"variable {name}")
             except TemplateError as exc:
@@ -193,7 +196,7 @@ def resolve_hcl2(
                 "https://packer.io/docs/templates/hcl_templates/syntax for details."
             )
     if problems:
-        raise TemplateProblems(tpl.display_path, problems)
+        _raise(tpl, problems)
     for name, decl in decls.items():
         if decl.get("sensitive") is True and ev.values.get(name) not in (None, ""):
             for piece in _strings(ev.values[name]):
@@ -218,12 +221,40 @@ def resolve_hcl2(
             except TemplateError as exc:
                 problems.append(f"local.{name}: {exc.message}")
     if problems:
-        raise TemplateProblems(tpl.display_path, problems)
+        _raise(tpl, problems)
     _builds(ev, body, problems)
     if problems:
-        raise TemplateProblems(tpl.display_path, problems)
+        _raise(tpl, problems)
     ev.state.resolved = True
     return {name: _text(value) for name, value in ev.values.items()}
+
+
+def _raise(tpl: Template, problems: list[Any]) -> None:
+    texts = [str(p) for p in problems]
+    if len(problems) == 1:
+        if isinstance(problems[0], HclDiagnostic):
+            raise problems[0]
+        raise TemplateError(texts[0], f"in {tpl.display_path}")
+    raise TemplateProblems(tpl.display_path, texts)
+
+
+def _line_of(files: list[str], pattern: str, nth: int = 0) -> tuple[str, int]:
+    """The file and line of the `nth` match of `pattern` (a regex) in the template's files."""
+    import re
+
+    regex = re.compile(pattern, re.M)
+    count = 0
+    for file in files:
+        try:
+            with open(file, encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for m in regex.finditer(text):
+            if count == nth:
+                return file, text.count("\n", 0, m.start()) + 1
+            count += 1
+    return (files[0] if files else ""), 0
 
 
 def _strings(value: Any) -> list[str]:
@@ -238,7 +269,9 @@ def _strings(value: Any) -> list[str]:
 
 def _cli_value(text: str, decl: dict[str, Any], ev: _Evaluator) -> Any:
     type_text = _type_text(decl.get("type"))
-    if type_text in ("", "string"):
+    # Without a type, HCL infers it from the default: only a list or map default makes the value
+    # an expression; otherwise it is the text as given.
+    if type_text == "string" or (not type_text and not isinstance(decl.get("default"), list | dict)):
         return text
     try:
         return compile_expression(text)(ev.literal_scope())
@@ -296,7 +329,7 @@ def _source_key(ref: str) -> str:
     return ref
 
 
-def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[str]) -> None:
+def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> None:
     tpl = ev.tpl
     sources: dict[str, dict[str, Any]] = {}
     for block in blocks(body.get("source")):
@@ -306,9 +339,15 @@ def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[str]) -> 
                 problems.append(f'Duplicate source "{key}"')
             sources[key] = sbody
     builds = blocks(body.get("build"))
+    files = ev.state.files
     if not builds:
         problems.append(
-            "Missing build block: A build block with one or more sources is required for executing a build."
+            HclDiagnostic(
+                "Missing build block",
+                "",
+                0,
+                "A build block with one or more sources is required for executing a build.",
+            )
         )
         return
     seen: set[str] = set()
@@ -317,12 +356,21 @@ def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[str]) -> 
         bname = _text(evaluate(build.get("name", '""'), ev.scope())) if "name" in build else ""
         refs = _build_sources(ev, build, path, problems)
         if not refs:
-            problems.append(f"{path}: missing source reference: a build block needs at least one source")
+            file, line = _line_of(files, r"^\s*build\s*\{", bi)
+            problems.append(
+                HclDiagnostic(
+                    "missing source reference", file, line, "a build block needs at least one source"
+                )
+            )
         named: list[tuple[str, str, str]] = []  # (full name, type, source name)
         for key, name_override, overrides in refs:
             if key not in sources:
-                known = ", ".join(sorted(sources))
-                problems.append(f"{path}: Unknown source {key} (known: [{known}])")
+                file, line = _line_of(files, re.escape(key))
+                problems.append(
+                    HclDiagnostic(
+                        f"Unknown source {key}", file, line, f"Known: [{', '.join(sorted(sources))}]"
+                    )
+                )
                 continue
             stype, sname = key.split(".", 1)
             sname = name_override or sname
