@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln.config import DecodeContext
+from kiln.engine.secrets import REDACTOR
 from kiln.provisioners import shell_common as sc
 
 NASTY = {
@@ -116,3 +117,14 @@ def test_scripts_collected_and_checked(tmp_path: Path) -> None:
         "p.scripts: Bad script 'missing.sh': no such file or directory",
         "p.scripts: Bad script '.': is a directory",
     ]
+
+
+def test_escaped_form_of_a_secret_is_hidden_too() -> None:
+    secret = "it's-a-secret"
+    REDACTOR.add(secret)
+    try:
+        flat = sc.flatten_env({"PW": f"x {secret}", "OTHER": "it's fine"})
+        assert "secret" not in REDACTOR.redact(flat)
+        assert "OTHER='it'\"'\"'s fine'" in REDACTOR.redact(flat)  # values without secrets stay readable
+    finally:
+        REDACTOR.clear()

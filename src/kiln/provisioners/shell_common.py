@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.config import DecodeContext, option
+from kiln.engine.secrets import REDACTOR
 from kiln.errors import BuildError
 
 #: Packer's default `env_var_format` on Unix: `NAME='value' ` (the value's quotes escaped).
@@ -143,9 +144,18 @@ def go_sprintf(fmt: str, *args: str) -> str:
 
 def flatten_env(env: Mapping[str, str], env_var_format: str = "") -> str:
     """`{{.Vars}}`: each variable written with `env_var_format` (default `%s='%s' `), values
-    quote-escaped, in the order of `env` (use `build_env`, which sorts)."""
+    quote-escaped, in the order of `env` (use `build_env`, which sorts). The escaped form of a value
+    holding a secret is registered as a secret too."""
     fmt = env_var_format or DEFAULT_ENV_VAR_FORMAT
-    return "".join(go_sprintf(fmt, key, quote_value(value)) for key, value in env.items())
+    parts = []
+    for key, value in env.items():
+        quoted = quote_value(value)
+        if quoted != value and REDACTOR.redact(value) != value:
+            # The escaped text no longer contains the secret as registered: register it too, or a
+            # logged command line would show it.
+            REDACTOR.add(quoted)
+        parts.append(go_sprintf(fmt, key, quoted))
+    return "".join(parts)
 
 
 def inline_script_text(inline: Sequence[str], shebang: str) -> str:
