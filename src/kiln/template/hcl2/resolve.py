@@ -240,7 +240,6 @@ def _raise(tpl: Template, problems: list[Any]) -> None:
 
 def _line_of(files: list[str], pattern: str, nth: int = 0) -> tuple[str, int]:
     """The file and line of the `nth` match of `pattern` (a regex) in the template's files."""
-    import re
 
     regex = re.compile(pattern, re.M)
     count = 0
@@ -356,7 +355,7 @@ def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> 
         bname = _text(evaluate(build.get("name", '""'), ev.scope())) if "name" in build else ""
         refs = _build_sources(ev, build, path, problems)
         if not refs:
-            file, line = _line_of(files, r"^\s*build\s*\{", bi)
+            file, line = _line_of(files, r"^[ \t]*build[ \t]*\{", bi)
             problems.append(
                 HclDiagnostic(
                     "missing source reference", file, line, "a build block needs at least one source"
@@ -365,7 +364,7 @@ def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> 
         named: list[tuple[str, str, str]] = []  # (full name, type, source name)
         for key, name_override, overrides in refs:
             if key not in sources:
-                file, line = _line_of(files, re.escape(key))
+                file, line = _line_of(files, r"^[ \t]*build[ \t]*\{", bi)
                 problems.append(
                     HclDiagnostic(
                         f"Unknown source {key}", file, line, f"Known: [{', '.join(sorted(sources))}]"
