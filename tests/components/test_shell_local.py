@@ -226,3 +226,24 @@ def test_post_processor_single_string_execute_command_runs_under_sh(
     assert pp.config.execute_command == ["sh", "-c", "{{.Vars}} sh {{.Script}} > out.txt"]
     pp.post_process(harness.ctx, Artifact("test"))
     assert (harness.ctx.work_dir / "out.txt").read_text() == "hi\n"
+
+
+def test_a_background_child_holding_the_output_does_not_hang_the_build(
+    harness: Harness, prepare: Prepare, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiln.provisioners import shell_local
+
+    monkeypatch.setattr(shell_local, "DRAIN_TIMEOUT", 0.5)
+    pidfile = harness.ctx.work_dir / "bg.pid"
+    prov = prepare(ShellLocalProvisioner, {"inline": [f"sleep 60 & echo $! > {pidfile}", "echo done"]})
+    started = time.monotonic()
+    try:
+        prov.provision(harness.ctx, None)
+        assert time.monotonic() - started < 10
+        assert "    example: done" in harness.stdout
+    finally:
+        if pidfile.exists():
+            pid = int(pidfile.read_text())
+            if alive(pid):
+                os.kill(pid, 9)
+            wait_for(lambda: not alive(pid), timeout=5)

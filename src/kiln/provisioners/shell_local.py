@@ -145,12 +145,10 @@ def run_local_command(
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    on_start: Callable[[int], None] | None = None,
 ) -> int:
     """Run `argv` here, streaming stdout lines to ctx.ui.message and stderr lines to ctx.ui.error
     as they arrive. Returns the exit code (-1 if killed by a signal, as Go reports it). Raises
-    CancelledError, after the process group is gone, if the run is cancelled. `on_start` gets the
-    child's pid (tests use it)."""
+    CancelledError, after the process group is gone, if the run is cancelled."""
     ctx.cancel.check()
     proc = subprocess.Popen(
         list(argv),
@@ -161,8 +159,6 @@ def run_local_command(
         env=dict(env) if env is not None else None,
         start_new_session=True,  # its own process group: cancelling kills the script's children too
     )
-    if on_start is not None:
-        on_start(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     readers = [
         threading.Thread(target=_pump, args=(proc.stdout, ctx.ui.message), daemon=True),
