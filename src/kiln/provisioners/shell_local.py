@@ -111,7 +111,13 @@ def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapp
             target = Path(script)
             absolute = str(target if target.is_absolute() else (ctx.work_dir / target).absolute())
             data = {"Vars": flat, "Script": absolute, "Command": absolute}
-            argv = [ctx.render(part, data) for part in config.execute_command]
+            try:
+                argv = [ctx.render(part, data) for part in config.execute_command]
+            except Exception as exc:  # the template engine's errors name the problem
+                raise BuildError(
+                    f"Error processing command: {exc}",
+                    hint="execute_command may use {{.Vars}} and {{.Script}}",
+                ) from exc
             ctx.ui.say(f"Running local shell script: {script}")
             ctx.log.info("shell-local: starting local command: %s", redact(" ".join(argv)))
             try:
