@@ -4,6 +4,8 @@ official Tea SDK clients pointed at it over HTTP."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +22,10 @@ REGION = "cn-beijing"
 
 
 @pytest.fixture(scope="session")
-def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("kiln-state")
+def state_root() -> Iterator[Path]:
+    # Not under pytest's basetemp: concurrent pytest runs on this host prune each other's basetemp
+    # folders, which would pull the state from under a running server.
+    root = Path(tempfile.mkdtemp(prefix="kiln-localcloud-test-"))
     old = os.environ.get("KILN_STATE_DIR")
     os.environ["KILN_STATE_DIR"] = str(root)
     yield root
@@ -29,6 +33,7 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("KILN_STATE_DIR", None)
     else:
         os.environ["KILN_STATE_DIR"] = old
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

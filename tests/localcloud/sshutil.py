@@ -1,0 +1,56 @@
+"""OpenSSH client helpers for tests that log into instances."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+
+def write_key(folder: Path, private_key: str) -> Path:
+    path = folder / "id_instance"
+    path.write_text(private_key if private_key.endswith("\n") else private_key + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def ssh(
+    key: Path, host: str, command: str, timeout: float = 300.0, port: int = 22
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            f"root@{host}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_for_ssh(key: Path, host: str, timeout: float = 180.0) -> float:
+    began = time.monotonic()
+    while True:
+        result = ssh(key, host, "true", timeout=30)
+        if result.returncode == 0:
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"no SSH to {host} after {timeout:.0f} s: {result.stderr.strip()[-300:]}")
+        time.sleep(0.3)
