@@ -139,7 +139,7 @@ def test_sudo_in_execute_command(server: Server, test_user: SudoUser, build: Cap
 
 
 KILL_MY_SESSION = [
-    "echo going down",
+    "echo going down; sleep 1",
     # Walk up to this session's sshd and kill it: the connection drops, as in a reboot.
     'p=$$; while [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(cut -d" " -f4 /proc/$p/stat); done; kill -9 $p',
     "sleep 5",

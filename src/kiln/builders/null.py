@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiln.communicators.base import NoneCommunicator
+from kiln.communicators.config import SSHConfig, validate_ssh_config
 from kiln.components import Artifact, BuildContext, Builder
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext
 
 BUILDER_ID = "fnoeding.null"
 
 
 @dataclass
-class NullConfig:
-    communicator: str = option("ssh", doc="ssh or none")
+class NullConfig(SSHConfig):
+    """Only the communicator options: the machine already exists, so ssh_host is required."""
 
 
 class NullBuilder(Builder):
@@ -23,13 +23,15 @@ class NullBuilder(Builder):
     Config = NullConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
-        if self.config.communicator not in ("none", "ssh"):
-            dctx.error(
-                f"{path}.communicator",
-                f'unknown communicator "{self.config.communicator}" (use "ssh" or "none")',
-            )
+        validate_ssh_config(self.config, dctx, path, needs_host=True)
 
     def run(self, ctx: BuildContext) -> Artifact | None:
+        from kiln.communicators.connect import connect  # asyncssh only when a build connects
+
         ctx.generated["ID"] = "Null"
-        ctx.provision(NoneCommunicator())
+        comm = connect(self.config, ctx)
+        try:
+            ctx.provision(comm)
+        finally:
+            comm.close()
         return Artifact(BUILDER_ID, id="Null", string="Did not export anything. This is the null builder")
