@@ -132,6 +132,9 @@ def build_base_image(
         return target
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder / ".lock"):
+        for leftover in folder.glob("kiln-baseimage-*"):
+            say(f"removing {leftover.name}, left by an interrupted build")
+            remove_tree(leftover)
         if not raw.exists():
             _build_raw(recipe, raw, say)
         if fmt == "qcow2" and not target.exists():
@@ -167,8 +170,8 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         raise MachineError("GRUB's BIOS images are not installed", "apt-get install grub-pc-bin")
     began = time.monotonic()
     root = os.geteuid() == 0
-    with tempfile.TemporaryDirectory(prefix="kiln-baseimage-", dir=raw.parent) as tmp:
-        work = Path(tmp)
+    work = Path(tempfile.mkdtemp(prefix="kiln-baseimage-", dir=raw.parent))
+    try:
         os.chmod(work, 0o755)  # the unshared user of mmdebstrap must reach the tree
         tree = work / "rootfs"
         files = _write_files(work / "files", guestfiles.FILES)
@@ -210,11 +213,29 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         helper = [] if root else ["mmdebstrap", "--unshare-helper"]
         argv = ["sh", str(script), str(tree), str(partial), str(recipe.size_bytes // 512), str(files)]
         _run([*helper, *argv, str(core)], "writing the disk", env)
-        if not root:
-            # the tree belongs to the unshared user: only it can remove it
-            _run([*helper, "rm", "-rf", str(tree)], "removing the root file system tree", env)
         os.replace(partial, raw)
+    finally:
+        remove_tree(work)
     say(f"built {raw} in {time.monotonic() - began:.0f} s")
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that first unmounts what a killed mmdebstrap (root mode) left mounted inside: a plain
+    rmtree would walk into the chroot's bind-mounted /dev."""
+    from kiln.machines.state import unmount
+
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mountinfo") as mounts:
+        targets = [line.split()[4] for line in mounts if line.split()[4].startswith(prefix)]
+    for target in sorted(targets, key=len, reverse=True):
+        unmount(target)
+    with open("/proc/self/mountinfo") as mounts:
+        if any(line.split()[4].startswith(prefix) for line in mounts):
+            raise MachineError(f"cannot unmount what is mounted under {path}", "unmount it by hand")
+    if os.geteuid() != 0 and shutil.which("mmdebstrap"):
+        # a tree made in unshare mode belongs to subordinate ids: only the unshared user can remove it
+        subprocess.run(["mmdebstrap", "--unshare-helper", "rm", "-rf", str(path)], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_files(folder: Path, files: dict[str, tuple[str, int]]) -> Path:
