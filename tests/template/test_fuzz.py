@@ -105,3 +105,76 @@ def test_render_random_text(text: str) -> None:
         render(text, ctx)
     except TemplateError:
         pass
+
+
+HCL_SEED = """
+packer {
+  required_version = ">= 1.0.0"
+}
+variable "fruit" {
+  type    = string
+  default = "apple"
+}
+variable "m" {
+  default = { a = ["x"] }
+}
+locals {
+  up = upper(var.fruit)
+}
+data "null" "d" {
+  input = "i"
+}
+source "null" "one" {
+  communicator = "none"
+}
+build {
+  name    = "b"
+  sources = ["source.null.one"]
+  source "null.one" {
+    name = "two"
+  }
+  provisioner "shell-local" {
+    inline = ["echo ${local.up} ${source.name} ${build.ID} ${data.null.d.output}"]
+    only   = ["null.one"]
+  }
+  dynamic "source" {
+    for_each = var.m
+    labels   = ["null.one"]
+    content {
+      name = source.key
+    }
+  }
+  post-processors {
+    post-processor "manifest" {
+      output = "m.json"
+    }
+  }
+}
+"""
+
+
+def check_hcl(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.pkr.hcl"
+        path.write_text(text)
+        try:
+            tpl = load_template(str(path))
+            validate_template(tpl)
+            resolve_variables(tpl, [], [("fruit", "kiwi")], {})
+        except TemplateError as exc:
+            assert exc.message
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_hcl(data: st.DataObject) -> None:
+    position = data.draw(st.integers(0, len(HCL_SEED)))
+    cut = data.draw(st.integers(0, 12))
+    insert = data.draw(st.text(alphabet='{}[]()=,:"$.\\ \nabcxyz01-#*%~?!<>', max_size=6))
+    check_hcl(HCL_SEED[:position] + insert + HCL_SEED[position + cut :])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(HCL_SEED.splitlines()), max_size=30))
+def test_shuffled_hcl_lines(lines: list[str]) -> None:
+    check_hcl("\n".join(lines))

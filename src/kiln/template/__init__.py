@@ -53,7 +53,10 @@ def load_template(path: str) -> Template:
             )
         from .hcl2 import load_hcl2_template
 
-        return load_hcl2_template(path)
+        try:
+            return load_hcl2_template(path)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise _unexpected(path, exc) from None
     from .json_loader import load_json_template
 
     return load_json_template(path)
@@ -85,10 +88,22 @@ def resolve_variables(
         from .hcl2 import resolve_hcl2
 
         pairs = list(cli_vars.items()) if isinstance(cli_vars, Mapping) else list(cli_vars)
-        return resolve_hcl2(template, var_files, pairs, environ if environ is not None else os.environ)
+        try:
+            return resolve_hcl2(template, var_files, pairs, environ if environ is not None else os.environ)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise _unexpected(template.display_path, exc) from None
     from .variables import resolve_variables as resolve
 
     return resolve(template, var_files, cli_vars, environ)
+
+
+def _unexpected(path: str, exc: Exception) -> TemplateError:
+    # HCL2 support covers what templates commonly use; a construct it does not expect must still
+    # end in a message, not a traceback.
+    return TemplateError(
+        f"{path}: cannot evaluate this HCL2 template ({type(exc).__name__}: {exc})",
+        "this construct is not supported by kiln yet; please report it with the template",
+    )
 
 
 def parse_var_flag(text: str) -> tuple[str, str]:

@@ -426,7 +426,11 @@ def _build_sources(
     ev: _Evaluator, build: dict[str, Any], path: str, problems: list[str]
 ) -> list[tuple[str, str, Overrides]]:
     refs: list[tuple[str, str, Overrides]] = []
-    for ref in build.get("sources", []) or []:
+    raw_refs = build.get("sources", []) or []
+    if not isinstance(raw_refs, list):
+        problems.append(f'{path}.sources: expected a list of source references such as ["source.null.x"]')
+        raw_refs = []
+    for ref in raw_refs:
         refs.append((_source_key(unquote(ref)), "", lambda sc: {}))
     for block in blocks(build.get("source")):
         for labels, sbody in labelled(block, 1):
@@ -454,7 +458,10 @@ def _dynamic(
         return out
     iterator = unquote(dbody.get("iterator", kind))
     content = _strip_meta(blocks(dbody.get("content"))[0]) if blocks(dbody.get("content")) else {}
-    items = sorted(collection.items()) if isinstance(collection, dict) else list(enumerate(collection or []))
+    if not isinstance(collection, dict | list):
+        problems.append(f"{path}: dynamic {kind}: for_each must be a map or a list")
+        return out
+    items = sorted(collection.items()) if isinstance(collection, dict) else list(enumerate(collection))
     for k, v in items:
         it = namespace(iterator, {"key": k, "value": v})
         try:
