@@ -287,7 +287,7 @@ async def copy_image(cloud: Cloud, call: Call) -> dict[str, Any]:
         ok = True
         try:
             await cloud.backend.copy_image(src_file, Path(copy["_file"]))
-        except OSError:
+        except Exception:  # any failure of the copy is the cloud's CreateFailed
             ok = False
         cloud.finish_targets([copy, snap], ok)
 

@@ -9,7 +9,9 @@ anyone who only wants to test the API calls of a pipeline.
 from __future__ import annotations
 
 import abc
+import asyncio
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +70,9 @@ class InstanceBackend(abc.ABC):
 
     async def copy_image(self, src: Path | None, dest: Path) -> None:
         if src is not None and src.exists():
-            shutil.copyfile(src, dest)
+            await asyncio.to_thread(
+                subprocess.run, ["cp", "--sparse=always", "--reflink=auto", str(src), str(dest)], check=True
+            )
 
     async def shutdown(self) -> None:
         """Stop every machine this backend started (the server is going away)."""

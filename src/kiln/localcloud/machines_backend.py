@@ -2,8 +2,9 @@
 
 Each start makes a new machine from the instance's disk, with the metadata of that moment (so a key
 pair attached while the instance was stopped reaches authorized_keys at the next start, as on the real
-cloud). Each stop powers the machine off and saves its disk as `instances/<id>/disk.qcow2`, the
-instance's persistent system disk; CreateImage copies that file. The metadata's instance id is the
+cloud). Each stop powers the machine off and saves its disk as `instances/<id>/disk.img`, the
+instance's persistent system disk (`disk.img`: raw for namespace machines, qcow2 for VMs); CreateImage
+copies that file, keeping it sparse. The metadata's instance id is the
 instance's, so UserData runs at the first boot only.
 
 After a kill -9 the machines of the dead server are swept (`kiln.machines.sweep_stale`) and running
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +33,14 @@ BASE_IMAGE = "debian-12"
 
 
 def disk_of(work_dir: Path) -> Path:
-    return work_dir / "disk.qcow2"
+    return work_dir / "disk.img"
+
+
+def copy_sparse(src: Path, dest: Path) -> None:
+    """Copy a disk file keeping its holes (a 20 GB disk holds a few hundred MB)."""
+    subprocess.run(
+        ["cp", "--sparse=always", "--reflink=auto", str(src), str(dest)], check=True, capture_output=True
+    )
 
 
 class MachinesBackend(InstanceBackend):
@@ -41,6 +51,8 @@ class MachinesBackend(InstanceBackend):
 
         self.name = runner
         self.runner = "namespace" if runner == "light" else "vm"
+        # the namespace runner saves raw disks fastest (no conversion); VMs keep qcow2
+        self.disk_format = "raw" if self.runner == "namespace" else "qcow2"
         self._machines: dict[str, Machine] = {}
         self._base: Path | None = None
         sweep_stale()
@@ -93,14 +105,21 @@ class MachinesBackend(InstanceBackend):
             return
         await asyncio.to_thread(self._stop_and_save, machine, not force)
 
-    @staticmethod
-    def _stop_and_save(machine: Machine, graceful: bool) -> None:
+    def _stop_and_save(self, machine: Machine, graceful: bool) -> None:
         work_dir = machine.work_dir.parent
         try:
+            began = time.monotonic()
             machine.stop(graceful=graceful, timeout=60.0)
-            tmp = work_dir / "disk.qcow2.tmp"
-            machine.save_image(tmp, "qcow2")
+            stopped = time.monotonic()
+            tmp = work_dir / "disk.img.tmp"
+            machine.save_image(tmp, self.disk_format)  # type: ignore[arg-type]
             tmp.replace(disk_of(work_dir))
+            log.info(
+                "machine %s: stopped in %.1f s, disk saved in %.1f s",
+                machine.id,
+                stopped - began,
+                time.monotonic() - stopped,
+            )
         finally:
             machine.destroy()
 
@@ -114,7 +133,7 @@ class MachinesBackend(InstanceBackend):
         disk = disk_of(work_dir)
         if not disk.exists():
             raise FileNotFoundError(f"instance {instance_id} has no saved disk yet")
-        await asyncio.to_thread(shutil.copyfile, disk, dest)
+        await asyncio.to_thread(copy_sparse, disk, dest)
 
     def endpoint(self, instance_id: str) -> Endpoint | None:
         machine = self._machines.get(instance_id)
