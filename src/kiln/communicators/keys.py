@@ -48,10 +48,14 @@ class TemporaryKeyPair:
     private_key: Any  # asyncssh.SSHKey
     comment: str
     public_openssh: str = field(init=False)
+    #: The private key in OpenSSH format, made once: each export differs (a random check value),
+    #: and this is the text registered as a secret.
+    private_openssh: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.public_openssh = self.private_key.export_public_key("openssh").decode().strip()
-        REDACTOR.add(self.private_key.export_private_key("openssh").decode())
+        self.private_openssh = self.private_key.export_private_key("openssh").decode()
+        REDACTOR.add(self.private_openssh)
 
     @classmethod
     def generate(cls, kind: str = "rsa", bits: int = 0, comment: str = "") -> TemporaryKeyPair:
@@ -78,5 +82,5 @@ class TemporaryKeyPair:
         path = folder / "id"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
-            out.write(self.private_key.export_private_key("openssh"))
+            out.write(self.private_openssh.encode())
         return path
