@@ -218,3 +218,50 @@ def test_validation_reports_every_problem() -> None:
     for needle in ("ssh_host must be specified", "ssh_username must be specified", "70000", "rsync", "dsa",
                    "/nonexistent/key", "ssh_bastion_username"):  # fmt: skip
         assert needle in text
+
+
+def test_pty_merges_stderr_into_stdout(server: Server) -> None:
+    comm = SSHCommunicator(server.config(ssh_pty=True))
+    try:
+        out: list[str] = []
+        assert (
+            comm.run(RemoteCommand("tty >/dev/null && echo has-tty; echo err >&2", on_stdout=out.append)) == 0
+        )
+        assert out == ["has-tty", "err"]
+    finally:
+        comm.close()
+
+
+def test_silent_dead_peer_is_detected_by_read_write_timeout(server: Server) -> None:
+    """A machine that vanishes without closing TCP (power cut): keep-alives go unanswered."""
+    import signal
+
+    from sshd_server import descendants
+
+    comm = SSHCommunicator(server.config(ssh_keep_alive_interval=0.5, ssh_read_write_timeout=2.0))
+    try:
+        comm.connect(10)
+        assert server.sshd.proc is not None
+
+        def freeze() -> None:
+            for pid in descendants(server.sshd.proc.pid):  # type: ignore[union-attr]
+                os.kill(pid, signal.SIGSTOP)
+
+        threading.Timer(0.5, freeze).start()
+        start = time.monotonic()
+        with pytest.raises(Disconnected):
+            comm.run(RemoteCommand("sleep 60"))
+        assert time.monotonic() - start < 10
+    finally:
+        comm.close()
+
+
+def test_cancel_stops_a_running_command(comm: SSHCommunicator) -> None:
+    from kiln.engine.cancel import CancelToken
+
+    token = CancelToken()
+    threading.Timer(0.5, token.cancel).start()
+    start = time.monotonic()
+    with pytest.raises(CancelledError):
+        comm.run(RemoteCommand("sleep 30"), token)
+    assert time.monotonic() - start < 5
