@@ -147,3 +147,12 @@ def test_existing_entries_are_rewritten_as_packer_would(harness: Harness, prepar
         "packer_run_uuid": "",
         "custom_data": None,
     }
+
+
+def test_hcl2_build_names_use_the_source_name(harness: Harness, prepare: Prepare) -> None:
+    ctx = dataclasses.replace(harness.ctx, name="null.test")
+    setattr(ctx, "build_name", "test")  # noqa: B010 - what the engine sets for HCL2 sources
+    prepare(ManifestPostProcessor, {"strip_time": True}).post_process(ctx, Artifact("null", id="Null"))
+    assert (
+        json.loads((harness.ctx.work_dir / "packer-manifest.json").read_text())["builds"][0]["name"] == "test"
+    )

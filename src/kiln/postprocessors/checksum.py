@@ -18,6 +18,7 @@ from pathlib import Path
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
 from kiln.config import DecodeContext, option
 from kiln.errors import BuildError
+from kiln.provisioners.shell_common import build_name
 
 BUILDER_ID = "packer.post-processor.checksum"
 TYPES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
@@ -72,7 +73,11 @@ class ChecksumPostProcessor(PostProcessor):
                 raise BuildError(f"unable to open file {name}: {exc.strerror or exc}") from exc
         created: list[str] = []
         for checksum_type in types:
-            data = {"BuildName": ctx.name, "BuilderType": ctx.builder_type, "ChecksumType": checksum_type}
+            data = {
+                "BuildName": build_name(ctx),
+                "BuilderType": ctx.builder_type,
+                "ChecksumType": checksum_type,
+            }
             shown = ctx.render(self.config.output, data)
             target = _resolve(ctx, shown)
             if not artifact.files:

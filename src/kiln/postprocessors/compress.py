@@ -25,6 +25,7 @@ from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessRe
 from kiln.config import DecodeContext, option
 from kiln.errors import BuildError, CancelledError
 from kiln.postprocessors import _codecs
+from kiln.provisioners.shell_common import build_name
 
 BUILDER_ID = "packer.post-processor.compress"
 DEFAULT_OUTPUT = "packer_{{.BuildName}}_{{.BuilderType}}"
@@ -99,7 +100,7 @@ class CompressPostProcessor(PostProcessor):
 
     def post_process(self, ctx: BuildContext, artifact: Artifact) -> PostProcessResult:
         config: CompressConfig = self.config
-        target = ctx.render(config.output, {"BuildName": ctx.name, "BuilderType": ctx.builder_type})
+        target = ctx.render(config.output, {"BuildName": build_name(ctx), "BuilderType": ctx.builder_type})
         fmt = detect_format(target, config.format)
         level = config.compression_level
         if fmt.algorithm != "zstd":

@@ -32,6 +32,7 @@ from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessRe
 from kiln.config import option
 from kiln.engine.secrets import redact
 from kiln.errors import BuildError
+from kiln.provisioners.shell_common import build_name
 
 _LOCK = threading.Lock()
 #: How long to wait for another process's `.lock` file before writing anyway (as Packer does).
@@ -155,7 +156,7 @@ class ManifestPostProcessor(PostProcessor):
             files.append(
                 {"name": redact(os.path.basename(name) if config.strip_path else name), "size": size}
             )
-        entry: dict[str, Any] = {"name": redact(ctx.name), "builder_type": ctx.builder_type}
+        entry: dict[str, Any] = {"name": redact(build_name(ctx)), "builder_type": ctx.builder_type}
         if not config.strip_time:
             entry["build_time"] = int(time.time())
         entry["files"] = files or None

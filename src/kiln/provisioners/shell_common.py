@@ -61,6 +61,14 @@ class InvalidExitCode(BuildError):
         self.allowed = list(allowed)
 
 
+def build_name(ctx: object) -> str:
+    """The build's name as components report it (Packer's PackerBuildName: PACKER_BUILD_NAME, the
+    manifest's `name`, `{{.BuildName}}`): the source's name in HCL2 (`test` for `null.test`), the
+    builder's name in JSON. Taken from `ctx.build_name` when the engine sets it, else `ctx.name`."""
+    value = getattr(ctx, "build_name", None)
+    return value if isinstance(value, str) and value else str(getattr(ctx, "name", ""))
+
+
 def go_int_list(values: Iterable[int]) -> str:
     """A list of ints the way Go's `%v` prints it: `[0 2300218]`."""
     return "[" + " ".join(str(v) for v in values) + "]"

@@ -104,7 +104,9 @@ def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapp
         temporary = sc.write_inline_script(config.inline, config.inline_shebang, config.tempfile_extension)
         scripts = [str(temporary)]
     try:
-        env = sc.build_env(config.environment_vars, config.env, ctx.name, ctx.builder_type, generated)
+        env = sc.build_env(
+            config.environment_vars, config.env, sc.build_name(ctx), ctx.builder_type, generated
+        )
         flat = sc.flatten_env(env, config.env_var_format)
         for script in scripts:
             ctx.cancel.check()
