@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kiln.localcloud.actions_network import match_tags, page, public, tags_view, unbind_eip
@@ -231,36 +232,35 @@ async def delete_instances(cloud: Cloud, call: Call) -> dict[str, Any]:
 
 
 def _filtered(cloud: Cloud, call: Call, region: str) -> list[dict[str, Any]]:
+    """Only the filters the request gives are checked: listing 1,000 instances stays cheap."""
+    checks: list[Callable[[dict[str, Any]], bool]] = []
     ids = set(call.values("InstanceIds"))
-    status = call.get("Status")
-    name = call.get("InstanceName")
-    simple = {k: call.get(k) for k in ("ZoneId", "ImageId", "InstanceType", "KeyPairName")}
+    if ids:
+        checks.append(lambda i: i["InstanceId"] in ids)
+    for key in ("ZoneId", "ImageId", "InstanceType", "KeyPairName"):
+        wanted = call.get(key)
+        if wanted is not None:
+            checks.append(lambda i, k=key, w=wanted: i.get(k) == w)  # type: ignore[misc]
+    status, name = call.get("Status"), call.get("InstanceName")
+    if status is not None:
+        checks.append(lambda i: view(cloud, i)["Status"] == status)
+    if name is not None:
+        checks.append(lambda i: fnmatch.fnmatchcase(i["InstanceName"], name))
     vpc_id, vsw_id, sg_id = call.get("VpcId"), call.get("VSwitchId"), call.get("SecurityGroupId")
-    eips = set(call.values("EipAddresses"))
-    publics = set(call.values("PublicIpAddresses"))
-    out = []
-    for inst in cloud.items("instance", region):
-        if ids and inst["InstanceId"] not in ids:
-            continue
-        if status is not None and view(cloud, inst)["Status"] != status:
-            continue
-        if name is not None and not fnmatch.fnmatchcase(inst["InstanceName"], name):
-            continue
-        if any(v is not None and inst.get(k) != v for k, v in simple.items()):
-            continue
-        vpc = inst["VpcAttributes"]
-        if (vpc_id and vpc["VpcId"] != vpc_id) or (vsw_id and vpc["VSwitchId"] != vsw_id):
-            continue
-        if sg_id and sg_id not in inst["SecurityGroupIds"]["SecurityGroupId"]:
-            continue
-        if eips and inst["EipAddress"].get("IpAddress") not in eips:
-            continue
-        if publics and not publics & set(inst.get("PublicIpAddress", [])):
-            continue
-        if not match_tags(call, inst):
-            continue
-        out.append(inst)
-    return out
+    if vpc_id:
+        checks.append(lambda i: i["VpcAttributes"]["VpcId"] == vpc_id)
+    if vsw_id:
+        checks.append(lambda i: i["VpcAttributes"]["VSwitchId"] == vsw_id)
+    if sg_id:
+        checks.append(lambda i: sg_id in i["SecurityGroupIds"]["SecurityGroupId"])
+    eips, publics = set(call.values("EipAddresses")), set(call.values("PublicIpAddresses"))
+    if eips:
+        checks.append(lambda i: i["EipAddress"].get("IpAddress") in eips)
+    if publics:
+        checks.append(lambda i: bool(publics & set(i.get("PublicIpAddress", []))))
+    if call.tags():
+        checks.append(lambda i: match_tags(call, i))
+    return [i for i in cloud.items("instance", region) if all(check(i) for check in checks)]
 
 
 @action("DescribeInstances")

@@ -33,6 +33,8 @@ def tags_view(res: dict[str, Any]) -> dict[str, Any]:
 
 def match_tags(call: Call, res: dict[str, Any]) -> bool:
     wanted = call.tags()
+    if not wanted:
+        return True
     have = {(t["TagKey"], t["TagValue"]) for t in res.get("Tags", [])}
     keys = {t["TagKey"] for t in res.get("Tags", [])}
     return all((t["TagKey"], t["TagValue"]) in have if t["TagValue"] else t["TagKey"] in keys for t in wanted)

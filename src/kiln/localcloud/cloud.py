@@ -54,6 +54,7 @@ class Call:
         self.params = params
         self.access_key_id = access_key_id
         self.request_id = request_id
+        self._tags: list[dict[str, str]] | None = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self.params.get(name)
@@ -120,6 +121,11 @@ class Call:
         return [found[i] for i in sorted(found)]
 
     def tags(self) -> list[dict[str, str]]:
+        if self._tags is None:
+            self._tags = self._parse_tags()
+        return self._tags
+
+    def _parse_tags(self) -> list[dict[str, str]]:
         tags = []
         for item in self.structs("Tag"):
             if item.get("Key"):
