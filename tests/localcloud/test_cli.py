@@ -1,0 +1,123 @@
+"""`kiln localcloud env | keys` and the latency profile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from alibabacloud_ecs20140526 import models as ecs
+from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_vpc20160428 import models as vpcm
+from alibabacloud_vpc20160428.client import Client as VpcClient
+
+from kiln.errors import KilnError
+from kiln.localcloud import LatencyProfile, LocalCloudProcess, start
+from kiln.localcloud.images import PUBLIC_IMAGE_ID
+
+from .conftest import REGION, config
+from .workflow import instance_status, wait_for
+
+
+def kiln(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kiln", "localcloud", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_env_prints_what_a_shell_needs(cloud: LocalCloudProcess) -> None:
+    done = kiln("env", "--state", str(cloud.state_dir))
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert line.startswith("export ALICLOUD_ACCESS_KEY=")
+    fields = dict(part.split("=", 1) for part in line.removeprefix("export ").split())
+    assert (
+        fields["ALICLOUD_ACCESS_KEY"] == cloud.access_key_id and fields["ALICLOUD_SECRET_KEY"] == cloud.secret
+    )
+    assert fields["ALICLOUD_REGION"] == "cn-beijing" and fields["KILN_ALICLOUD_ENDPOINT"] == cloud.url
+
+
+def test_keys_create_makes_a_working_key(cloud: LocalCloudProcess) -> None:
+    done = kiln("keys", "create", "--state", str(cloud.state_dir))
+    assert done.returncode == 0
+    lines = dict(line.split(": ", 1) for line in done.stdout.strip().splitlines())
+    client = EcsClient(config(cloud, key_id=lines["access key id"], secret=lines["secret"]))
+    assert client.describe_regions(ecs.DescribeRegionsRequest()).body.regions.region
+    listed = kiln("keys", "list", "--state", str(cloud.state_dir)).stdout
+    assert lines["access key id"] in listed and lines["secret"] not in listed
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    done = kiln("serve", "--state", str(tmp_path), "--profile", "instance_start=soon")
+    assert done.returncode == 1 and "instance_start" in done.stderr and "Traceback" not in done.stderr
+    assert kiln("serve", "--listen", "nonsense").returncode == 1
+
+
+def test_profile_parse() -> None:
+    profile = LatencyProfile.parse("call=0.1,instance_start=10,image_create=20")
+    assert (profile.call, profile.instance_start, profile.image_create) == (0.1, 10.0, 20.0)
+    assert LatencyProfile.parse(profile.render()) == profile
+    assert LatencyProfile.parse("cloud").instance_start == 10.0
+    with pytest.raises(KilnError, match="unknown setting"):
+        LatencyProfile.parse("warp=1")
+
+
+def test_profile_slows_transitions_and_calls(state_root: Path) -> None:
+    with start(
+        state_root / "slow", runner="none", profile="call=0.05,instance_start=1.5,network_create=0.3"
+    ) as cloud:
+        client, vpc = EcsClient(config(cloud)), VpcClient(config(cloud))
+        began = time.monotonic()
+        client.describe_regions(ecs.DescribeRegionsRequest())
+        assert time.monotonic() - began >= 0.05
+        vpc_id = vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/16")).body.vpc_id
+        assert (
+            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
+            .body.vpcs.vpc[0]
+            .status
+            == "Pending"
+        )
+        wait_for(
+            "vpc",
+            lambda: (
+                vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
+                .body.vpcs.vpc[0]
+                .status
+                == "Available"
+            ),
+        )
+        vsw = vpc.create_vswitch(
+            vpcm.CreateVSwitchRequest(
+                region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.0.0/24"
+            )
+        ).body.v_switch_id
+        wait_for(
+            "vsw",
+            lambda: (
+                vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
+                .body.v_switches.v_switch[0]
+                .status
+                == "Available"
+            ),
+        )
+        group = client.create_security_group(
+            ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
+        ).body.security_group_id
+        iid = client.run_instances(
+            ecs.RunInstancesRequest(
+                region_id=REGION,
+                image_id=PUBLIC_IMAGE_ID,
+                instance_type="ecs.g6.large",
+                security_group_id=group,
+                v_switch_id=vsw,
+            )
+        ).body.instance_id_sets.instance_id_set[0]
+        began = time.monotonic()
+        wait_for("Running", lambda: instance_status(client, iid) == "Running")
+        assert time.monotonic() - began >= 1.2
