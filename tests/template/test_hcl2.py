@@ -294,3 +294,21 @@ build {
         ("file.one", "1.txt"),
         ("file.two", "2.txt"),
     ]
+
+
+def test_json_syntax_template(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.json").write_text("""{
+  "// comment": "ignored",
+  "variable": {"who": {"default": "world"}},
+  "source": {"null": {"a": {"communicator": "none"}}, "null": {"b": {"communicator": "none"}}},
+  "build": {
+    "sources": ["source.null.a", "source.null.b"],
+    "provisioner": [{"shell-local": {"inline": ["echo \\"hi\\" ${var.who}\\\\n"], "only": ["sources.null.b"]}}],
+    "post-processors": [{"post-processor": [{"manifest": {}}, {"checksum": {"name": "sums"}}]}]
+  }
+}""")
+    tpl, values = resolved(tmp_path / "t.pkr.json")
+    assert values == {"who": "world"}
+    assert [b.name for b in tpl.builders] == ["null.a", "null.b"]
+    assert [(p.only, p.config["inline"]) for p in tpl.provisioners] == [(["null.b"], ['echo "hi" world\\n'])]
+    assert [[p.name for p in chain] for chain in tpl.post_processors] == [["manifest", "sums"]] * 2

@@ -46,11 +46,6 @@ def is_hcl2(path: str) -> bool:
 def load_template(path: str) -> Template:
     """Read and parse a template ("-": standard input)."""
     if is_hcl2(path):
-        if path.endswith(".pkr.json"):
-            raise TemplateError(
-                f"{path}: HCL2 templates in JSON syntax (.pkr.json) are not supported yet",
-                "write the template as .pkr.hcl, or as a legacy JSON template (.json)",
-            )
         from .hcl2 import load_hcl2_template
 
         try:

@@ -76,6 +76,7 @@ def is_block(value: Any) -> bool:
 def _files(path: str) -> tuple[list[str], Path]:
     if os.path.isdir(path):
         found = sorted(glob.glob(os.path.join(path, "*.pkr.hcl")))
+        found += sorted(glob.glob(os.path.join(path, "*.pkr.json")))
         if not found:
             raise TemplateError(
                 f"{path}: no .pkr.hcl files in this folder", "a folder template holds NAME.pkr.hcl files"
@@ -87,6 +88,10 @@ def _files(path: str) -> tuple[list[str], Path]:
 
 
 def parse_hcl_file(path: str) -> dict[str, Any]:
+    if path.endswith(".json"):
+        from .jsonsyntax import load_pkr_json
+
+        return load_pkr_json(path)
     import hcl2
 
     try:

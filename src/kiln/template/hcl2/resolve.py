@@ -480,7 +480,7 @@ def _dynamic(
 
 
 def _matches(names: list[str], full: str, stype: str, sname: str) -> bool:
-    return any(n in (full, f"{stype}.{sname}", sname) for n in names)
+    return any(_source_key(n) in (full, f"{stype}.{sname}", sname) for n in names)
 
 
 def _component_blocks(
