@@ -540,3 +540,51 @@ def test_unknown_action(cloud: LocalCloudProcess, action: str) -> None:
 
     answer = client.call(cloud.url, cloud.access_key_id, cloud.secret, action, {"RegionId": REGION})
     assert answer.status == 404 and answer.json()["Code"] == "InvalidAction.NotFound"
+
+
+def test_snapshots_disks_and_image_from_snapshot(
+    ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]
+) -> None:
+    _, vsw, group = network(ecs3, vpc, "snap")
+    iid = running(ecs3, vsw, group)
+    ecs3.reboot_instance(ecs.RebootInstanceRequest(instance_id=iid))
+    wait_for("Running after reboot", lambda: instance_status(ecs3, iid) == "Running")
+    disks = ecs3.describe_disks(ecs.DescribeDisksRequest(region_id=REGION, instance_id=iid)).body.disks.disk
+    assert (len(disks) == 1 and disks[0].type == "system" and disks[0].size == 40) or disks[0].size == 20
+    disk_id = disks[0].disk_id
+    ecs3.stop_instance(ecs.StopInstanceRequest(instance_id=iid))
+    wait_for("Stopped", lambda: instance_status(ecs3, iid) == "Stopped")
+    sid = ecs3.create_snapshot(
+        ecs.CreateSnapshotRequest(disk_id=disk_id, snapshot_name=name("snap"))
+    ).body.snapshot_id
+
+    def snapshot_status() -> str:
+        found = ecs3.describe_snapshots(
+            ecs.DescribeSnapshotsRequest(region_id=REGION, snapshot_ids=json.dumps([sid]))
+        ).body.snapshots.snapshot
+        return str(found[0].status)
+
+    assert snapshot_status() in ("progressing", "accomplished")
+    wait_for("accomplished", lambda: snapshot_status() == "accomplished")
+    image_id = ecs3.create_image(
+        ecs.CreateImageRequest(region_id=REGION, snapshot_id=sid, image_name=name("fromsnap"))
+    ).body.image_id
+    wait_for(
+        "Available",
+        lambda: (
+            ecs3.describe_images(
+                ecs.DescribeImagesRequest(region_id=REGION, image_id=image_id)
+            ).body.total_count
+            == 1
+        ),
+    )
+    ecs3.delete_image(ecs.DeleteImageRequest(region_id=REGION, image_id=image_id))
+    ecs3.delete_snapshot(ecs.DeleteSnapshotRequest(snapshot_id=sid))
+    assert (
+        error_of(lambda: ecs3.delete_snapshot(ecs.DeleteSnapshotRequest(snapshot_id=sid))).code
+        == "InvalidSnapshotId.NotFound"
+    )
+    assert (
+        error_of(lambda: ecs3.create_snapshot(ecs.CreateSnapshotRequest(disk_id="d-nope"))).code
+        == "InvalidDiskId.NotFound"
+    )
