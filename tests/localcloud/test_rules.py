@@ -550,7 +550,7 @@ def test_snapshots_disks_and_image_from_snapshot(
     ecs3.reboot_instance(ecs.RebootInstanceRequest(instance_id=iid))
     wait_for("Running after reboot", lambda: instance_status(ecs3, iid) == "Running")
     disks = ecs3.describe_disks(ecs.DescribeDisksRequest(region_id=REGION, instance_id=iid)).body.disks.disk
-    assert (len(disks) == 1 and disks[0].type == "system" and disks[0].size == 40) or disks[0].size == 20
+    assert len(disks) == 1 and disks[0].type == "system" and disks[0].size == 20
     disk_id = disks[0].disk_id
     ecs3.stop_instance(ecs.StopInstanceRequest(instance_id=iid))
     wait_for("Stopped", lambda: instance_status(ecs3, iid) == "Stopped")
