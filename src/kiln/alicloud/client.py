@@ -62,6 +62,8 @@ class ApiError(CloudError):
         status: int | None = None,
         hint: str | None = None,
     ) -> None:
+        # One line: some messages (SignatureDoesNotMatch) carry a multi-line string to sign.
+        message = " ".join(message.split())
         text = f"{action} failed: {code}: {message}"
         if request_id:
             text += f" (request id {request_id})"

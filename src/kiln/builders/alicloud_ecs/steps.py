@@ -199,7 +199,13 @@ class StepNetwork(Step[EcsState]):
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
-        temporary_key = cfg.communicator == "ssh" and not cfg.ssh_private_key_file and not cfg.ssh_password
+        # Packer's rule: a temporary key pair unless the user gave a key, a key pair or a password.
+        temporary_key = bool(cfg.temporary_key_pair_name) or (
+            cfg.communicator == "ssh"
+            and not (
+                cfg.ssh_private_key_file or cfg.ssh_password or cfg.ssh_keypair_name or cfg.ssh_agent_auth
+            )
+        )
         if temporary_key:
             state.key_pair_name = cfg.temporary_key_pair_name or f"packer_{uuid.uuid4().hex[:24]}"
             ctx.ui.say(f"Creating temporary keypair: {state.key_pair_name}")
@@ -362,6 +368,14 @@ class StepNetwork(Step[EcsState]):
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
         failures: list[str] = []
         client = state.client
+        instance_left = any(e.kind == "instance" and e.state == "created" for e in state.journal.entries)
+        if instance_left:
+            # Deleting them now would only meet DependencyViolation for minutes: the final sweep
+            # deletes the instance first, then these.
+            ctx.ui.error(
+                f"Instance {state.instance_id} is still there: its network is deleted after it, by the sweep"
+            )
+            return
         for label, created, kind, rid, delete in (
             ("security group", state.security_group_created, "security_group", state.security_group_id,
              reaper.delete_security_group),
@@ -369,6 +383,8 @@ class StepNetwork(Step[EcsState]):
             ("VPC", state.vpc_created, "vpc", state.vpc_id, reaper.delete_vpc),
         ):  # fmt: skip
             if created and rid:
+                if kind == "vpc" and failures:
+                    break  # it still holds what could not be deleted: the sweep retries it after them
                 ctx.ui.say(f"Cleaning up '{label}'")
                 failures += _delete(state, kind, rid, lambda rid=rid, delete=delete: delete(client, rid))  # type: ignore[misc]
         if state.key_pair_created:
