@@ -312,3 +312,40 @@ def test_json_syntax_template(tmp_path: Path) -> None:
     assert [b.name for b in tpl.builders] == ["null.a", "null.b"]
     assert [(p.only, p.config["inline"]) for p in tpl.provisioners] == [(["null.b"], ['echo "hi" world\\n'])]
     assert [[p.name for p in chain] for chain in tpl.post_processors] == [["manifest", "sums"]] * 2
+
+
+SUITE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "packer"
+
+
+def _inspect_cases() -> list[dict[str, Any]]:
+    import json
+
+    if not SUITE.exists():
+        return []
+    cases = json.loads((SUITE / "cases.json").read_text())["cases"]
+    return [c for c in cases if c["category"] == "inspect" and not c["args"][-1].endswith(".json")]
+
+
+@pytest.mark.skipif(not SUITE.exists(), reason="the conformance suite is not beside the checkout")
+@pytest.mark.parametrize("case", _inspect_cases(), ids=lambda c: str(c["id"]))
+def test_inspect_text_as_packer_prints_it(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.template import inspect_hcl2, parse_var_flag
+
+    monkeypatch.chdir(SUITE / "fixtures" / "command")
+    args = case["args"][1:]
+    cli = [parse_var_flag(a[len("-var=") :]) for a in args if a.startswith("-var=")]
+    environ = {k: v for k, v in case.get("env", {}).items()}
+    check = case["output"][0]
+    want = check["equals"] if "equals" in check else Path(check["equals_file"]).read_text()
+    assert inspect_hcl2(load_template(args[-1]), [], cli, environ) == want
+
+
+def test_undeclared_var_file_values_are_listed(tmp_path: Path) -> None:
+    from kiln.template import undeclared_variable_warning
+
+    write(tmp_path, {"t.pkr.hcl": 'source "null" "a" {}\nbuild { sources = ["null.a"] }\n',
+                     "v.pkrvars.hcl": 'unused = "x"\n'})  # fmt: skip
+    tpl, _ = resolved(tmp_path / "t.pkr.hcl", [str(tmp_path / "v.pkrvars.hcl")])
+    assert tpl.undeclared_variables == ["unused"]
+    text = undeclared_variable_warning("unused")
+    assert text.startswith("Warning: Undefined variable\n\n") and text.endswith("}\n\n")

@@ -8,6 +8,8 @@ The public surface, used by `kiln build/validate/inspect`:
                                              variables, so resolve_variables makes them)
     resolve_variables(template, var_files, cli_vars, environ) -> dict[str, str]
     parse_var_flag("name=value") -> (name, value)
+    inspect_hcl2(template, var_files, cli_vars, environ) -> str     `inspect` text of HCL2
+    undeclared_variable_warning(name) -> str     for each template.undeclared_variables
     InterpContext, render(text, ctx)
 
 Everything a user can get wrong raises kiln.errors.TemplateError (TemplateProblems for several).
@@ -30,10 +32,12 @@ __all__ = [
     "Template",
     "TemplateError",
     "Variable",
+    "inspect_hcl2",
     "load_template",
     "parse_var_flag",
     "render",
     "resolve_variables",
+    "undeclared_variable_warning",
     "validate_template",
 ]
 
@@ -90,6 +94,35 @@ def resolve_variables(
     from .variables import resolve_variables as resolve
 
     return resolve(template, var_files, cli_vars, environ)
+
+
+def inspect_hcl2(
+    template: Template,
+    var_files: Sequence[str] = (),
+    cli_vars: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The text `packer inspect` prints for an HCL2 template (from "Packer Inspect: HCL2 mode" to the
+    last newline); unset variables show as <unknown> instead of failing."""
+    from .hcl2.inspect import inspect_hcl2 as inspect
+
+    pairs = list(cli_vars.items()) if isinstance(cli_vars, Mapping) else list(cli_vars)
+    try:
+        return inspect(template, var_files, pairs, environ)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        raise _unexpected(template.display_path, exc) from None
+
+
+def undeclared_variable_warning(name: str) -> str:
+    """Packer's warning for a var-file value that no variable block declares (HCL2); print it, then
+    an empty line, before the command's result."""
+    return (
+        "Warning: Undefined variable\n\n"
+        f'The variable "{name}" was set but was not declared as an input variable.\n'
+        f'To declare variable "{name}" place this block in one of your .pkr.hcl files,\n'
+        "such as variables.pkr.hcl\n\n"
+        f'variable "{name}" {{\n  type    = string\n  default = null\n}}\n\n'
+    )
 
 
 def _unexpected(path: str, exc: Exception) -> TemplateError:

@@ -138,16 +138,7 @@ class _Evaluator:
         return self.data[key]
 
 
-def resolve_hcl2(
-    tpl: Template,
-    var_files: Sequence[str],
-    cli_vars: Iterable[tuple[str, str]],
-    environ: Mapping[str, str],
-) -> dict[str, str]:
-    from kiln.engine.secrets import REDACTOR
-
-    ev = _Evaluator(tpl, environ)
-    body = ev.state.body
+def declarations(body: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
     decls: dict[str, dict[str, Any]] = {}
     for block in blocks(body.get("variable")):
         for labels, vbody in labelled(block, 1):
@@ -155,7 +146,20 @@ def resolve_hcl2(
     for block in blocks(body.get("variables")):
         for name, default in _strip_meta(block).items():
             decls[name] = {"default": default}
-    problems: list[str] = []
+    return decls
+
+
+def collect_variables(
+    ev: _Evaluator,
+    decls: dict[str, dict[str, Any]],
+    var_files: Sequence[str],
+    cli_vars: Iterable[tuple[str, str]],
+    environ: Mapping[str, str],
+    problems: list[Any],
+) -> None:
+    """Set ev.values from defaults < PKR_VAR_ < auto var files < -var-file < -var; a variable that
+    none of them sets stays absent."""
+    tpl = ev.tpl
 
     def setting(name: str, value: Any, where: str) -> None:
         try:
@@ -172,8 +176,10 @@ def resolve_hcl2(
         env_value = environ.get(f"PKR_VAR_{name}")
         if env_value is not None:
             setting(name, _cli_value(env_value, decl, ev), f"PKR_VAR_{name}")
-    auto = sorted(glob.glob(os.path.join(str(tpl.dir), "*.auto.pkrvars.hcl")))
-    auto += sorted(glob.glob(os.path.join(str(tpl.dir), "*.auto.pkrvars.json")))
+    auto: list[str] = []
+    if os.path.isdir(tpl.source or str(tpl.path)):  # only a folder template reads its auto var files
+        auto = sorted(glob.glob(os.path.join(str(tpl.dir), "*.auto.pkrvars.hcl")))
+        auto += sorted(glob.glob(os.path.join(str(tpl.dir), "*.auto.pkrvars.json")))
     for path in [*auto, *var_files]:
         for name, value in _var_file(path, ev).items():
             if name in decls:
@@ -189,6 +195,21 @@ def resolve_hcl2(
             )
             continue
         setting(name, _cli_value(text, decls[name], ev), f"-var {name}")
+
+
+def resolve_hcl2(
+    tpl: Template,
+    var_files: Sequence[str],
+    cli_vars: Iterable[tuple[str, str]],
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    from kiln.engine.secrets import REDACTOR
+
+    ev = _Evaluator(tpl, environ)
+    body = ev.state.body
+    decls = declarations(body)
+    problems: list[Any] = []
+    collect_variables(ev, decls, var_files, cli_vars, environ, problems)
     for name in decls:
         if name not in ev.values:
             problems.append(
