@@ -322,7 +322,8 @@ class Cloud:
             current = self.store.get("instance", iid)
             if current is None:
                 return
-            current.pop("_wait", None)
+            if current.get("_wait") == "start":
+                current.pop("_wait")
             current["_started_once"] = True
             self.put(current)
 
@@ -338,8 +339,9 @@ class Cloud:
                 await self.backend.stop(iid, force)
             finally:
                 current = self.store.get("instance", iid)
-                if current is not None:
-                    current.pop("_wait", None)
+                # a start queued behind this stop (RebootInstance) owns the wait from then on
+                if current is not None and current.get("_wait") == "stop":
+                    current.pop("_wait")
                     self.put(current)
 
         self.instance_op(iid, work)
