@@ -24,21 +24,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from alibabacloud_ecs20140526 import models as ecs  # noqa: E402
-from alibabacloud_ecs20140526.client import Client as EcsClient  # noqa: E402
-from alibabacloud_tea_openapi.models import Config  # noqa: E402
-from alibabacloud_vpc20160428 import models as vpcm  # noqa: E402
-from alibabacloud_vpc20160428.client import Client as VpcClient  # noqa: E402
+from alibabacloud_ecs20140526 import models as ecs
+from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_tea_openapi.models import Config
+from alibabacloud_vpc20160428 import models as vpcm
+from alibabacloud_vpc20160428.client import Client as VpcClient
 
-from kiln.localcloud import LocalCloudProcess, start  # noqa: E402
-from kiln.localcloud.images import PUBLIC_IMAGE_ID  # noqa: E402
+from kiln.localcloud import LocalCloudProcess, start
+from kiln.localcloud.images import PUBLIC_IMAGE_ID
 
 REGION = "cn-beijing"
 
 
 def config(cloud: LocalCloudProcess) -> Config:
-    return Config(access_key_id=cloud.access_key_id, access_key_secret=cloud.secret, region_id=REGION,
-                  endpoint=cloud.endpoint, protocol="http", read_timeout=120000, connect_timeout=5000)
+    return Config(
+        access_key_id=cloud.access_key_id,
+        access_key_secret=cloud.secret,
+        region_id=REGION,
+        endpoint=cloud.endpoint,
+        protocol="http",
+        read_timeout=120000,
+        connect_timeout=5000,
+    )
 
 
 def wait(probe, timeout: float = 600.0) -> None:  # type: ignore[no-untyped-def]
@@ -51,10 +58,30 @@ def wait(probe, timeout: float = 600.0) -> None:  # type: ignore[no-untyped-def]
 
 def network(client: EcsClient, vpc: VpcClient) -> tuple[str, str]:
     vpc_id = vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/8")).body.vpc_id
-    wait(lambda: vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id)).body.vpcs.vpc[0].status == "Available")
-    vsw = vpc.create_vswitch(vpcm.CreateVSwitchRequest(region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.0.0/16")).body.v_switch_id
-    wait(lambda: vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw)).body.v_switches.v_switch[0].status == "Available")
-    group = client.create_security_group(ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)).body.security_group_id
+    wait(
+        lambda: (
+            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
+            .body.vpcs.vpc[0]
+            .status
+            == "Available"
+        )
+    )
+    vsw = vpc.create_vswitch(
+        vpcm.CreateVSwitchRequest(
+            region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.0.0/16"
+        )
+    ).body.v_switch_id
+    wait(
+        lambda: (
+            vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
+            .body.v_switches.v_switch[0]
+            .status
+            == "Available"
+        )
+    )
+    group = client.create_security_group(
+        ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
+    ).body.security_group_id
     return vsw, group
 
 
@@ -79,17 +106,45 @@ def api_bench(root: Path, calls: int, seconds: float) -> None:
         began = time.perf_counter()
         ids: list[str] = []
         for _ in range(10):
-            run = ecs.RunInstancesRequest(region_id=REGION, image_id=PUBLIC_IMAGE_ID, instance_type="ecs.g6.large",
-                                          security_group_id=group, v_switch_id=vsw, amount=100)
+            run = ecs.RunInstancesRequest(
+                region_id=REGION,
+                image_id=PUBLIC_IMAGE_ID,
+                instance_type="ecs.g6.large",
+                security_group_id=group,
+                v_switch_id=vsw,
+                amount=100,
+            )
             ids.extend(client.run_instances(run).body.instance_id_sets.instance_id_set)
-        print(f"state: {len(ids)} instances created in {time.perf_counter() - began:.1f} s (10 RunInstances of 100)")
-        wait(lambda: client.describe_instance_status(ecs.DescribeInstanceStatusRequest(region_id=REGION, page_size=50)).body.instance_statuses.instance_status[-1].status == "Running")
+        print(
+            f"state: {len(ids)} instances created in {time.perf_counter() - began:.1f} s (10 RunInstances of 100)"
+        )
+        wait(
+            lambda: (
+                client.describe_instance_status(
+                    ecs.DescribeInstanceStatusRequest(region_id=REGION, page_size=50)
+                )
+                .body.instance_statuses.instance_status[-1]
+                .status
+                == "Running"
+            )
+        )
         base = timed(lambda: client.describe_regions(ecs.DescribeRegionsRequest()), calls)
-        page100 = timed(lambda: client.describe_instances(ecs.DescribeInstancesRequest(region_id=REGION, page_size=100)), calls)
-        one = timed(lambda: client.describe_instances(ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([ids[500]]))), calls)
+        page100 = timed(
+            lambda: client.describe_instances(ecs.DescribeInstancesRequest(region_id=REGION, page_size=100)),
+            calls,
+        )
+        one = timed(
+            lambda: client.describe_instances(
+                ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([ids[500]]))
+            ),
+            calls,
+        )
         b50, b99 = percentiles(base)
         print(f"DescribeRegions (baseline, no state)        p50 {b50:6.2f} ms  p99 {b99:6.2f} ms")
-        for label, samples in (("DescribeInstances PageSize=100 of 1,000", page100), ("DescribeInstances one id of 1,000", one)):
+        for label, samples in (
+            ("DescribeInstances PageSize=100 of 1,000", page100),
+            ("DescribeInstances one id of 1,000", one),
+        ):
             p50, p99 = percentiles(samples)
             print(f"{label:<44} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({p50 / b50:.1f}x baseline p50)")
 
@@ -112,8 +167,10 @@ def api_bench(root: Path, calls: int, seconds: float) -> None:
 
         single = load(1)
         fifty = load(50)
-        print(f"throughput DescribeInstances (1,000 in state): 1 client {single:7.1f} req/s, 50 clients {fifty:7.1f} req/s "
-              f"({fifty / single:.2f}x); clients and server share {os.cpu_count()} cores, clients are Python threads")
+        print(
+            f"throughput DescribeInstances (1,000 in state): 1 client {single:7.1f} req/s, 50 clients {fifty:7.1f} req/s "
+            f"({fifty / single:.2f}x); clients and server share {os.cpu_count()} cores, clients are Python threads"
+        )
 
 
 def direct_machine_to_ssh(runner: str) -> float:
@@ -123,8 +180,13 @@ def direct_machine_to_ssh(runner: str) -> float:
 
     key_dir = Path(tempfile.mkdtemp())
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_dir / "k")], check=True)
-    spec = MachineSpec(image=build_base_image("debian-12"), name="bench", cpus=1, memory_mb=1024,
-                       metadata=Metadata(ssh_authorized_keys=((key_dir / "k.pub").read_text().strip(),)))
+    spec = MachineSpec(
+        image=build_base_image("debian-12"),
+        name="bench",
+        cpus=1,
+        memory_mb=1024,
+        metadata=Metadata(ssh_authorized_keys=((key_dir / "k.pub").read_text().strip(),)),
+    )
     began = time.monotonic()
     with create_machine(spec, runner="namespace" if runner == "light" else "vm") as machine:  # type: ignore[arg-type]
         machine.start()
@@ -135,9 +197,29 @@ def direct_machine_to_ssh(runner: str) -> float:
 def ssh_wait(key: Path, host: str, port: int = 22, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        done = subprocess.run(["ssh", "-i", str(key), "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                               "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", f"root@{host}", "true"],
-                              capture_output=True, check=False)
+        done = subprocess.run(
+            [
+                "ssh",
+                "-i",
+                str(key),
+                "-p",
+                str(port),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=3",
+                "-o",
+                "LogLevel=ERROR",
+                f"root@{host}",
+                "true",
+            ],
+            capture_output=True,
+            check=False,
+        )
         if done.returncode == 0:
             return
         if time.monotonic() > deadline:
@@ -154,28 +236,44 @@ def machine_bench(root: Path, runner: str) -> None:
         key.write_text(pair.private_key_body + "\n")
         key.chmod(0o600)
         began = time.monotonic()
-        run = ecs.RunInstancesRequest(region_id=REGION, image_id=PUBLIC_IMAGE_ID, instance_type="ecs.t5-lc1m1.small",
-                                      security_group_id=group, v_switch_id=vsw, key_pair_name="bench")
+        run = ecs.RunInstancesRequest(
+            region_id=REGION,
+            image_id=PUBLIC_IMAGE_ID,
+            instance_type="ecs.t5-lc1m1.small",
+            security_group_id=group,
+            v_switch_id=vsw,
+            key_pair_name="bench",
+        )
         iid = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
 
         def status() -> str:
-            body = client.describe_instances(ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([iid]))).body
+            body = client.describe_instances(
+                ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([iid]))
+            ).body
             return str(body.instances.instance[0].status)
 
         wait(lambda: status() == "Running")
         running = time.monotonic() - began
-        address = client.allocate_public_ip_address(ecs.AllocatePublicIpAddressRequest(instance_id=iid)).body.ip_address
+        address = client.allocate_public_ip_address(
+            ecs.AllocatePublicIpAddressRequest(instance_id=iid)
+        ).body.ip_address
         ssh_wait(key, address)
         total = time.monotonic() - began
         client.delete_instance(ecs.DeleteInstanceRequest(instance_id=iid, force=True))
     direct = direct_machine_to_ssh(runner)
-    print(f"RunInstances-to-SSH, runner {runner:<5}: {total:6.1f} s (Running after {running:.1f} s); "
-          f"same machine started directly: {direct:6.1f} s ({total / direct:.2f}x)")
+    print(
+        f"RunInstances-to-SSH, runner {runner:<5}: {total:6.1f} s (Running after {running:.1f} s); "
+        f"same machine started directly: {direct:6.1f} s ({total / direct:.2f}x)"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runners", default="light,vm", help="machine runners to time (light, vm); empty for none")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runners", default="light,vm", help="machine runners to time (light, vm); empty for none"
+    )
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()

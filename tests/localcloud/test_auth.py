@@ -11,7 +11,7 @@ import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
 
-from kiln.localcloud import LocalCloudProcess, client
+from kiln.localcloud import LocalCloudProcess, client, signing
 from kiln.localcloud.service import open_store
 
 from .conftest import config, error_of
@@ -81,9 +81,7 @@ def test_xml_is_the_default_and_errors_are_xml_too(cloud: LocalCloudProcess) -> 
         cloud.access_key_id, cloud.secret, "GET", {"Action": "DescribeRegions", "Version": "2014-05-26"}
     )
     del query["Format"]
-    query["Signature"] = client.signing.v1_signature(
-        cloud.secret, client.signing.v1_string_to_sign("GET", query)
-    )
+    query["Signature"] = signing.v1_signature(cloud.secret, signing.v1_string_to_sign("GET", query))
     status, body = _get(f"{cloud.url}/?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}")
     assert status == 200
     root = ET.fromstring(body)

@@ -283,7 +283,7 @@ def test_describe_images_paging_and_owner_filter(
         ).body.image_id
         for n in range(5)
     ]
-    pages = []
+    pages: list[str] = []
     for number in (1, 2, 3):
         body = ecs3.describe_images(
             ecs.DescribeImagesRequest(
