@@ -1,6 +1,7 @@
-"""The qemu builder end to end: a template with only `ssh_username = root` builds an image from the
-kiln base image (temporary key through the NoCloud seed), installs and enables redis; the output
-image boots again and redis answers."""
+"""The qemu builder and the VM runner end to end: a template with only `ssh_username = root` builds an
+image from the kiln base image in a QEMU VM (temporary key through the NoCloud seed), installs and
+enables redis, saves the disk; the output boots again, under QEMU and as a namespace machine, and
+redis answers. (One test for both: every VM boot costs minutes under TCG emulation.)"""
 
 from __future__ import annotations
 
@@ -69,15 +70,29 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
     assert "file format: qcow2" in info and "backing file" not in info
     assert not list((Path(os.environ["KILN_STATE_DIR"]) / "machines").glob("*/machine.json"))
 
-    # the image boots again (namespace runner when root: the same disk, seconds instead of minutes)
-    runner = "namespace" if os.geteuid() == 0 else "vm"
+    # the output boots again with the VM runner: a key and hostname from metadata, the root grown to
+    # the 5G disk, redis enabled; then (as root) the same file with the namespace runner
     pub = ssh_key.with_suffix(".pub").read_text()
-    spec = MachineSpec(image=image, name="redischeck", metadata=Metadata(ssh_authorized_keys=(pub,)))
-    with create_machine(spec, runner) as machine:
+    metadata = Metadata(ssh_authorized_keys=(pub,), hostname="redis-again")
+    spec = MachineSpec(image=image, name="redisvm", ssh_host="127.0.0.9", metadata=metadata)
+    with create_machine(spec, "vm") as machine:
         machine.start()
-        machine.wait_for_ssh(600)
-        ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "systemctl is-active redis-server || sleep 3")
-        assert ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "redis-cli ping").strip() == "PONG"
+        machine.wait_for_ssh(900)
+        host, port = machine.ssh_host, machine.ssh_port
+        assert ssh_ok(host, port, ssh_key, "hostname").strip() == "redis-again"
+        assert int(ssh_ok(host, port, ssh_key, "df --output=size -B1M / | tail -1")) > 4500
+        ssh_ok(host, port, ssh_key, "systemctl is-active redis-server || sleep 3")
+        assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
+        machine.stop(graceful=True, timeout=120)
+        assert not machine.is_running()
+        assert machine.console_log.stat().st_size > 0  # the serial console was captured
+    if os.geteuid() == 0:
+        spec = MachineSpec(image=image, name="redisns", metadata=Metadata(ssh_authorized_keys=(pub,)))
+        with create_machine(spec, "namespace") as light:
+            light.start()
+            light.wait_for_ssh(60)
+            ssh_ok(light.ssh_host, light.ssh_port, ssh_key, "systemctl is-active redis-server || sleep 3")
+            assert ssh_ok(light.ssh_host, light.ssh_port, ssh_key, "redis-cli ping").strip() == "PONG"
 
 
 def test_qemu_template_errors_name_the_field(tmp_path: Path) -> None:
