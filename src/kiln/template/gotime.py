@@ -4,12 +4,13 @@ process start time in UTC, so every `{{timestamp}}` and `{{isotime}}` of one run
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from .clock import START
+
 #: One instant per run, like Packer's interpolate.InitTime.
-INIT_TIME = datetime.fromtimestamp(time.time(), UTC)
+INIT_TIME = datetime.fromtimestamp(START, UTC)
 
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December"]  # fmt: skip

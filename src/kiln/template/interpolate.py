@@ -22,7 +22,7 @@ from typing import Any
 
 from kiln.errors import TemplateError
 
-from . import gotime
+from . import clock
 
 
 @dataclass
@@ -367,6 +367,8 @@ def _env(ctx: InterpContext, key: Any) -> str:
 
 
 def _isotime(ctx: InterpContext, *layout: Any) -> str:
+    from . import gotime
+
     if not layout:
         return gotime.go_format("2006-01-02T15:04:05Z07:00")
     if len(layout) > 1:
@@ -375,7 +377,13 @@ def _isotime(ctx: InterpContext, *layout: Any) -> str:
 
 
 def _timestamp(ctx: InterpContext) -> str:
-    return str(int(gotime.INIT_TIME.timestamp()))
+    return str(int(clock.START))
+
+
+def _strftime(fmt: str) -> str:
+    from . import gotime
+
+    return gotime.strftime(fmt)
 
 
 def _uuid(ctx: InterpContext) -> str:
@@ -485,7 +493,7 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "build_type": _build_type,
     "env": _env,
     "isotime": _isotime,
-    "strftime": lambda ctx, fmt: gotime.strftime(_need_str(fmt, "strftime")),
+    "strftime": lambda ctx, fmt: _strftime(_need_str(fmt, "strftime")),
     "timestamp": _timestamp,
     "uuid": _uuid,
     "pwd": lambda ctx: os.getcwd(),
