@@ -97,3 +97,28 @@ def test_vm_runner_boots_an_instance(state_root: Path, tmp_path: Path) -> None:
         assert ssh(key, built.address, "systemd-detect-virt").stdout.strip() in ("qemu", "kvm"), waited
         tear_down(client, vpc, built)
         assert leftovers(client, vpc, built) == []
+
+
+def test_running_instance_comes_back_after_kill_9(state_root: Path, tmp_path: Path) -> None:
+    state = state_root / "light-crash"
+    with start(state, runner="light", timeout=120) as first:
+        client, vpc = EcsClient(config(first)), VpcClient(config(first))
+        built = build_up(client, vpc, "crash1", image_name="crash_image")
+        key = write_key(tmp_path, built.private_key)
+        wait_for_ssh(key, built.address)
+        assert ssh(key, built.address, "echo kept > /root/marker && sync").returncode == 0
+        client.stop_instance(ecs.StopInstanceRequest(instance_id=built.instance_id))
+        wait_for("Stopped", lambda: instance_status(client, built.instance_id) == "Stopped", timeout=300)
+        client.start_instance(ecs.StartInstanceRequest(instance_id=built.instance_id))
+        wait_for("Running", lambda: instance_status(client, built.instance_id) == "Running", timeout=300)
+        wait_for_ssh(key, built.address)
+        first.kill()
+    with start(state, runner="light", timeout=120) as second:
+        client, vpc = EcsClient(config(second)), VpcClient(config(second))
+        wait_for(
+            "Running again", lambda: instance_status(client, built.instance_id) == "Running", timeout=300
+        )
+        wait_for_ssh(key, built.address)  # same public address, forwarded again
+        assert ssh(key, built.address, "cat /root/marker").stdout.strip() == "kept"
+        tear_down(client, vpc, built)
+        assert leftovers(client, vpc, built) == []
