@@ -57,8 +57,12 @@ class InstanceBackend(abc.ABC):
         """Stop the instance if it runs and remove its disk."""
 
     @abc.abstractmethod
-    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path) -> None:
-        """Write the instance's system disk to `dest` as a standalone bootable image."""
+    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path, source: Path | None) -> None:
+        """Write the instance's system disk to `dest` as a standalone bootable image.
+
+        `source` is the image the instance was created from (None: the public image), which is its
+        disk as long as it never ran.
+        """
 
     @abc.abstractmethod
     def endpoint(self, instance_id: str) -> Endpoint | None:
@@ -98,7 +102,7 @@ class NoMachines(InstanceBackend):
         self._running.discard(instance_id)
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path) -> None:
+    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path, source: Path | None) -> None:
         # A record-only image still gets a (tiny) file, so that image files are handled one way.
         dest.write_bytes(b"")
 

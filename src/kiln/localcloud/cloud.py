@@ -376,7 +376,8 @@ class Cloud:
         async def work() -> None:
             ok = True
             try:
-                await self.backend.save_disk(iid, work_dir, dest)
+                source = inst.get("_image_file")
+                await self.backend.save_disk(iid, work_dir, dest, Path(source) if source else None)
             except Exception as err:
                 log.warning("saving the disk of %s failed: %s", iid, err)
                 ok = False

@@ -129,10 +129,10 @@ class MachinesBackend(InstanceBackend):
             await asyncio.to_thread(machine.destroy)
         await asyncio.to_thread(shutil.rmtree, work_dir, True)
 
-    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path) -> None:
+    async def save_disk(self, instance_id: str, work_dir: Path, dest: Path, source: Path | None) -> None:
         disk = disk_of(work_dir)
-        if not disk.exists():
-            raise FileNotFoundError(f"instance {instance_id} has no saved disk yet")
+        if not disk.exists():  # never ran: its disk is still the image it was created from
+            disk = source or await self._base_image()
         await asyncio.to_thread(copy_sparse, disk, dest)
 
     def endpoint(self, instance_id: str) -> Endpoint | None:
