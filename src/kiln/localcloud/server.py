@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from kiln.localcloud import actions_images, actions_instances, actions_network, actions_tags  # noqa: F401  (register actions)
+from kiln.localcloud import actions_images, actions_instances, actions_keypairs, actions_network, actions_tags
 from kiln.localcloud.auth import Authenticator, Caller
 from kiln.localcloud.cloud import ACTIONS, Call, Cloud
 from kiln.localcloud.faults import Faults
@@ -23,6 +23,8 @@ from kiln.localcloud.wire import ApiError, render_json, render_xml, wants_xml
 
 log = logging.getLogger("kiln.localcloud")
 
+# Importing these modules registers their actions in ACTIONS.
+ACTION_MODULES = (actions_images, actions_instances, actions_keypairs, actions_network, actions_tags)
 VERSIONS = {"2014-05-26": "Ecs", "2016-04-28": "Vpc"}
 ADMIN_VERSION = "kiln-localcloud"
 # Parameters that differ between two sends of the same request and so do not count for ClientToken.
