@@ -17,6 +17,8 @@ from kiln.alicloud.client import AlicloudClient, ApiError
 from kiln.alicloud.journal import KINDS, TAG_KEY
 from kiln.alicloud.waiter import wait_until
 
+#: DescribeImages lists only Available images unless asked for the others.
+ALL_IMAGES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
 #: Long enough for an instance to finish starting before it can be deleted.
 DELETE_ATTEMPTS = 20
 
@@ -93,7 +95,8 @@ def instance_exists(client: AlicloudClient, instance_id: str) -> bool:
 
 def image_snapshots(client: AlicloudClient, image_id: str) -> list[str]:
     found = client.call(
-        "DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self", "ShowExpired": True}
+        "DescribeImages",
+        {"ImageId": image_id, "ImageOwnerAlias": "self", "ShowExpired": True, "Status": ALL_IMAGES},
     )
     ids: list[str] = []
     for image in found.get("Images", {}).get("Image", []):
@@ -199,7 +202,7 @@ def find_tagged(client: AlicloudClient, run_id: str | None) -> list[Tagged]:
         action, (outer, inner), id_field = _LISTS[kind]
         params: dict[str, object] = {"Tag": [tag]}
         if kind == "image":
-            params["ImageOwnerAlias"] = "self"
+            params.update(ImageOwnerAlias="self", Status=ALL_IMAGES)
         page = 1
         while True:
             body = client.call(action, {**params, "PageSize": 50, "PageNumber": page})
