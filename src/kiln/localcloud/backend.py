@@ -78,6 +78,10 @@ class InstanceBackend(abc.ABC):
                 subprocess.run, ["cp", "--sparse=always", "--reflink=auto", str(src), str(dest)], check=True
             )
 
+    async def prepare(self) -> None:
+        """Get ready in the background after the server starts (e.g. build the public image)."""
+        return None
+
     async def shutdown(self) -> None:
         """Stop every machine this backend started (the server is going away)."""
         return None

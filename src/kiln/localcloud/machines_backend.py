@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.errors import KilnError
 from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend
 
 if TYPE_CHECKING:
@@ -49,6 +51,11 @@ class MachinesBackend(InstanceBackend):
     def __init__(self, runner: str, state_dir: Path) -> None:
         from kiln.machines import sweep_stale
 
+        if runner == "light" and os.geteuid() != 0:
+            raise KilnError(
+                "--runner light starts namespace machines, which needs root",
+                "run as root, or use --runner vm (QEMU) or --runner none (no machines)",
+            )
         self.name = runner
         self.runner = "namespace" if runner == "light" else "vm"
         # the namespace runner saves raw disks fastest (no conversion); VMs keep qcow2
@@ -63,6 +70,14 @@ class MachinesBackend(InstanceBackend):
 
             self._base = await asyncio.to_thread(build_base_image, BASE_IMAGE)
         return self._base
+
+    async def prepare(self) -> None:
+        # Building the Debian image takes minutes the first time: start now rather than at the first
+        # RunInstances, so that instances do not sit in Starting for that long.
+        try:
+            await self._base_image()
+        except Exception as err:
+            log.warning("the public image could not be built yet: %s", err)
 
     async def start(self, boot: Boot) -> Endpoint | None:
         from kiln.machines import MachineSpec, Metadata, create_machine

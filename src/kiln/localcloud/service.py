@@ -120,6 +120,7 @@ async def serve(
     for sock in getattr(site._server, "sockets", None) or []:
         bound = int(sock.getsockname()[1])
     await cloud.recover()
+    cloud.spawn(backend.prepare())
     info = {
         "pid": os.getpid(),
         "url": f"http://{host}:{bound}",
