@@ -89,3 +89,13 @@ def test_destroying_the_new_artifact_removes_its_files(
     result = prepare(ChecksumPostProcessor, {}).post_process(harness.ctx, Artifact("null", files=disks))
     result.artifact.destroy()
     assert not any((harness.ctx.work_dir / f).exists() for f in result.artifact.files)
+
+
+def test_file_names_that_are_not_utf8_are_written_byte_for_byte(harness: Harness, prepare: Prepare) -> None:
+    raw = b"disk-\xff.img"
+    (harness.ctx.work_dir / os.fsdecode(raw)).write_bytes(b"data")
+    pp = prepare(ChecksumPostProcessor, {"checksum_types": ["sha256"], "output": "SUMS"})
+    pp.post_process(harness.ctx, Artifact("null", files=[os.fsdecode(raw)]))
+    assert (harness.ctx.work_dir / "SUMS").read_bytes().endswith(b"\t" + raw + b"\n")
+    check = subprocess.run(["sha256sum", "-c", "SUMS"], cwd=harness.ctx.work_dir, capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr

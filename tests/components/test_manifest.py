@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -156,3 +157,13 @@ def test_hcl2_build_names_use_the_source_name(harness: Harness, prepare: Prepare
     assert (
         json.loads((harness.ctx.work_dir / "packer-manifest.json").read_text())["builds"][0]["name"] == "test"
     )
+
+
+def test_file_names_that_are_not_utf8_are_written_as_go_does(harness: Harness, prepare: Prepare) -> None:
+    name = os.fsdecode(b"disk-\xff.img")
+    (harness.ctx.work_dir / name).write_bytes(b"12")
+    prepare(ManifestPostProcessor, {}).post_process(harness.ctx, Artifact("null", id="x", files=[name]))
+    build = json.loads((harness.ctx.work_dir / "packer-manifest.json").read_text(encoding="utf-8"))["builds"][
+        0
+    ]
+    assert build["files"] == [{"name": "disk-\ufffd.img", "size": 2}]

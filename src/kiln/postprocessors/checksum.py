@@ -87,7 +87,7 @@ class ChecksumPostProcessor(PostProcessor):
             lines = "".join(f"{digests[n][checksum_type]}\t{os.path.basename(n)}\n" for n in artifact.files)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("a", encoding="utf-8") as handle:
+                with target.open("a", encoding="utf-8", errors="surrogateescape") as handle:
                     handle.write(lines)
             except OSError as exc:
                 raise BuildError(f"unable to create file {shown}: {exc.strerror or exc}") from exc

@@ -108,6 +108,11 @@ def _file_lock(path: Path, ctx: BuildContext) -> Iterator[None]:
             lock.unlink(missing_ok=True)
 
 
+def _valid_utf8(text: str) -> str:
+    """A file name with bytes that are not UTF-8 (held as surrogates) shown as U+FFFD, as Go does."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _umask() -> int:
     # Read, not set-and-restore: os.umask() would race with other threads creating files.
     try:
@@ -153,9 +158,8 @@ class ManifestPostProcessor(PostProcessor):
                 size = path.stat().st_size
             except OSError:
                 size = 0
-            files.append(
-                {"name": redact(os.path.basename(name) if config.strip_path else name), "size": size}
-            )
+            shown = _valid_utf8(os.path.basename(name) if config.strip_path else name)
+            files.append({"name": redact(shown), "size": size})
         entry: dict[str, Any] = {"name": redact(build_name(ctx)), "builder_type": ctx.builder_type}
         if not config.strip_time:
             entry["build_time"] = int(time.time())
