@@ -8,16 +8,15 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kiln.errors import TemplateError, TemplateProblems
 
-from ..json_loader import _duration, _Problems
-from ..model import ComponentSpec, Template
+from ..model import Template
 from .expr import Deferred, HclDiagnostic, HCLError, Scope, _str, compile_expression, evaluate, namespace
 from .functions import make_functions
-from .loader import HclState, blocks, is_block, labelled, parse_hcl_file, unquote
+from .loader import HclState, blocks, is_block, labelled, parse_hcl_file
 
 _PROV_META = ("only", "except", "override", "pause_before", "max_retries", "timeout", "name")
 _PP_META = ("only", "except", "name", "keep_input_artifact")
@@ -243,7 +242,9 @@ def resolve_hcl2(
                 problems.append(f"local.{name}: {exc.message}")
     if problems:
         _raise(tpl, problems)
-    _builds(ev, body, problems)
+    from .builds import build_components
+
+    build_components(ev, body, problems)
     if problems:
         _raise(tpl, problems)
     ev.state.resolved = True
@@ -338,274 +339,8 @@ def _collect_locals(ev: _Evaluator, body: dict[str, list[Any]], problems: list[s
                 ev._computing.clear()
 
 
-# ---------------------------------------------------------------------------------------------
-# sources and builds
-
-
 def _source_key(ref: str) -> str:
     for prefix in ("source.", "sources."):
         if ref.startswith(prefix):
             return ref[len(prefix) :]
     return ref
-
-
-def _builds(ev: _Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> None:
-    tpl = ev.tpl
-    sources: dict[str, dict[str, Any]] = {}
-    for block in blocks(body.get("source")):
-        for labels, sbody in labelled(block, 2):
-            key = f"{labels[0]}.{labels[1]}"
-            if key in sources:
-                problems.append(f'Duplicate source "{key}"')
-            sources[key] = sbody
-    builds = blocks(body.get("build"))
-    files = ev.state.files
-    if not builds:
-        problems.append(
-            HclDiagnostic(
-                "Missing build block",
-                "",
-                0,
-                "A build block with one or more sources is required for executing a build.",
-            )
-        )
-        return
-    seen: set[str] = set()
-    for bi, build in enumerate(builds):
-        path = f"build[{bi}]"
-        bname = _text(evaluate(build.get("name", '""'), ev.scope())) if "name" in build else ""
-        refs = _build_sources(ev, build, path, problems)
-        if not refs:
-            file, line = _line_of(files, r"^[ \t]*build[ \t]*\{", bi)
-            problems.append(
-                HclDiagnostic(
-                    "missing source reference", file, line, "a build block needs at least one source"
-                )
-            )
-        named: list[tuple[str, str, str]] = []  # (full name, type, source name)
-        for key, name_override, overrides in refs:
-            if key not in sources:
-                file, line = _line_of(files, r"^[ \t]*build[ \t]*\{", bi)
-                problems.append(
-                    HclDiagnostic(
-                        f"Unknown source {key}", file, line, f"Known: [{', '.join(sorted(sources))}]"
-                    )
-                )
-                continue
-            stype, sname = key.split(".", 1)
-            sname = name_override or sname
-            full = f"{bname}.{stype}.{sname}" if bname else f"{stype}.{sname}"
-            if full in seen:
-                problems.append(f"{path}: duplicate build {full}")
-                continue
-            seen.add(full)
-            scope = ev.scope(source=namespace("source", {"name": sname, "type": stype}),
-                             build=_build_ns(bname))  # fmt: skip
-            try:
-                config = evaluate(_strip_meta(sources[key]), scope)
-                config.update(overrides(scope))
-            except TemplateError as exc:
-                problems.append(f"source.{key}: {exc.message}")
-                continue
-            config.pop("name", None)
-            tpl.builders.append(
-                ComponentSpec(
-                    type=stype, path=f"source.{key}", config=_plain(config), name=full, build_name=sname
-                )
-            )
-            named.append((full, stype, sname))
-        _provisioners(ev, build, path, named, bname, problems)
-        _post_processors(ev, build, path, named, bname, problems)
-
-
-def _build_ns(bname: str) -> Any:
-    return namespace("build", {"name": bname}, lambda key: Deferred(f"build `{key}`"))
-
-
-def _plain(value: Any) -> Any:
-    """Deferred values become their `{{ }}` text: the build renders them."""
-    if isinstance(value, Deferred):
-        return str(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-Overrides = Callable[[Scope], dict[str, Any]]
-
-
-def _evaluator_of(body: dict[str, Any]) -> Overrides:
-    def run(sc: Scope) -> dict[str, Any]:
-        return dict(evaluate(body, sc))
-
-    return run
-
-
-def _build_sources(
-    ev: _Evaluator, build: dict[str, Any], path: str, problems: list[str]
-) -> list[tuple[str, str, Overrides]]:
-    refs: list[tuple[str, str, Overrides]] = []
-    raw_refs = build.get("sources", []) or []
-    if not isinstance(raw_refs, list):
-        problems.append(f'{path}.sources: expected a list of source references such as ["source.null.x"]')
-        raw_refs = []
-    for ref in raw_refs:
-        refs.append((_source_key(unquote(ref)), "", lambda sc: {}))
-    for block in blocks(build.get("source")):
-        for labels, sbody in labelled(block, 1):
-            body = _strip_meta(sbody)
-            name = _text(evaluate(body.pop("name"), ev.scope())) if "name" in body else ""
-            refs.append((_source_key(labels[0]), name, _evaluator_of(body)))
-    for block in blocks(build.get("dynamic")):
-        for labels, dbody in labelled(block, 1):
-            if labels[0] != "source":
-                continue
-            for key, name, overrides in _dynamic(ev, dbody, "source", path, problems):
-                refs.append((key, name, overrides))
-    return refs
-
-
-def _dynamic(
-    ev: _Evaluator, dbody: dict[str, Any], kind: str, path: str, problems: list[str]
-) -> list[tuple[str, str, Overrides]]:
-    out: list[tuple[str, str, Overrides]] = []
-    try:
-        collection = evaluate(dbody.get("for_each"), ev.scope())
-        labels = [unquote(x) for x in (dbody.get("labels") or [])]
-    except TemplateError as exc:
-        problems.append(f"{path}: dynamic {kind}: {exc.message}")
-        return out
-    iterator = unquote(dbody.get("iterator", kind))
-    content = _strip_meta(blocks(dbody.get("content"))[0]) if blocks(dbody.get("content")) else {}
-    if not isinstance(collection, dict | list):
-        problems.append(f"{path}: dynamic {kind}: for_each must be a map or a list")
-        return out
-    items = sorted(collection.items()) if isinstance(collection, dict) else list(enumerate(collection))
-    for k, v in items:
-        it = namespace(iterator, {"key": k, "value": v})
-        try:
-            body = dict(content)
-            name = _text(evaluate(body.pop("name"), ev.scope(**{iterator: it}))) if "name" in body else ""
-        except TemplateError as exc:
-            problems.append(f"{path}: dynamic {kind}: {exc.message}")
-            continue
-        key = _source_key(labels[0]) if labels else ""
-
-        def overrides(sc: Scope, b: dict[str, Any] = body, it: Any = it) -> dict[str, Any]:
-            return dict(evaluate(b, sc.child(**{iterator: it})))
-
-        out.append((key, name, overrides))
-    return out
-
-
-def _matches(names: list[str], full: str, stype: str, sname: str) -> bool:
-    return any(_source_key(n) in (full, f"{stype}.{sname}", sname) for n in names)
-
-
-def _component_blocks(
-    ev: _Evaluator, build: dict[str, Any], kind: str, path: str, problems: list[str]
-) -> list[tuple[str, Overrides]]:
-    """(type, body-evaluator) for each `kind` block and dynamic `kind` block of a build."""
-    out: list[tuple[str, Overrides]] = []
-    for block in blocks(build.get(kind)):
-        for labels, pbody in labelled(block, 1):
-            out.append((labels[0], _evaluator_of(_strip_meta(pbody))))
-    for block in blocks(build.get("dynamic")):
-        for labels, dbody in labelled(block, 1):
-            if labels[0] == kind:
-                for ptype, _, overrides in _dynamic(ev, dbody, kind, path, problems):
-                    out.append((ptype, overrides))
-    return out
-
-
-def _meta_names(config: dict[str, Any], key: str) -> list[str]:
-    value = config.pop(key, None)
-    if value is None:
-        return []
-    return [_str(v) for v in (value if isinstance(value, list) else [value])]
-
-
-def _provisioners(
-    ev: _Evaluator, build: dict[str, Any], path: str, named: list[tuple[str, str, str]], bname: str,
-    problems: list[str],
-) -> None:  # fmt: skip
-    specs = _component_blocks(ev, build, "provisioner", path, problems)
-    cleanup = _component_blocks(ev, build, "error-cleanup-provisioner", path, problems)
-    for i, (ptype, body) in enumerate(specs + cleanup[:1]):
-        is_cleanup = i >= len(specs)
-        ppath = f"{path}.error-cleanup-provisioner" if is_cleanup else f"{path}.provisioner[{i}]"
-        for full, stype, sname in named:
-            spec = _component(ev, ptype, body, ppath, full, stype, sname, bname, problems, provisioner=True)
-            if spec is None:
-                continue
-            if is_cleanup:
-                if ev.tpl.error_cleanup_provisioner is None:
-                    ev.tpl.error_cleanup_provisioner = spec
-            else:
-                ev.tpl.provisioners.append(spec)
-
-
-def _post_processors(
-    ev: _Evaluator, build: dict[str, Any], path: str, named: list[tuple[str, str, str]], bname: str,
-    problems: list[str],
-) -> None:  # fmt: skip
-    chains: list[list[tuple[str, Overrides]]] = [
-        [pp] for pp in _component_blocks(ev, build, "post-processor", path, problems)
-    ]
-    for block in blocks(build.get("post-processors")):
-        chains.append(_component_blocks(ev, block, "post-processor", path, problems))
-    for ci, chain in enumerate(chains):
-        for full, stype, sname in named:
-            specs = []
-            for j, (ptype, body) in enumerate(chain):
-                spec = _component(ev, ptype, body, f"{path}.post-processors[{ci}][{j}]", full, stype, sname,
-                                  bname, problems, provisioner=False)  # fmt: skip
-                if spec is not None:
-                    specs.append(spec)
-            if specs:
-                ev.tpl.post_processors.append(specs)
-
-
-def _component(
-    ev: _Evaluator, ptype: str, body: Overrides, path: str, full: str, stype: str, sname: str, bname: str,
-    problems: list[str], provisioner: bool,
-) -> ComponentSpec | None:  # fmt: skip
-    scope = ev.scope(source=namespace("source", {"name": sname, "type": stype}), build=_build_ns(bname))
-    try:
-        config = body(scope)
-    except TemplateError as exc:
-        problems.append(f"{path}: {exc.message}")
-        return None
-    only = _meta_names(config, "only")
-    except_ = _meta_names(config, "except")
-    if only and except_:
-        problems.append(f"{path}: only one of 'only' or 'except' may be specified")
-        return None
-    if (only and not _matches(only, full, stype, sname)) or _matches(except_, full, stype, sname):
-        return None
-    name = _text(config.pop("name", "")) or ptype
-    spec = ComponentSpec(type=ptype, path=path, config={}, name=name, only=[full])
-    if provisioner:
-        p = _Problems()
-        spec.pause_before = _duration(config.pop("pause_before", None), f"{path}.pause_before", p)
-        spec.timeout = _duration(config.pop("timeout", None), f"{path}.timeout", p)
-        retries = config.pop("max_retries", None)
-        if retries is not None:
-            try:
-                spec.max_retries = int(_str(retries))
-            except ValueError:
-                p.add(f"{path}.max_retries", f"`max_retries` must be a valid integer, got {retries!r}")
-        override = config.pop("override", None) or {}
-        for key, value in override.items() if isinstance(override, dict) else []:
-            if _matches([key], full, stype, sname) and isinstance(value, dict):
-                spec.override[full] = _plain(value)
-        problems.extend(p.items)
-        if p.items:
-            return None
-    else:
-        keep = config.pop("keep_input_artifact", None)
-        spec.keep_input_artifact = keep if isinstance(keep, bool) else None
-    spec.config = _plain(config)
-    return spec
