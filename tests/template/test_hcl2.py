@@ -349,3 +349,24 @@ def test_undeclared_var_file_values_are_listed(tmp_path: Path) -> None:
     assert tpl.undeclared_variables == ["unused"]
     text = undeclared_variable_warning("unused")
     assert text.startswith("Warning: Undefined variable\n\n") and text.endswith("}\n\n")
+
+
+def test_data_sources_unknown_unless_evaluated(tmp_path: Path) -> None:
+    write(tmp_path, {"t.pkr.hcl": """
+data "null" "dep" {
+  input = "upload"
+}
+source "null" "a" { communicator = "none" }
+build {
+  sources = ["null.a"]
+  provisioner "file" {
+    direction = data.null.dep.output
+  }
+}
+"""})  # fmt: skip
+    tpl = load_template(str(tmp_path / "t.pkr.hcl"))
+    resolve_variables(tpl, [], [], {}, evaluate_datasources=False)
+    assert tpl.provisioners[0].config["direction"] == "<unknown>"
+    tpl = load_template(str(tmp_path / "t.pkr.hcl"))
+    resolve_variables(tpl, [], [], {})
+    assert tpl.provisioners[0].config["direction"] == "upload"

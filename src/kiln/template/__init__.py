@@ -80,7 +80,12 @@ def resolve_variables(
     var_files: Sequence[str] = (),
     cli_vars: Iterable[tuple[str, str]] | Mapping[str, str] = (),
     environ: Mapping[str, str] | None = None,
+    *,
+    evaluate_datasources: bool = True,
 ) -> dict[str, str]:
+    """The variables' values. HCL2: also evaluates locals, data sources and builds into
+    template.builders/provisioners/post_processors; with evaluate_datasources=False (validate
+    without --evaluate-datasources) data source outputs are "<unknown>"."""
     if template.kind == "hcl2":
         import os
 
@@ -88,7 +93,13 @@ def resolve_variables(
 
         pairs = list(cli_vars.items()) if isinstance(cli_vars, Mapping) else list(cli_vars)
         try:
-            return resolve_hcl2(template, var_files, pairs, environ if environ is not None else os.environ)
+            return resolve_hcl2(
+                template,
+                var_files,
+                pairs,
+                environ if environ is not None else os.environ,
+                evaluate_datasources,
+            )
         except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
             raise _unexpected(template.display_path, exc) from None
     from .variables import resolve_variables as resolve

@@ -73,7 +73,8 @@ def _text(value: Any) -> str:
 
 
 class _Evaluator:
-    def __init__(self, tpl: Template, environ: Mapping[str, str]) -> None:
+    def __init__(self, tpl: Template, environ: Mapping[str, str], evaluate_datasources: bool = True) -> None:
+        self.evaluate_datasources = evaluate_datasources
         self.tpl = tpl
         self.state: HclState = tpl.hcl
         self.functions = make_functions(environ, str(tpl.dir))
@@ -133,8 +134,14 @@ class _Evaluator:
         if dtype != "null":
             raise HCLError(f'data source type "{dtype}" is not supported by kiln (only "null")')
         config = evaluate(_strip_meta(body), self.scope())
-        self.data[key] = {"input": config.get("input"), "output": config.get("input")}
+        # Not run (validate without --evaluate-datasources): its output is unknown, as in Packer.
+        output = config.get("input") if self.evaluate_datasources else UNKNOWN
+        self.data[key] = {"input": config.get("input"), "output": output}
         return self.data[key]
+
+
+#: how a value that is not known (a data source not run) reads in a component's config
+UNKNOWN = "<unknown>"
 
 
 def declarations(body: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
@@ -201,10 +208,11 @@ def resolve_hcl2(
     var_files: Sequence[str],
     cli_vars: Iterable[tuple[str, str]],
     environ: Mapping[str, str],
+    evaluate_datasources: bool = True,
 ) -> dict[str, str]:
     from kiln.engine.secrets import REDACTOR
 
-    ev = _Evaluator(tpl, environ)
+    ev = _Evaluator(tpl, environ, evaluate_datasources)
     body = ev.state.body
     decls = declarations(body)
     problems: list[Any] = []
