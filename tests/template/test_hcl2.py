@@ -370,3 +370,16 @@ build {
     tpl = load_template(str(tmp_path / "t.pkr.hcl"))
     resolve_variables(tpl, [], [], {})
     assert tpl.provisioners[0].config["direction"] == "upload"
+
+
+def test_sensitive_local(tmp_path: Path) -> None:
+    write(tmp_path, {"t.pkr.hcl": """
+local "token" {
+  expression = "tok-${upper("abcdef")}"
+  sensitive  = true
+}
+source "null" "a" { communicator = "none" }
+build { sources = ["null.a"] }
+"""})  # fmt: skip
+    resolved(tmp_path / "t.pkr.hcl")
+    assert REDACTOR.redact("token tok-ABCDEF") == "token <sensitive>"

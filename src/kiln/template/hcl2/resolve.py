@@ -238,7 +238,7 @@ def resolve_hcl2(
             if ok is not True:
                 message = _text(evaluate(rule.get("error_message", '"invalid value"'), ev.literal_scope()))
                 problems.append(f'Invalid value for variable "{name}": {message}')
-    _collect_locals(ev, body, problems)
+    sensitive_locals = _collect_locals(ev, body, problems)
     for block in blocks(body.get("data")):
         for labels, dbody in labelled(block, 2):
             ev.data_raw[(labels[0], labels[1])] = dbody
@@ -250,6 +250,9 @@ def resolve_hcl2(
                 problems.append(f"local.{name}: {exc.message}")
     if problems:
         _raise(tpl, problems)
+    for name in sensitive_locals:
+        for piece in _strings(ev.locals.get(name)):
+            REDACTOR.add(piece)
     from .builds import build_components
 
     build_components(ev, body, problems)
@@ -334,7 +337,9 @@ def _var_file(path: str, ev: _Evaluator) -> dict[str, Any]:
     return out
 
 
-def _collect_locals(ev: _Evaluator, body: dict[str, list[Any]], problems: list[str]) -> None:
+def _collect_locals(ev: _Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> set[str]:
+    """Gather the locals' expressions; returns the names of the sensitive ones."""
+    sensitive: set[str] = set()
     for block in blocks(body.get("locals")):
         for name, raw in _strip_meta(block).items():
             if name in ev.locals_raw:
@@ -344,7 +349,8 @@ def _collect_locals(ev: _Evaluator, body: dict[str, list[Any]], problems: list[s
         for labels, lbody in labelled(block, 1):
             ev.locals_raw[labels[0]] = lbody.get("expression")
             if lbody.get("sensitive") is True:
-                ev._computing.clear()
+                sensitive.add(labels[0])
+    return sensitive
 
 
 def _source_key(ref: str) -> str:
