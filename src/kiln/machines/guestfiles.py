@@ -99,7 +99,7 @@ AGENT_UNIT = """[Unit]
 Description=kiln agent: NoCloud seed (SSH keys, hostname), root partition growth
 DefaultDependencies=no
 After=local-fs.target systemd-remount-fs.service
-Before=ssh.service sysinit.target
+Before=ssh.service
 Conflicts=shutdown.target
 
 [Service]
@@ -107,8 +107,9 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/lib/kiln/kiln-agent boot
 
+# not part of sysinit.target: only sshd waits for the agent, the rest of the boot goes on meanwhile
 [Install]
-WantedBy=sysinit.target
+WantedBy=multi-user.target
 """
 
 USERDATA_UNIT = """[Unit]
