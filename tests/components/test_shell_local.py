@@ -247,3 +247,26 @@ def test_a_background_child_holding_the_output_does_not_hang_the_build(
             if alive(pid):
                 os.kill(pid, 9)
             wait_for(lambda: not alive(pid), timeout=5)
+
+
+def test_parallel_builds_never_meet_text_file_busy(harness: Harness, prepare: Prepare) -> None:
+    # Several builds writing and running their inline scripts at once: without SPAWN_LOCK one
+    # build's fork can hold another's script open for writing when it is executed (ETXTBSY).
+    provs = [prepare(ShellLocalProvisioner, {"inline": [f"echo build-{i}"]}) for i in range(6)]
+    failures: list[BaseException] = []
+
+    def run(prov: Any) -> None:
+        for _ in range(15):
+            try:
+                prov.provision(harness.ctx, None)
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in provs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert failures == []
+    assert "Text file busy" not in harness.stderr
+    assert harness.stdout.count("example: build-0\n") == 15

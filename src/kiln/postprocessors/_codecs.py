@@ -32,6 +32,7 @@ from typing import BinaryIO, Protocol
 
 from kiln.engine.cancel import CancelToken
 from kiln.errors import BuildError
+from kiln.provisioners.shell_common import SPAWN_LOCK
 
 #: Formats that compress one stream, by the name used in messages.
 ALGORITHMS = ("gzip", "bzip2", "xz", "zstd", "lz4")
@@ -203,14 +204,15 @@ class ProcessSink:
         self.argv = argv
         self.cancel = cancel
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()/abort()
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=self.errors,
-            bufsize=1 << 20,
-            start_new_session=True,
-        )
+        with SPAWN_LOCK:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=self.errors,
+                bufsize=1 << 20,
+                start_new_session=True,
+            )
         self.unregister: Callable[[], None] = lambda: None
         self.unregister = cancel.on_cancel(self._kill)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,12 @@ DEFAULT_ENV_VAR_FORMAT = "%s='%s' "
 #: The format the remote `shell` provisioner uses with `use_env_var_file`.
 ENV_FILE_VAR_FORMAT = "export %s='%s'\n"
 DEFAULT_INLINE_SHEBANG = "/bin/sh -e"
+
+#: Held while kiln has a script file open for writing and while it starts a local process. A
+#: process forked while such a file is open inherits it until it execs, and running the script in
+#: that moment fails with "Text file busy" (ETXTBSY): parallel builds hit this. Code that starts
+#: local processes (subprocess.Popen) should hold it around the call.
+SPAWN_LOCK = threading.Lock()
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _GO_VERB = re.compile(r"%[%sqv]")
@@ -175,14 +182,16 @@ def inline_script_text(inline: Sequence[str], shebang: str) -> str:
 def write_inline_script(inline: Sequence[str], shebang: str, suffix: str = "") -> Path:
     """Write the `inline` script to a new private temporary file (mode 0700) and return its path.
     The caller removes it."""
-    fd, name = tempfile.mkstemp(prefix="kiln-shell-", suffix=f".{suffix}" if suffix else "")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(inline_script_text(inline, shebang))
-        os.chmod(name, 0o700)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    text = inline_script_text(inline, shebang)
+    with SPAWN_LOCK:
+        fd, name = tempfile.mkstemp(prefix="kiln-shell-", suffix=f".{suffix}" if suffix else "")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(name, 0o700)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
     return Path(name)
 
 

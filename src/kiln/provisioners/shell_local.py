@@ -158,15 +158,16 @@ def run_local_command(
     as they arrive. Returns the exit code (-1 if killed by a signal, as Go reports it). Raises
     CancelledError, after the process group is gone, if the run is cancelled."""
     ctx.cancel.check()
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,  # its own process group: cancelling kills the script's children too
-    )
+    with sc.SPAWN_LOCK:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,  # its own process group: cancelling kills the script's children too
+        )
     assert proc.stdout is not None and proc.stderr is not None
     readers = [
         threading.Thread(target=_pump, args=(proc.stdout, ctx.ui.message), daemon=True),
