@@ -45,7 +45,13 @@ def test_seed_workflow_on_real_machines(light: LocalCloudProcess, tmp_path: Path
     key = write_key(tmp_path, built.private_key)
     wait_for_ssh(key, built.address)
     # the key pair reached authorized_keys through AttachKeyPair + StartInstance; UserData ran at first boot
-    assert ssh(key, built.address, "cat /root/user-data-ran").stdout.strip() == "first-boot"
+    # user data runs in the background of the boot, as cloud-init does: sshd may answer first
+    wait_for(
+        "user data",
+        lambda: ssh(key, built.address, "cat /root/user-data-ran").stdout.strip() == "first-boot",
+        timeout=120,
+        every=1.0,
+    )
     installed = ssh(
         key,
         built.address,
