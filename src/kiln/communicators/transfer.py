@@ -54,18 +54,24 @@ class StdinSender:
         self._pending: concurrent.futures.Future[None] | None = None
 
     def write(self, data: bytes) -> int:
+        if not self._buf and len(data) >= CHUNK:
+            self._submit(bytes(data))  # a whole chunk already (a big file): no copy
+            return len(data)
         self._buf += data
         if len(self._buf) >= CHUNK:
             self._flush()
         return len(data)
 
     def _flush(self) -> None:
+        if self._buf:
+            self._submit(bytes(self._buf))
+            self._buf.clear()
+
+    def _submit(self, data: bytes) -> None:
         if self._cancel is not None:
             self._cancel.check()
         self._wait()
-        if self._buf:
-            self._pending = _loop.submit(self._send(bytes(self._buf)))
-            self._buf.clear()
+        self._pending = _loop.submit(self._send(data))
 
     async def _send(self, data: bytes) -> None:
         self._proc.stdin.write(data)
