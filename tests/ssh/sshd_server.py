@@ -8,6 +8,7 @@ pid too: a test that leaves a session (or a `sleep` started in one) behind does 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -64,6 +65,8 @@ class Sshd:
         self.authorized_keys = self.dir / "authorized_keys"
         self.config = self.dir / "sshd_config"
         self.log = self.dir / "sshd.log"
+        self.home = self.dir / "home"
+        self.home.mkdir(exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
         self._made_privsep = False
         if not self.host_key.exists():
@@ -92,6 +95,11 @@ class Sshd:
             f"Subsystem sftp {SFTP_SERVER}",
             "AcceptEnv LANG LC_*",
             extra,
+            # Sessions of the user running the tests get a home of their own: the host's real
+            # ~/.bashrc (which bash reads for ssh commands) may be slow or hang on a lock, and a
+            # test must not touch the real ~/.ssh. Other users (a test user) keep their own home.
+            f"Match User {getpass.getuser()}",
+            f"    SetEnv HOME={self.home}",
         ]
         self.config.write_text("\n".join(lines) + "\n")
 
