@@ -33,7 +33,7 @@ class OnError(StrEnum):
 class BuildContext:
     """What a build's components get from the engine."""
 
-    name: str  #: the build's name (builder name, or `source.TYPE.NAME` in HCL2)
+    name: str  #: the build's name as the UI shows it (builder name, or `TYPE.NAME` in HCL2)
     builder_type: str
     ui: Ui
     cancel: CancelToken
@@ -43,6 +43,9 @@ class BuildContext:
     on_error: OnError = OnError.CLEANUP
     debug: bool = False
     force: bool = False
+    #: what `{{build_name}}`, PACKER_BUILD_NAME and the manifest call the build (HCL2: the source's
+    #: name, `test` for `null.test`); "" means `name`
+    build_name: str = ""
     #: Render a `raw` option now, with extra `{{.Name}}` fields (`Path`, `Vars`...). Set by the engine.
     render: Callable[[str, Mapping[str, Any]], str] = field(default=lambda text, data: text)
     #: Run the template's provisioners against the machine. Builders call it once the machine is

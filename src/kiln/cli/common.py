@@ -30,22 +30,31 @@ class Loaded:
     variables: dict[str, str]
 
 
-def load(path: str, values: dict[str, Any]) -> Loaded:
+def load(path: str, values: dict[str, Any], evaluate_datasources: bool = True) -> Loaded:
     from kiln.template import load_template, resolve_variables, validate_template
 
     template = load_template(path)
     validate_template(template)
     cli_vars = [parse_var(v) for v in values["var"]]
-    variables = resolve_variables(template, list(values["var-file"]), cli_vars, dict(os.environ))
+    variables = resolve_variables(
+        template,
+        list(values["var-file"]),
+        cli_vars,
+        dict(os.environ),
+        evaluate_datasources=evaluate_datasources,
+    )
     return Loaded(template, variables)
 
 
 def print_error(err: KilnError, stream: TextIO | None = None) -> None:
     """`Error: message` (+ hint); for many problems, one `* problem` line each."""
     stream = stream or sys.stderr
+    from kiln.template.hcl2.runtime import HclDiagnostic
     from kiln.template.json_loader import MinVersionError
 
-    if isinstance(err, MinVersionError):
+    if isinstance(err, HclDiagnostic):
+        text = "Error: " + err.packer_text()
+    elif isinstance(err, MinVersionError):
         # Packer prints this one as a diagnostic without a summary; scripts match on it.
         text = f"Error: \n\n{err.message}\n\n"
     elif isinstance(err, TemplateProblems) and len(err.problems) > 1:

@@ -51,6 +51,21 @@ def main(argv: list[str]) -> int:
     except KilnError as err:
         print_error(err)
         return 1
+    if template.kind == "hcl2":
+        import os
+
+        from kiln.cli.flags import parse_var
+        from kiln.template import inspect_hcl2
+
+        try:
+            text = inspect_hcl2(
+                template, values["var-file"], [parse_var(v) for v in values["var"]], os.environ
+            )
+        except KilnError as err:
+            print_error(err)
+            return 1
+        sys.stdout.write(text)
+        return 0
     ui = Ui(Output(machine_readable=bool(values["machine-readable"])))
     inspect_json(template, ui)
     return 0

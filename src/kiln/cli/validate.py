@@ -56,12 +56,19 @@ def main(argv: list[str]) -> int:
             return 0
         from kiln.engine.prepare import prepare_builds
 
-        loaded = load(args[0], values)
+        loaded = load(args[0], values, evaluate_datasources=bool(values["evaluate-datasources"]))
         prepare_builds(
             loaded.template, loaded.variables, split_list(values["only"]), split_list(values["except"])
         )
     except KilnError as err:
         print_error(err)
         return 1
+    if not values["no-warn-undeclared-var"]:
+        from kiln.template import undeclared_variable_warning
+
+        for name in loaded.template.undeclared_variables:
+            sys.stdout.write(undeclared_variable_warning(name))
+        if loaded.template.undeclared_variables:
+            sys.stdout.write("\n")
     sys.stdout.write("The configuration is valid.\n")
     return 0

@@ -51,10 +51,16 @@ class Build:
     post_processors: list[list[PreparedPostProcessor]] = field(default_factory=list)
     error_cleanup: PreparedProvisioner | None = None
 
+    @property
+    def build_name(self) -> str:
+        return self.spec.build_name or self.name
+
     def interp(
         self, generated: Mapping[str, str] | None = None, data: Mapping[str, Any] | None = None
     ) -> InterpContext:
-        return interp_context(self.template, self.variables, self.name, self.builder_type, generated, data)
+        return interp_context(
+            self.template, self.variables, self.build_name, self.builder_type, generated, data
+        )
 
 
 def interp_context(
@@ -137,9 +143,10 @@ def prepare_builds(
             for ppspec in chain:
                 if not ppspec.applies_to(build.name):
                     continue
-                # -except names post-processors too (-only names builds only, as in Packer)
+                # -except names post-processors too, and skips the rest of that chain (as Packer
+                # does); -only names builds only
                 if ppspec.name and _matches(ppspec.name, except_, template.kind == "hcl2"):
-                    continue
+                    break
                 pp = _prepare_post_processor(build, ppspec, problems)
                 if pp is not None:
                     prepared_chain.append(pp)

@@ -112,6 +112,7 @@ def run_builds(
             on_error=options.on_error,
             debug=options.debug,
             force=options.force,
+            build_name=build.build_name,
         )
         t0 = time.monotonic()
         try:
