@@ -8,18 +8,20 @@ Components are found by type name in `kiln.registry` and imported only when a te
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kiln.communicators.base import Communicator
 from kiln.config import DecodeContext, decode
 from kiln.engine.cancel import CancelToken
 from kiln.engine.ui import Ui
+
+if TYPE_CHECKING:
+    import logging
 
 
 class OnError(StrEnum):

@@ -14,7 +14,6 @@ when the script runs).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import types
 import typing
@@ -125,6 +124,8 @@ def decode(cls: type[T], data: Mapping[str, Any], path: str, ctx: DecodeContext)
             continue
         found = fields_by_key.get(key)
         if found is None:
+            import difflib  # only when there is a problem to report
+
             close = difflib.get_close_matches(key, list(fields_by_key), n=1)
             hint = f'; did you mean "{close[0]}"?' if close else ""
             ctx.error(path, f'unknown configuration key: "{key}"{hint}')

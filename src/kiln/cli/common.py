@@ -3,7 +3,6 @@ with its variables, logging setup, and printing errors the way Packer does."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -67,18 +66,19 @@ def print_error(err: KilnError, stream: TextIO | None = None) -> None:
     stream.flush()
 
 
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = REDACTOR.redact(record.getMessage())
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = REDACTOR.redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
-
-
 def setup_logging() -> None:
     """PACKER_LOG=1 / KILN_LOG=1 turn on the debug log (stderr, or PACKER_LOG_PATH / KILN_LOG_PATH)."""
+    import logging
+
+    class RedactingFilter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg = REDACTOR.redact(record.getMessage())
+            record.args = None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = REDACTOR.redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+            return True
+
     enabled = any(os.environ.get(v, "") not in ("", "0") for v in ("KILN_LOG", "PACKER_LOG"))
     path = os.environ.get("KILN_LOG_PATH") or os.environ.get("PACKER_LOG_PATH")
     logger = logging.getLogger("kiln")
@@ -90,7 +90,7 @@ def setup_logging() -> None:
         return
     handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
+    handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False

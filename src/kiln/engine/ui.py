@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TextIO
 
 from kiln.engine.secrets import REDACTOR
@@ -48,7 +47,7 @@ class Output:
         text = REDACTOR.redact(text)
         lines = text.split("\n")
         stream = self.err if to_err else self.out
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + ": " if self.timestamps else ""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + ": " if self.timestamps else ""
         if self.color and color:
             start = f"\033[{'1' if bold else '0'};{COLORS[color]}m"
             rendered = "".join(f"{stamp}{start}{line}{RESET}\n" for line in lines)
