@@ -172,7 +172,9 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
     root = os.geteuid() == 0
     work = Path(tempfile.mkdtemp(prefix="kiln-baseimage-", dir=raw.parent))
     try:
-        os.chmod(work, 0o755)  # the unshared user of mmdebstrap must reach the tree
+        # mmdebstrap's unshared root is a subordinate id, not the user: it must reach the tree and
+        # write the disk, kept in this folder with an unguessable name
+        os.chmod(work, 0o755 if root else 0o711)
         tree = work / "rootfs"
         files = _write_files(work / "files", guestfiles.FILES)
         early = _write_files(work / "early", guestfiles.EARLY_FILES)
@@ -207,12 +209,14 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         ]
         _stream(argv, env, say)
         say(f"root file system ready after {time.monotonic() - began:.0f} s; writing the disk")
-        partial = raw.with_suffix(".partial")
+        partial = work / "disk.raw"
         with open(partial, "wb") as disk:
             disk.truncate(recipe.size_bytes)
+        os.chmod(partial, 0o644 if root else 0o666)
         helper = [] if root else ["mmdebstrap", "--unshare-helper"]
         argv = ["sh", str(script), str(tree), str(partial), str(recipe.size_bytes // 512), str(files)]
         _run([*helper, *argv, str(core)], "writing the disk", env)
+        os.chmod(partial, 0o644)
         os.replace(partial, raw)
     finally:
         remove_tree(work)
@@ -234,7 +238,10 @@ def remove_tree(path: Path) -> None:
             raise MachineError(f"cannot unmount what is mounted under {path}", "unmount it by hand")
     if os.geteuid() != 0 and shutil.which("mmdebstrap"):
         # a tree made in unshare mode belongs to subordinate ids: only the unshared user can remove it
-        subprocess.run(["mmdebstrap", "--unshare-helper", "rm", "-rf", str(path)], capture_output=True)
+        # (each entry by name: the unshared root may not list the user's own folder)
+        entries = [str(entry) for entry in path.iterdir()] if path.is_dir() else []
+        if entries:
+            subprocess.run(["mmdebstrap", "--unshare-helper", "rm", "-rf", *entries], capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
 
 
