@@ -193,8 +193,15 @@ def assert_same_tree(a: Path, b: Path) -> None:
             assert pa.stat().st_mode & 0o777 == pb.stat().st_mode & 0o777, name
 
 
-@pytest.mark.parametrize("method", ["scp", "sftp"])
-def test_folders_keep_modes_and_symlinks(server: Server, tmp_path: Path, method: str) -> None:
+@pytest.mark.parametrize("method", ["scp", "sftp", "scp-python-tar"])
+def test_folders_keep_modes_and_symlinks(
+    server: Server, tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if method == "scp-python-tar":  # a machine without GNU tar packs with Python's tarfile
+        from kiln.communicators import transfer
+
+        monkeypatch.setattr(transfer, "_gnu_tar", lambda: "")
+        method = "scp"
     src = tmp_path / "src"
     make_tree(src)
     comm = SSHCommunicator(server.config(ssh_file_transfer_method=method))

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import fnmatch
+import functools
 import os
 import posixpath
+import shutil
+import subprocess
 import tarfile
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -109,8 +114,66 @@ def send_file(sender: StdinSender, src: BinaryIO) -> None:
 
 def send_tar(sender: StdinSender, src: Path, exclude: Sequence[str]) -> None:
     """Pack the contents of `src` (not `src` itself) as a tar stream: modes, symlinks and times
-    kept, owners dropped (files belong to whoever unpacks them, as with scp)."""
+    kept, owners dropped (files belong to whoever unpacks them, as with scp). GNU tar packs when
+    it is here: it runs beside us, outside the GIL, about 4x faster than Python's tarfile, which
+    would compete with the encryption on the event loop's thread."""
+    tar = _gnu_tar()
+    if tar:
+        _send_gnu_tar(sender, tar, src, exclude)
+    else:
+        _send_python_tar(sender, src, exclude)
+    sender.close()
 
+
+@functools.cache
+def _gnu_tar() -> str:
+    tar = shutil.which("tar")
+    if not tar:
+        return ""
+    try:
+        version = subprocess.run([tar, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return tar if "GNU tar" in version else ""
+
+
+def _send_gnu_tar(sender: StdinSender, tar: str, src: Path, exclude: Sequence[str]) -> None:
+    command = [
+        tar, "-c", "-f", "-", "-C", str(src), "--format=gnu", "--owner=0", "--group=0", "--numeric-owner",
+        *(f"--exclude={pattern}" for pattern in exclude), "--null", "--verbatim-files-from", "-T", "-",
+    ]  # fmt: skip
+    names = b"".join(os.fsencode(name) + b"\0" for name in sorted(os.listdir(src)))
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stdin, stderr = proc.stdin, proc.stderr
+
+        def feed() -> None:
+            with contextlib.suppress(BrokenPipeError):
+                stdin.write(names)
+            stdin.close()
+
+        errors: list[bytes] = []
+        feeder = threading.Thread(target=feed, daemon=True)
+        reader = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
+        feeder.start()
+        reader.start()
+        try:
+            while chunk := proc.stdout.read(CHUNK):
+                sender.write(chunk)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            feeder.join()
+            reader.join()
+        if proc.wait() != 0:
+            message = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
+            raise CommunicatorError(f"packing {src} failed: {message[-1] if message else 'tar failed'}")
+
+
+def _send_python_tar(sender: StdinSender, src: Path, exclude: Sequence[str]) -> None:
     def member(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         if any(fnmatch.fnmatch(info.name, pattern) for pattern in exclude):
             return None
@@ -121,7 +184,6 @@ def send_tar(sender: StdinSender, src: Path, exclude: Sequence[str]) -> None:
     with tarfile.open(fileobj=sender, mode="w|", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[call-overload]
         for name in sorted(os.listdir(src)):
             tar.add(src / name, arcname=name, recursive=True, filter=member)
-    sender.close()
 
 
 def receive_stream(
