@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import asyncssh
+from asyncssh.constants import MSG_IGNORE
 
 from kiln.communicators import _loop, transfer
 from kiln.communicators.base import Communicator, Disconnected, RemoteCommand, Unreachable
@@ -44,6 +45,7 @@ PREFERRED_CIPHERS = (
     "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
     "aes128-ctr", "aes192-ctr", "aes256-ctr",
 )  # fmt: skip
+_EMPTY_STRING = b"\0\0\0\0"  # an SSH string of length 0
 #: Exit status Packer reports for a command whose connection dropped (`CmdDisconnect`).
 DISCONNECT_STATUS = 2300218
 _SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9, "SEGV": 11,
@@ -165,6 +167,7 @@ class SSHCommunicator(Communicator):
             self.log.warning("ssh: host key of %s changed to %s", self.target.address, host_key)
         self.host_key = host_key
         self.log.info("ssh: connected to %s, host key %s (accepted)", self.target.address, host_key)
+        _skip_ignore_packets(conn)
         self._conn, self._tunnel = conn, tunnel
 
     async def _open(self, login: Login, timeout: float, tunnel: Any, what: str) -> Any:
@@ -405,6 +408,24 @@ async def _pump_lines(stream: Any, callback: Callable[[str], None] | None) -> No
             callback(line.rstrip(b"\r").decode("utf-8", "replace"))
     if pending and callback is not None:
         callback(pending.rstrip(b"\r").decode("utf-8", "replace"))
+
+
+def _skip_ignore_packets(conn: Any) -> None:
+    """asyncssh sends an empty SSH_MSG_IGNORE before every packet: a countermeasure against an
+    attack on CBC-mode ciphers only. With the AEAD and CTR ciphers kiln negotiates it doubles the
+    packets (and the encryptions and system calls), costing a third of the upload speed (measured:
+    59 -> 88 MB/s). Skipping these optional packets changes nothing else on the wire."""
+    cipher = str(conn.get_extra_info("send_cipher") or "")
+    if not cipher or "cbc" in cipher:
+        return
+    original = conn.send_packet
+
+    def send_packet(pkttype: int, *args: bytes, handler: Any = None) -> None:
+        if pkttype == MSG_IGNORE and args == (_EMPTY_STRING,):
+            return
+        original(pkttype, *args, handler=handler)
+
+    conn.send_packet = send_packet
 
 
 def _available_ciphers() -> list[str]:
