@@ -588,3 +588,30 @@ def test_snapshots_disks_and_image_from_snapshot(
         error_of(lambda: ecs3.create_snapshot(ecs.CreateSnapshotRequest(disk_id="d-nope"))).code
         == "InvalidDiskId.NotFound"
     )
+
+
+def test_vpc_api_tags_filter_and_key_value_format(vpc: VpcClient, name: Callable[[str], str]) -> None:
+    run_id = name("run")
+    tag = [vpcm.CreateVpcRequestTag(key="kiln-run-id", value=run_id)]
+    vpc_id = vpc.create_vpc(
+        vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/16", tag=tag)
+    ).body.vpc_id
+    vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/16"))
+    eip = vpc.allocate_eip_address(
+        vpcm.AllocateEipAddressRequest(
+            region_id=REGION, tag=[vpcm.AllocateEipAddressRequestTag(key="kiln-run-id", value=run_id)]
+        )
+    ).body
+    found = vpc.describe_vpcs(
+        vpcm.DescribeVpcsRequest(
+            region_id=REGION, tag=[vpcm.DescribeVpcsRequestTag(key="kiln-run-id", value=run_id)]
+        )
+    ).body.vpcs.vpc
+    assert [v.vpc_id for v in found] == [vpc_id]
+    assert [(t.key, t.value) for t in found[0].tags.tag] == [("kiln-run-id", run_id)]
+    eips = vpc.describe_eip_addresses(
+        vpcm.DescribeEipAddressesRequest(
+            region_id=REGION, tag=[vpcm.DescribeEipAddressesRequestTag(key="kiln-run-id", value=run_id)]
+        )
+    ).body.eip_addresses.eip_address
+    assert [e.allocation_id for e in eips] == [eip.allocation_id]

@@ -31,6 +31,11 @@ def tags_view(res: dict[str, Any]) -> dict[str, Any]:
     return {"Tag": list(res.get("Tags", []))}
 
 
+def vpc_tags_view(res: dict[str, Any]) -> dict[str, Any]:
+    """The VPC API names tag fields Key/Value where ECS says TagKey/TagValue."""
+    return {"Tag": [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in res.get("Tags", [])]}
+
+
 def match_tags(call: Call, res: dict[str, Any]) -> bool:
     wanted = call.tags()
     if not wanted:
@@ -97,6 +102,7 @@ async def create_vpc(cloud: Cloud, call: Call) -> dict[str, Any]:
         VRouterId=router,
         RouteTableId=table,
         IsDefault=False,
+        Tags=call.tags(),
     )
     cloud.later(vpc, "Pending", "Available", cloud.profile.network_create)
     cloud.put(vpc)
@@ -111,7 +117,9 @@ async def describe_vpcs(cloud: Cloud, call: Call) -> dict[str, Any]:
     vpcs = [
         v
         for v in cloud.items("vpc", region)
-        if (wanted is None or v["VpcId"] in wanted) and (name is None or v["VpcName"] == name)
+        if (wanted is None or v["VpcId"] in wanted)
+        and (name is None or v["VpcName"] == name)
+        and match_tags(call, v)
     ]
     chunk, paging = page(call, vpcs, high=50)
     out = []
@@ -119,7 +127,7 @@ async def describe_vpcs(cloud: Cloud, call: Call) -> dict[str, Any]:
         switches = [s["VSwitchId"] for s in cloud.items("vswitch", region) if s["VpcId"] == vpc["VpcId"]]
         item = public(vpc)
         item["VSwitchIds"] = {"VSwitchId": switches}
-        item["Tags"] = tags_view(vpc)
+        item["Tags"] = vpc_tags_view(vpc)
         out.append(item)
     return {"Vpcs": {"Vpc": out}, **paging}
 
@@ -177,6 +185,7 @@ async def create_vswitch(cloud: Cloud, call: Call) -> dict[str, Any]:
         Description=call.get("Description", ""),
         AvailableIpAddressCount=max(cidr.num_addresses - 4, 0),
         _next_ip=0,
+        Tags=call.tags(),
     )
     cloud.later(vsw, "Pending", "Available", cloud.profile.network_create)
     cloud.put(vsw)
@@ -193,9 +202,10 @@ async def describe_vswitches(cloud: Cloud, call: Call) -> dict[str, Any]:
         if (vpc_id is None or s["VpcId"] == vpc_id)
         and (vsw_id is None or s["VSwitchId"] == vsw_id)
         and (zone is None or s["ZoneId"] == zone)
+        and match_tags(call, s)
     ]
     chunk, paging = page(call, found, high=50)
-    return {"VSwitches": {"VSwitch": [{**public(s), "Tags": tags_view(s)} for s in chunk]}, **paging}
+    return {"VSwitches": {"VSwitch": [{**public(s), "Tags": vpc_tags_view(s)} for s in chunk]}, **paging}
 
 
 @action("DeleteVSwitch")
@@ -368,7 +378,7 @@ async def allocate_eip(cloud: Cloud, call: Call) -> dict[str, Any]:
         InstanceId="",
         InstanceType="",
         Name=call.get("Name", ""),
-        Tags=[],
+        Tags=call.tags(),
         AllocationTime=None,
     )
     eip["AllocationTime"] = eip["CreationTime"]
@@ -460,9 +470,13 @@ async def describe_eips(cloud: Cloud, call: Call) -> dict[str, Any]:
         and (address is None or e["IpAddress"] == address)
         and (status is None or e["Status"] == status)
         and (call.get("AssociatedInstanceId") in (None, e["InstanceId"]))
+        and match_tags(call, e)
     ]
     chunk, paging = page(call, found, high=100)
-    return {"EipAddresses": {"EipAddress": [{**public(e), "Tags": tags_view(e)} for e in chunk]}, **paging}
+    return {
+        "EipAddresses": {"EipAddress": [{**public(e), "Tags": vpc_tags_view(e)} for e in chunk]},
+        **paging,
+    }
 
 
 @action("AllocatePublicIpAddress")
