@@ -121,3 +121,31 @@ def test_profile_slows_transitions_and_calls(state_root: Path) -> None:
         began = time.monotonic()
         wait_for("Running", lambda: instance_status(client, iid) == "Running")
         assert time.monotonic() - began >= 1.2
+
+
+def test_fault_and_log_commands(cloud: LocalCloudProcess) -> None:
+    state = str(cloud.state_dir)
+    added = kiln(
+        "fault",
+        "add",
+        "--action",
+        "DescribeRegions",
+        "--code",
+        "ServiceUnavailable",
+        "--count",
+        "1",
+        "--state",
+        state,
+    )
+    assert added.returncode == 0, added.stderr
+    assert '"Code": "ServiceUnavailable"' in kiln("fault", "list", "--state", state).stdout
+    client = EcsClient(config(cloud))
+    try:
+        client.describe_regions(ecs.DescribeRegionsRequest())
+        raise AssertionError("the injected fault did not fire")
+    except Exception as err:
+        assert getattr(err, "code", None) == "ServiceUnavailable"
+    assert client.describe_regions(ecs.DescribeRegionsRequest()).body.regions.region
+    assert kiln("fault", "clear", "--state", state).returncode == 0
+    log = kiln("log", "--limit", "20", "--state", state).stdout
+    assert "DescribeRegions" in log and "ServiceUnavailable" in log and cloud.secret not in log

@@ -19,6 +19,12 @@ HELP = """Usage: kiln localcloud <subcommand> [options]
         Make another access key pair (with --sts, one that needs a security token).
   keys list [--state DIR]
         List access key ids (never secrets).
+  fault add --action GLOB [--code CODE] [--status N] [--count N] [--rate R] [--latency-ms MS]
+            [--max-per-second N] [--state DIR]
+        Make the running server fail (or slow down, or throttle) matching calls.
+  fault list | fault clear [--state DIR]
+  log [--limit N] [--state DIR]
+        The request log: time, action, outcome (never parameters or secrets).
 """
 
 
@@ -61,6 +67,22 @@ def _run(argv: list[str]) -> int:
     create.add_argument("--sts", action="store_true")
     listing = keys_sub.add_parser("list")
     listing.add_argument("--state", type=Path)
+    fault = sub.add_parser("fault")
+    fault_sub = fault.add_subparsers(dest="fault_command")
+    add = fault_sub.add_parser("add")
+    add.add_argument("--action", default="*")
+    add.add_argument("--code", default="")
+    add.add_argument("--status", default="")
+    add.add_argument("--count", default="")
+    add.add_argument("--rate", default="")
+    add.add_argument("--latency-ms", default="")
+    add.add_argument("--max-per-second", default="")
+    for name in ("list", "clear"):
+        fault_sub.add_parser(name).add_argument("--state", type=Path)
+    add.add_argument("--state", type=Path)
+    request_log = sub.add_parser("log")
+    request_log.add_argument("--limit", default="50")
+    request_log.add_argument("--state", type=Path)
     try:
         args = parser.parse_args(argv)
     except SystemExit:
@@ -114,5 +136,61 @@ def _run(argv: list[str]) -> int:
             sys.stdout.write(f"{k.access_key_id}{'  (sts)' if k.security_token else ''}\n")
         store.close()
         return 0
+    if args.command in ("fault", "log"):
+        return _admin(args, state_dir)
     sys.stderr.write(HELP)
     return 1
+
+
+def _admin(args: argparse.Namespace, state_dir: Path) -> int:
+    """Signed calls to the running server with its first access key."""
+    import json
+
+    from kiln.errors import KilnError
+    from kiln.localcloud import client, service
+
+    info = service.read_endpoint(state_dir)
+    if info is None:
+        raise KilnError(f"no localcloud runs for {state_dir}", "start one with `kiln localcloud serve`")
+    store = service.open_store(state_dir)
+    key = service.first_key(store)
+    store.close()
+    if args.command == "log":
+        action, params = "KilnDescribeRequestLog", {"Limit": args.limit}
+    elif args.fault_command == "add":
+        action = "KilnInjectFault"
+        fields = {
+            "TargetAction": args.action,
+            "Code": args.code,
+            "HttpStatus": args.status,
+            "Count": args.count,
+            "Rate": args.rate,
+            "LatencyMs": args.latency_ms,
+            "MaxPerSecond": args.max_per_second,
+        }
+        params = {k: v for k, v in fields.items() if v}
+    elif args.fault_command == "clear":
+        action, params = "KilnClearFaults", {}
+    elif args.fault_command == "list":
+        action, params = "KilnDescribeFaults", {}
+    else:
+        sys.stderr.write(HELP)
+        return 1
+    answer = client.call(
+        str(info["url"]), key.access_key_id, key.secret, action, params, version=client.ADMIN_VERSION
+    )
+    body = answer.json()
+    if answer.status != 200:
+        raise KilnError(
+            f"{action}: {body.get('Code')}: {body.get('Message')}", "see `kiln localcloud --help`"
+        )
+    if args.command == "log":
+        for entry in reversed(body["Requests"]["Request"]):
+            sys.stdout.write(
+                f"{entry['Time']}  {entry['Action']:<32} {entry['HttpStatus']} {entry['Code'] or 'OK':<28} "
+                f"{entry['Millis']:8.1f} ms  {entry['Signature']}\n"
+            )
+        return 0
+    body.pop("RequestId", None)
+    sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    return 0
