@@ -156,3 +156,20 @@ def test_request_log_has_no_secret(cloud: LocalCloudProcess) -> None:
     assert cloud.secret not in answer.body.decode()
     unsigned = _get(cloud.url + "/?Action=KilnDescribeRequestLog&Version=kiln-localcloud")
     assert unsigned[0] == 400 and b"Requests" not in unsigned[1]
+
+
+def test_xml_mirrors_nested_lists(cloud: LocalCloudProcess) -> None:
+    answer = client.call(
+        cloud.url,
+        cloud.access_key_id,
+        cloud.secret,
+        "DescribeZones",
+        {"RegionId": "cn-shanghai", "Format": "XML"},
+        signature="v1",
+        method="GET",
+    )
+    root = ET.fromstring(answer.body)
+    zones = root.findall("./Zones/Zone")
+    assert [z.findtext("ZoneId") for z in zones] == ["cn-shanghai-a", "cn-shanghai-b", "cn-shanghai-c"]
+    kinds = [e.text for e in zones[0].findall("./AvailableResourceCreation/ResourceTypes")]
+    assert "VSwitch" in kinds and root.findtext("RequestId")
