@@ -43,6 +43,7 @@ def snapshot(server: Server) -> dict[str, Any]:
                 "PublicIp": ", ".join(inst.get("PublicIpAddress", [])),
                 "Eip": inst["EipAddress"].get("IpAddress", ""),
                 "PrivateIp": ", ".join(inst["VpcAttributes"]["PrivateIpAddress"]["IpAddress"]),
+                "LastError": inst.get("_error", "") if status == "Stopped" else "",
             }
         )
     images = [public_image(r, None) for r in REGIONS][:1] + cloud.items("image")
