@@ -325,6 +325,7 @@ class Cloud:
             if current.get("_wait") == "start":
                 current.pop("_wait")
             current["_started_once"] = True
+            current.pop("_error", None)
             self.put(current)
 
         self.instance_op(iid, work)
