@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cleanup": ("kiln.cli.cleanup", "delete what an interrupted or killed build left behind"),
     "baseimage": ("kiln.cli.baseimage", "build Debian base disk images from packages"),
     "localcloud": ("kiln.cli.localcloud", "run the local Alibaba Cloud (ECS, VPC, OSS) emulator"),
+    "fmt": ("kiln.cli.fmt", "rewrites HCL2 config files to canonical format"),
+    "hcl2_upgrade": ("kiln.cli.hcl2_upgrade", "transform a JSON template into an HCL2 configuration"),
 }
 
 USAGE = """Usage: kiln [--version] [--help] <command> [<args>]

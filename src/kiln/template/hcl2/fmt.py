@@ -111,11 +111,10 @@ class _Lexer:
             self.line_start = True
             return
         interp = self.modes[-1] if self.modes and self.modes[-1][0] == "interp" else None
-        if interp is not None and (c == "}" or src.startswith("~}", i)):
-            if interp[1] == 0:
-                self.emit("TemplateSeqEnd", "}" if c == "}" else "~}")
-                self.modes.pop()
-                return
+        if interp is not None and (c == "}" or src.startswith("~}", i)) and interp[1] == 0:
+            self.emit("TemplateSeqEnd", "}" if c == "}" else "~}")
+            self.modes.pop()
+            return
         for pattern, kind in ((_NUMBER, "NumberLit"), (_IDENT, "Ident")):
             m = pattern.match(src, i)
             if m:
