@@ -54,10 +54,11 @@ def main(argv: list[str]) -> int:
 
     try:
         data, source = read_source(path)
-        template = parse_template(loads(data, source), source, None, Path.cwd())
+        raw = loads(data, source)
+        template = parse_template(raw, source, None, Path.cwd())
         result = upgrade(
             template,
-            data.decode("utf-8", "replace"),
+            raw,
             annotations=values["with-annotations"],
             builtin_builders=set(BUILDERS),
         )

@@ -384,6 +384,10 @@ def check_syntax(src: str, filename: str) -> None:
         depth = 0
         while True:
             tok = tokens[pos]
+            if tok.type == "EOF" and depth > 0:
+                fail(
+                    tok, "Missing closing bracket", "An expression was not closed before the end of the file."
+                )
             if tok.type == "EOF" or (tok.type == "Newline" and depth == 0):
                 return
             if tok.type == "CBrace" and depth == 0:

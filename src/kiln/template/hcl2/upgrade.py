@@ -201,9 +201,9 @@ def _plugin(type_name: str) -> str | None:
 
 
 class _Converter:
-    def __init__(self, tpl: Template, raw_text: str, annotations: bool, builtin_builders: set[str]) -> None:
+    def __init__(self, tpl: Template, raw: Any, annotations: bool, builtin_builders: set[str]) -> None:
         self.tpl = tpl
-        self.raw_text = raw_text
+        self.raw = raw
         self.annotations = annotations
         self.builtin = builtin_builders
         self.state = UpgradeState()
@@ -231,7 +231,7 @@ class _Converter:
     def variables(self) -> tuple[str, str]:
         tpl = self.tpl
         declared: dict[str, str | None] = {name: v.default for name, v in tpl.variables.items()}
-        for name in referenced_user_variables(self.raw_text):
+        for name in referenced_user_variables(_strings(self.raw)):
             declared.setdefault(name, None)
         variables_out, locals_out, locals_body = "", "", ""
         for name in sorted(declared):
@@ -380,7 +380,18 @@ class _Converter:
 
 
 def upgrade(
-    tpl: Template, raw_text: str, annotations: bool = False, builtin_builders: set[str] | None = None
+    tpl: Template, raw: Any, annotations: bool = False, builtin_builders: set[str] | None = None
 ) -> Upgrade:
-    """Convert a parsed legacy template (`raw_text`: its file's text, to find undeclared variables)."""
-    return _Converter(tpl, raw_text, annotations, builtin_builders or set()).convert()
+    """Convert a parsed legacy template (`raw`: the JSON it was read from, where user variables
+    that no `variables` entry declares are looked for)."""
+    return _Converter(tpl, raw, annotations, builtin_builders or set()).convert()
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

@@ -118,7 +118,8 @@ def _functions(pipeline: Any) -> list[str]:
     return names
 
 
-def parse(text: str, known: set[str]) -> list[_Piece]:
+def parse(text: str, known: set[str] | None) -> list[_Piece]:
+    """Text and actions; `known`: the functions that exist (None: any)."""
     pieces: list[_Piece] = []
     pos, trim = 0, False
     while True:
@@ -159,7 +160,7 @@ def parse(text: str, known: set[str]) -> list[_Piece]:
                 reason = 'unexpected "\\\\" in operand'
             raise _ParseError(f"template: hcl2_upgrade:{line}: {reason}") from None
         for name in _functions(pipeline):
-            if name not in known:
+            if known is not None and name not in known:
                 raise _ParseError(f'template: hcl2_upgrade:{line}: function "{name}" not defined')
         pieces.append((pipeline, line, text[start : end + 2]))
         pos = end + 2
@@ -357,29 +358,32 @@ def variable_transpose(text: str, state: UpgradeState, place: str) -> tuple[bool
     return run.is_local, out
 
 
-def referenced_user_variables(raw: str) -> list[str]:
-    """Names used as {{ user `x` }} anywhere, when the whole file reads as a template with only
-    `user` known (Packer's referencedUserVariables gives up otherwise)."""
-    try:
-        pieces = parse(raw, {"user"})
-    except _ParseError:
-        return []
+def referenced_user_variables(texts: list[str]) -> list[str]:
+    """Names used as {{ user `x` }} in any of the template's strings, so that each gets a variable
+    block. Packer reads the whole file as one template knowing only `user`, and so finds none as
+    soon as any other function appears; here each string is read on its own, any function allowed."""
     names: list[str] = []
 
-    def walk(pipeline: Any) -> bool:
+    def walk(pipeline: Any) -> None:
         for command in pipeline:
             for op in command:
-                if op[0] == "pipe" and not walk(op[1]):
-                    return False
-            first = command[0]
-            if first[0] == "fn":
-                args = command[1:]
-                if len(args) != 1 or args[0][0] != "lit" or not isinstance(args[0][1], str):
-                    return False
+                if op[0] == "pipe":
+                    walk(op[1])
+            first, args = command[0], command[1:]
+            if (
+                first == ("fn", "user")
+                and len(args) == 1
+                and args[0][0] == "lit"
+                and isinstance(args[0][1], str)
+            ):
                 names.append(args[0][1])
-        return True
 
-    for piece in pieces:
-        if isinstance(piece, tuple) and not walk(piece[0]):
-            return []
-    return names
+    for text in texts:
+        try:
+            pieces = parse(text, None)
+        except _ParseError:
+            continue
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                walk(piece[0])
+    return list(dict.fromkeys(names))
