@@ -1,8 +1,9 @@
 """Adaptive waits for cloud status changes: poll fast at first, then back off.
 
 Packer polls every 5 seconds, so a transition of 0.5 s costs 5 s and one of 10.2 s costs 15 s.
-Polling at 0.2 s, growing by half each time up to a ceiling, notices a quick change at once and
-keeps the number of calls on a long one small. Waits wake up at once when the run is cancelled.
+Polling at 0.2 s, growing by half each time up to a second, notices a quick change at once and a
+boot or an image within a second; past a minute the pauses grow to 5 s, so that an hour-long copy
+costs few calls. Waits wake up at once when the run is cancelled.
 """
 
 from __future__ import annotations
@@ -22,23 +23,28 @@ T = TypeVar("T")
 class WaitPolicy:
     first: float = 0.2  #: seconds before the second poll
     factor: float = 1.5
-    cap: float = 2.0  #: longest pause between polls
+    cap: float = 1.0  #: longest pause between polls while the wait is young
+    late_after: float = 60.0  #: after this long, the wait is for something slow...
+    late_cap: float = 5.0  #: ...and polls grow up to this pause
 
     def pauses(self) -> Callable[[], float]:
+        started = time.monotonic()
         current = [self.first]
 
         def next_pause() -> float:
             pause = current[0]
-            current[0] = min(self.cap, current[0] * self.factor)
+            ceiling = self.late_cap if time.monotonic() - started > self.late_after else self.cap
+            current[0] = min(ceiling, current[0] * self.factor)
             return pause
 
         return next_pause
 
 
-#: What kiln uses.
+#: What kiln uses: a boot (~10 s) or an image (~20 s) is noticed within a second of being done;
+#: a copy to another region (minutes) is polled every 5 s.
 ADAPTIVE = WaitPolicy()
 #: Packer's waits: every 5 seconds (used by the benchmark that replays Packer's strategy).
-PACKER = WaitPolicy(first=5.0, factor=1.0, cap=5.0)
+PACKER = WaitPolicy(first=5.0, factor=1.0, cap=5.0, late_cap=5.0)
 
 
 class WaitTimeout(CloudError):

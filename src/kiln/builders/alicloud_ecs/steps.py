@@ -42,6 +42,7 @@ class EcsState:
     existing_images: list[dict[str, Any]] = field(default_factory=list)
     key_pair_name: str = ""
     key_pair_created: bool = False
+    key_pair_detached: bool = False
     private_key: str = ""
     vpc_id: str = ""
     vpc_created: bool = False
@@ -100,7 +101,7 @@ def create_tracked(
 def run_parallel(state: EcsState, *jobs: Callable[[], T]) -> list[T]:
     """Run jobs at once (or in turn, replaying Packer's strategy); wait for all, then re-raise the
     first error, so that every job that made something has recorded it before cleanup starts."""
-    if not state.parallel or len(jobs) == 1:
+    if not state.parallel or len(jobs) <= 1:
         return [job() for job in jobs]
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures: list[Future[T]] = [pool.submit(job) for job in jobs]
@@ -376,25 +377,57 @@ class StepNetwork(Step[EcsState]):
                 f"Instance {state.instance_id} is still there: its network is deleted after it, by the sweep"
             )
             return
-        for label, created, kind, rid, delete in (
-            ("security group", state.security_group_created, "security_group", state.security_group_id,
-             reaper.delete_security_group),
-            ("vSwitch", state.vswitch_created, "vswitch", state.vswitch_id, reaper.delete_vswitch),
-            ("VPC", state.vpc_created, "vpc", state.vpc_id, reaper.delete_vpc),
-        ):  # fmt: skip
-            if created and rid:
-                if kind == "vpc" and failures:
-                    break  # it still holds what could not be deleted: the sweep retries it after them
+        # The security group and the vSwitch go at the same time, then the VPC that holds them; the
+        # key pair, independent of all three, meanwhile. Lines are said in Packer's order.
+        key_pair: list[str] = []
+
+        def delete_key_pair() -> None:
+            if state.key_pair_created:
+                key_pair.extend(
+                    _delete(
+                        state,
+                        "key_pair",
+                        state.key_pair_name,
+                        lambda: reaper.delete_key_pair(client, state.key_pair_name),
+                    )
+                )
+
+        def delete_network() -> None:
+            first = [
+                (label, kind, rid, delete)
+                for label, created, kind, rid, delete in (
+                    (
+                        "security group",
+                        state.security_group_created,
+                        "security_group",
+                        state.security_group_id,
+                        reaper.delete_security_group,
+                    ),
+                    ("vSwitch", state.vswitch_created, "vswitch", state.vswitch_id, reaper.delete_vswitch),
+                )
+                if created and rid
+            ]
+            for label, *_ in first:
                 ctx.ui.say(f"Cleaning up '{label}'")
-                failures += _delete(state, kind, rid, lambda rid=rid, delete=delete: delete(client, rid))  # type: ignore[misc]
+            results = run_parallel(
+                state,
+                *[
+                    lambda k=kind, r=rid, d=delete: _delete(state, k, r, lambda: d(client, r))
+                    for _, kind, rid, delete in first
+                ],  # type: ignore[misc]
+            )
+            failures.extend(f for result in results for f in result)
+            if state.vpc_created and state.vpc_id and not failures:
+                # (after a failure above the VPC still holds something: the sweep retries it after that)
+                ctx.ui.say("Cleaning up 'VPC'")
+                failures.extend(
+                    _delete(state, "vpc", state.vpc_id, lambda: reaper.delete_vpc(client, state.vpc_id))
+                )
+
+        run_parallel(state, delete_network, delete_key_pair)
         if state.key_pair_created:
             ctx.ui.say("Deleting temporary keypair...")
-            failures += _delete(
-                state,
-                "key_pair",
-                state.key_pair_name,
-                lambda: reaper.delete_key_pair(client, state.key_pair_name),
-            )
+        failures.extend(key_pair)
         if failures:
             raise CleanupFailed("; ".join(failures))
 

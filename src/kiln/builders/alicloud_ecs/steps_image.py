@@ -4,6 +4,7 @@ images it made (and their snapshots); a successful one marks them kept in the jo
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from kiln.alicloud import reaper
@@ -16,7 +17,7 @@ from kiln.builders.alicloud_ecs.steps import (
     instance_ids,
     run_parallel,
 )
-from kiln.builders.alicloud_ecs.steps_instance import wait_instance
+from kiln.builders.alicloud_ecs.steps_instance import StepAttachKeyPair, StepConfigEip, wait_instance
 from kiln.components import BuildContext
 from kiln.engine.steps import CleanupFailed, Step
 from kiln.errors import BuildError
@@ -117,8 +118,23 @@ class StepCreateImage(Step[EcsState]):
         state.image_id, _ = create_tracked(
             state, ctx, "image", "CreateImage", params, lambda b: str(b["ImageId"])
         )
-        _image_wait(state, ctx, state.client, state.image_id, cfg.snapshot_timeout())
+        # The address and the key are of no more use: give them back while the image is made
+        # (the seed's log shows these cleanups right after "Creating image").
+        early = threading.Thread(target=self._release_early, args=(state, ctx), daemon=True)
+        early.start()
+        try:
+            _image_wait(state, ctx, state.client, state.image_id, cfg.snapshot_timeout())
+        finally:
+            early.join()
         state.images[state.region] = state.image_id
+
+    @staticmethod
+    def _release_early(state: EcsState, ctx: BuildContext) -> None:
+        for step in (StepAttachKeyPair(), StepConfigEip()):
+            try:
+                step.cleanup(state, ctx)
+            except Exception as exc:  # the step's own cleanup tries again at the end
+                ctx.ui.error(f"Early cleanup failed (tried again at the end): {exc}")
 
     def _system_snapshot(self, state: EcsState, ctx: BuildContext) -> str:
         """image_ignore_data_disks: the image is made of a snapshot of the system disk only."""

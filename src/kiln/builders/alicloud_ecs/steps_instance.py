@@ -190,10 +190,12 @@ class StepConfigEip(Step[EcsState]):
                 reaper.release_eip(state.client, state.eip_id, release=False)
             except Exception as exc:
                 raise CleanupFailed(f"EIP {state.eip_id} is still associated ({exc})") from None
+            state.eip_associated = False
             return
         failures = _delete(state, "eip", state.eip_id, lambda: reaper.release_eip(state.client, state.eip_id))
         if failures:
             raise CleanupFailed(failures[0])
+        state.eip_allocated = state.eip_associated = False
 
 
 class StepAttachKeyPair(Step[EcsState]):
@@ -207,8 +209,9 @@ class StepAttachKeyPair(Step[EcsState]):
             ctx.ui.message(f"Attach keypair {state.key_pair_name} to instance: {state.instance_id}")
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
-        if not state.key_pair_name or not state.instance_id:
+        if not state.key_pair_name or not state.instance_id or state.key_pair_detached:
             return
+        state.key_pair_detached = True
         try:
             state.client.call(
                 "DetachKeyPair",
