@@ -152,3 +152,11 @@ def test_a_file_that_is_not_hcl_is_refused(kiln: Kiln, tmp_path: Path) -> None:
     result = kiln("fmt", "x.json")
     assert result.code == 1
     assert "Cannot tell whether x.json contains HCL2 configuration data" in result.err
+
+
+def test_an_expression_error_is_caught_by_the_parser(kiln: Kiln, tmp_path: Path) -> None:
+    (tmp_path / "bad.pkr.hcl").write_text("a = = 1\n")
+    result = kiln("fmt", "-check", "bad.pkr.hcl")
+    assert result.code == 1
+    assert "Error: Invalid expression" in result.err
+    assert "on bad.pkr.hcl line 1:" in result.err

@@ -86,7 +86,7 @@ def test_a_call_without_equivalent_is_kept_commented_and_recorded() -> None:
     text = transpose('x = "{{ `A` | lower }}"\n', state, "provisioners[2]")
     assert text.startswith('\n# 1 error occurred upgrading the following block:\n\t# unhandled "lower" call:')
     assert text.endswith('x = "{{ lower `A` }}"\n')
-    assert [i.place for i in state.issues] == ["provisioners[2]"]
+    assert [i.place for i in state.issues] == ["provisioners[2].x"]
     assert "lower" in state.issues[0].message
 
 
@@ -171,7 +171,7 @@ def test_command_lists_each_part_it_could_not_convert(kiln: Kiln, tmp_path: Path
     result = kiln("hcl2_upgrade", "t.json")
     assert result.code == 0
     assert "2 part(s) of t.json could not be converted" in result.err
-    assert '* provisioners[0]: "lower" has no HCL2 equivalent' in result.err
+    assert '* provisioners[0].inline: "lower" has no HCL2 equivalent' in result.err
     assert "* provisioners[1]: 'override' (for null) is not converted" in result.err
     written = (tmp_path / "t.json.pkr.hcl").read_text()
     assert 'inline = ["echo {{ lower `A` }}"]' in written

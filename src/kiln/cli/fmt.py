@@ -57,9 +57,20 @@ def _diff(name: str, before: str, after: str) -> str:
 
 
 def _format(text: str, name: str) -> str:
-    from kiln.template.hcl2.fmt import check_syntax, format_hcl
+    from kiln.template.hcl2.fmt import HclSyntaxError, check_syntax, format_hcl
 
     check_syntax(text, name)
+    # The structure is sound; expressions are checked by the parser kiln loads templates with.
+    import hcl2
+
+    try:
+        hcl2.loads(text)
+    except Exception as exc:  # lark's errors carry line and column
+        line = int(getattr(exc, "line", 0) or 0)
+        lines = text.splitlines()
+        words = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        source = lines[line - 1] if 0 < line <= len(lines) else ""
+        raise HclSyntaxError("Invalid expression", words, name, line, source) from None
     return format_hcl(text)
 
 

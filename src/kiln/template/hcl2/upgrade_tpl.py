@@ -35,12 +35,12 @@ class UpgradeState:
 
 
 class _Unhandled(Exception):
-    def __init__(self, call: str, instead: str, docs: str, spelled: str) -> None:
+    def __init__(self, call: str, instead: str, docs: str, spelled: str, line: int) -> None:
         super().__init__(
             f'unhandled "{call}" call:\n# there is no way to automatically upgrade the "{call}" call.\n'
             f"# Please manually upgrade to {instead}\n# Visit {docs} for more infos."
         )
-        self.call, self.instead, self.spelled = call, instead, spelled
+        self.call, self.instead, self.spelled, self.line = call, instead, spelled, line
 
 
 class _ExecError(Exception):
@@ -190,6 +190,7 @@ class _Run:
         self.variable_mode = variable_mode
         self.is_local = False
         self.unhandled: list[_Unhandled] = []
+        self.line = 0  #: the line (of the block's text) of the action being run
 
     def call(self, name: str, args: list[Any]) -> str:
         kinds = _SIGNATURES[name]
@@ -217,7 +218,7 @@ class _Run:
         if name in _UNHANDLED:
             instead, docs, spelled = _UNHANDLED[name]
             text = spelled.format(*a)
-            self.unhandled.append(_Unhandled(name, instead, docs, text))
+            self.unhandled.append(_Unhandled(name, instead, docs, text, self.line))
             return text
         if name == "aws_secretsmanager":
             want = {"name": a[0], "key": a[1]} if len(a) >= 2 else {"name": a[0] if a else ""}
@@ -322,14 +323,27 @@ def _execute(text: str, run: _Run, place: str) -> str:
             out.append(piece)
             continue
         pipeline, line, action = piece
+        run.line = line
         try:
             value = run.pipeline(pipeline)
         except _ExecError as exc:
             reason = f'template: hcl2_upgrade:{line}: executing "hcl2_upgrade" at <{action}>: {exc}'
-            run.state.issues.append(Issue(place, f"could not convert {action}: {exc}"))
+            run.state.issues.append(
+                Issue(_attribute(text, line, place), f"could not convert {action}: {exc}")
+            )
             return _fallback(reason, text)
         out.append(value if isinstance(value, str) else str(value))
     return "".join(out)
+
+
+_ATTRIBUTE = re.compile(r"\s*([\w-]+)\s*=")
+
+
+def _attribute(text: str, line: int, place: str) -> str:
+    """`place.key` for the attribute on `line` of a generated block (one attribute a line)."""
+    lines = text.split("\n")
+    m = _ATTRIBUTE.match(lines[line - 1]) if 0 < line <= len(lines) else None
+    return f"{place}.{m.group(1)}" if m else place
 
 
 def transpose(text: str, state: UpgradeState, place: str) -> str:
@@ -339,7 +353,10 @@ def transpose(text: str, state: UpgradeState, place: str) -> str:
     errors = run.unhandled
     for err in errors:
         state.issues.append(
-            Issue(place, f'"{err.call}" has no HCL2 equivalent: {err.spelled} left as is; use {err.instead}')
+            Issue(
+                _attribute(text, err.line, place),
+                f'"{err.call}" has no HCL2 equivalent: {err.spelled} left as is (manual upgrade: {err.instead})',
+            )
         )
     if not errors:
         return out
