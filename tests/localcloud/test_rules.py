@@ -615,3 +615,15 @@ def test_vpc_api_tags_filter_and_key_value_format(vpc: VpcClient, name: Callable
         )
     ).body.eip_addresses.eip_address
     assert [e.allocation_id for e in eips] == [eip.allocation_id]
+
+
+def test_data_disks_are_listed(ecs3: EcsClient, vpc: VpcClient) -> None:
+    _, vsw, group = network(ecs3, vpc, "disks")
+    data = [ecs.RunInstancesRequestDataDisk(size=50, category="cloud_essd", delete_with_instance=False)]
+    iid = run(ecs3, vsw, group, data_disk=data)
+    disks = ecs3.describe_disks(ecs.DescribeDisksRequest(region_id=REGION, instance_id=iid)).body.disks.disk
+    assert sorted((d.type, d.size) for d in disks) == [("data", 50), ("system", 20)]
+    only_data = ecs3.describe_disks(
+        ecs.DescribeDisksRequest(region_id=REGION, instance_id=iid, disk_type="data")
+    ).body.disks.disk
+    assert [(d.category, d.delete_with_instance) for d in only_data] == [("cloud_essd", False)]

@@ -126,6 +126,17 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> dict[str, Any]:
         _disk_id=new_id("d-"),
         _disk_size=disk_size,
         _disk_category=call.get("SystemDisk.Category", "cloud_efficiency"),
+        _data_disks=[
+            {
+                "DiskId": new_id("d-"),
+                "Size": int(d.get("Size", "20") or 20),
+                "Category": d.get("Category", "cloud_efficiency"),
+                "DeleteWithInstance": d.get("DeleteWithInstance", "true").lower() != "false",
+                "DiskName": d.get("DiskName", ""),
+                "Device": f"/dev/xvd{chr(ord('b') + n)}",
+            }
+            for n, d in enumerate(call.structs("DataDisk")[:16])
+        ],
         _has_password=call.get("Password") is not None,
     )
 
@@ -284,6 +295,7 @@ async def describe_instance_attribute(cloud: Cloud, call: Call) -> dict[str, Any
 
 @action("DescribeDisks")
 async def describe_disks(cloud: Cloud, call: Call) -> dict[str, Any]:
+    """System disks, and data disks as records (the machine underneath has its system disk only)."""
     region = call.require_region()
     wanted_instance = call.get("InstanceId")
     ids = set(call.values("DiskIds"))
@@ -292,27 +304,32 @@ async def describe_disks(cloud: Cloud, call: Call) -> dict[str, Any]:
     for inst in cloud.items("instance", region):
         if wanted_instance is not None and inst["InstanceId"] != wanted_instance:
             continue
-        if disk_type not in ("all", "system") or (ids and inst["_disk_id"] not in ids):
-            continue
-        disks.append(
-            {
-                "DiskId": inst["_disk_id"],
-                "DiskName": "",
-                "InstanceId": inst["InstanceId"],
-                "Type": "system",
-                "Category": inst["_disk_category"],
-                "Size": inst["_disk_size"],
-                "Status": "In_use",
-                "Device": "/dev/xvda",
-                "ImageId": inst["ImageId"],
-                "Portable": False,
-                "DeleteWithInstance": True,
-                "RegionId": region,
-                "ZoneId": inst["ZoneId"],
-                "CreationTime": inst["CreationTime"],
-                "Encrypted": False,
-                "Tags": {"Tag": []},
-            }
-        )
+        system = {
+            "DiskId": inst["_disk_id"],
+            "DiskName": "",
+            "Type": "system",
+            "Category": inst["_disk_category"],
+            "Size": inst["_disk_size"],
+            "Device": "/dev/xvda",
+            "DeleteWithInstance": True,
+            "ImageId": inst["ImageId"],
+        }
+        data = [{**d, "Type": "data", "ImageId": ""} for d in inst.get("_data_disks", [])]
+        for disk in [system, *data]:
+            if disk_type not in ("all", disk["Type"]) or (ids and disk["DiskId"] not in ids):
+                continue
+            disks.append(
+                {
+                    **disk,
+                    "InstanceId": inst["InstanceId"],
+                    "Status": "In_use",
+                    "Portable": disk["Type"] == "data",
+                    "RegionId": region,
+                    "ZoneId": inst["ZoneId"],
+                    "CreationTime": inst["CreationTime"],
+                    "Encrypted": False,
+                    "Tags": {"Tag": []},
+                }
+            )
     chunk, paging = page(call, disks, high=100)
     return {"Disks": {"Disk": chunk}, **paging}
