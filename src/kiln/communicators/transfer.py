@@ -2,9 +2,10 @@
 
 The default method (Packer's `scp`) streams over an exec channel, as scp does, but a folder goes as
 one tar stream (`tar -x` on the machine) instead of scp's round trip per file: 10,000 small files
-cost what their bytes cost. The sending side keeps one 1 MiB chunk in flight while the next is
-produced, so reading files and packing the tar overlap with the network. SFTP (the `sftp` method)
-uses asyncssh's pipelined requests.
+cost what their bytes cost (bench/transfer: 3.5x `scp -r`). A file is read on the event loop; a
+tar stream (GNU tar, else Python's tarfile) is produced in the calling thread with one 1 MiB chunk
+in flight, so packing overlaps with the network. SFTP (the `sftp` method) uses asyncssh's pipelined
+requests and many files in flight.
 """
 
 from __future__ import annotations
