@@ -160,3 +160,10 @@ def test_an_expression_error_is_caught_by_the_parser(kiln: Kiln, tmp_path: Path)
     assert result.code == 1
     assert "Error: Invalid expression" in result.err
     assert "on bad.pkr.hcl line 1:" in result.err
+
+
+def test_comment_columns_count_characters_as_seen() -> None:
+    src = 'a = "é🤷" # x\nbb = "e\u0301" # y\nccc = 1 # z\n'
+    # "é🤷" is two columns, "e\u0301" one
+    want = 'a   = "é🤷" # x\nbb  = "e\u0301"  # y\nccc = 1    # z\n'
+    assert format_hcl(src) == want

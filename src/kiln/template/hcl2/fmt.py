@@ -254,8 +254,26 @@ class _Line:
     comment: list[Token] | None = None
 
 
+def _graphemes(text: str) -> int:
+    """Columns as hclwrite counts them (grapheme clusters), closely enough: combining marks,
+    variation selectors and characters joined by a zero-width joiner add nothing."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    count, joined = 0, False
+    for ch in text:
+        if ch == "\u200d":
+            joined = True
+            continue
+        if not joined and not unicodedata.combining(ch) and not "\ufe00" <= ch <= "\ufe0f":
+            count += 1
+        joined = False
+    return count
+
+
 def _columns(tokens: list[Token] | None) -> int:
-    return sum(t.spaces + len(t.text) for t in tokens or [])
+    return sum(t.spaces + _graphemes(t.text) for t in tokens or [])
 
 
 def _lines(tokens: list[Token]) -> list[_Line]:
