@@ -97,7 +97,24 @@ def test_an_unknown_function_keeps_the_block_and_says_why() -> None:
         '\n# could not parse template for following block: "template: hcl2_upgrade:1: function'
     )
     assert 'x = "{{ consul_key `k` }}"' in text
-    assert state.issues and state.issues[0].place == "builders[0]"
+    assert [i.place for i in state.issues] == ["builders[0].x"]
+    assert 'function "consul_key" not defined' in state.issues[0].message
+
+
+def test_control_structures_keep_the_block_as_packer_does() -> None:
+    state = UpgradeState()
+    text = transpose('x = "{{ if true }}a{{ end }}"\n', state, "p")
+    assert text == '\n# unhandled node type *parse.IfNode\nx = "{{ if true }}a{{ end }}"\n'
+    assert len(state.issues) == 1
+
+
+def test_an_unreadable_variable_is_reported_once() -> None:
+    from kiln.template.json_loader import parse_template
+
+    raw = {"variables": {"s": "{{ vault `p` `k` }}"}, "builders": [{"type": "null", "communicator": "none"}]}
+    result = upgrade(parse_template(raw, "t.json", None, Path.cwd()), raw, builtin_builders={"null"})
+    assert [i.place for i in result.issues] == ["variables.s.default"]
+    assert 'default = "{{ vault `p` `k` }}"' in result.text
 
 
 def test_escaped_quotes_inside_calls_are_fixed() -> None:

@@ -238,7 +238,8 @@ class _Converter:
             default = declared[name]
             place = f"variables.{name}"
             sensitive = name in tpl.sensitive_variables
-            is_local, _ = variable_transpose(default or "", self.state, place)
+            # a probe only: what it cannot read is reported once, with the block written below
+            is_local, _ = variable_transpose(default or "", UpgradeState(), place)
             if is_local:
                 self.state.local_names.add(name)
                 if sensitive:

@@ -107,6 +107,13 @@ class _ParseError(Exception):
     pass
 
 
+_CONTROL_NODES = {
+    "if": "IfNode", "range": "RangeNode", "with": "WithNode", "template": "TemplateNode",
+    "define": "ListNode", "block": "TemplateNode", "break": "BreakNode", "continue": "ContinueNode",
+    "else": "elseNode", "end": "endNode",
+}  # fmt: skip
+
+
 def _functions(pipeline: Any) -> list[str]:
     names: list[str] = []
     for command in pipeline:
@@ -156,6 +163,10 @@ def parse(text: str, known: set[str] | None) -> list[_Piece]:
                 raise _Syntax("unexpected right paren")
         except _Syntax as exc:
             reason = str(exc)
+            control = re.match(r'"(\w+)" is not supported', reason)
+            if control:  # Go parses these, then Packer gives up on the block as here
+                node = _CONTROL_NODES.get(control.group(1), "")
+                raise _ParseError(f"unhandled node type *parse.{node or 'Node'}") from None
             if "'\\\\'" in reason or '"\\\\"' in reason:
                 reason = 'unexpected "\\\\" in operand'
             raise _ParseError(f"template: hcl2_upgrade:{line}: {reason}") from None
@@ -315,7 +326,11 @@ def _execute(text: str, run: _Run, place: str) -> str:
             source = fix_quoting(text)
             pieces = parse(source, known)
     except _ParseError as exc:
-        run.state.issues.append(Issue(place, f"could not read the {{{{ }}}} template: {exc}"))
+        m = re.match(r"template: hcl2_upgrade:(\d+): (.*)", str(exc), re.S)
+        where = _attribute(source, int(m.group(1)), place) if m else place
+        run.state.issues.append(
+            Issue(where, f"left as is, its {{{{ }}}} template cannot be read: {m.group(2) if m else exc}")
+        )
         return _fallback(str(exc), source)
     out: list[str] = []
     for piece in _escape_unknown(pieces, known):
