@@ -62,12 +62,22 @@ def server(tmp_path: Path) -> Iterator[Server]:
     key = _client_key(tmp_path)
     sshd.authorized_keys.write_text(key.with_suffix(".pub").read_text())
     sshd.start()
-    pid = sshd.proc.pid if sshd.proc else 0
     try:
         yield Server(sshd, key, subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip())
     finally:
+        # The test may have restarted sshd: look at the listener running now.
+        below = descendants(sshd.proc.pid) if sshd.proc else []
         sshd.stop()
-    assert not descendants(pid), "a process of the test sshd outlived it"
+    alive = [pid for pid in below if _alive(pid)]
+    assert not alive, f"processes of the test sshd outlived it: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.fixture

@@ -103,6 +103,14 @@ def test_scripts_in_order_with_crlf_remote_path_and_skip_clean(
     ]
 
 
+def test_remote_folder_and_remote_file(comm: SSHCommunicator, build: Captured, tmp_path: Path) -> None:
+    shell(inline=["echo $0"], remote_folder=str(tmp_path), remote_file="named.sh", skip_clean=True).provision(
+        build.ctx, comm
+    )
+    assert messages(build) == [f"{tmp_path}/named.sh"]
+    assert (tmp_path / "named.sh").read_text() == "#!/bin/sh -e\necho $0\n"
+
+
 def test_execute_command_and_pause_after(comm: SSHCommunicator, build: Captured) -> None:
     start = time.monotonic()
     shell(
