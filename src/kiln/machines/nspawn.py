@@ -136,11 +136,6 @@ class NamespaceMachine(Machine):
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
         self.record.add("processes", self.slirp.pid)
-        deadline = time.monotonic() + 5
-        while not api.exists():
-            if self.slirp.poll() is not None or time.monotonic() > deadline:
-                raise MachineError("slirp4netns did not start", f"see {self.work_dir / 'slirp4netns.log'}")
-            time.sleep(0.01)
         request = {
             "execute": "add_hostfwd",
             "arguments": {
@@ -150,9 +145,7 @@ class NamespaceMachine(Machine):
                 "guest_port": 22,
             },
         }
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(str(api))
+        with self._slirp_api(api) as sock:
             sock.sendall(json.dumps(request).encode())
             reply = json.loads(sock.recv(4096) or b"{}")
         if "error" in reply:
@@ -160,6 +153,24 @@ class NamespaceMachine(Machine):
                 f"cannot forward {self.ssh_host}:{self.ssh_port}: {reply['error'].get('desc')}",
                 "choose another ssh_port (or 0 for a free one)",
             )
+
+    def _slirp_api(self, path: Path) -> socket.socket:
+        """A connection to slirp4netns' API socket; the socket file exists a moment before it listens."""
+        deadline = time.monotonic() + 5
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(5)
+            try:
+                sock.connect(str(path))
+                return sock
+            except OSError:
+                sock.close()
+                assert self.slirp is not None
+                if self.slirp.poll() is not None or time.monotonic() > deadline:
+                    raise MachineError(
+                        "slirp4netns did not start", f"see {self.work_dir / 'slirp4netns.log'}"
+                    ) from None
+                time.sleep(0.01)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
