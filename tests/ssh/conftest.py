@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sshd_server import Sshd, descendants
+from sshd_server import Sshd, alive, descendants
 
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.ssh import SSHCommunicator
@@ -68,16 +68,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         # The test may have restarted sshd: look at the listener running now.
         below = descendants(sshd.proc.pid) if sshd.proc else []
         sshd.stop()
-    alive = [pid for pid in below if _alive(pid)]
-    assert not alive, f"processes of the test sshd outlived it: {alive}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    left = [pid for pid in below if alive(pid)]
+    assert not left, f"processes of the test sshd outlived it: {left}"
 
 
 @pytest.fixture

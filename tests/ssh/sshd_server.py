@@ -8,12 +8,14 @@ pid too: a test that leaves a session (or a `sleep` started in one) behind does 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import getpass
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +54,34 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL if the test process dies (killed, say), so sshd cannot outlive it.
+    Only for sshd started by the main thread: the signal follows the starting *thread*."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+_alive = alive
+
+
+def _any_sshd_running() -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "sshd" and alive(int(entry)):
+                    return True
+    return False
 
 
 class Sshd:
@@ -112,6 +142,7 @@ class Sshd:
             self.proc = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(self.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )  # fmt: skip
         finally:
             log.close()
@@ -143,11 +174,13 @@ class Sshd:
             proc.kill()
             proc.wait()
             self._kill(below)
-            # Processes whose parent just died are re-parented; the ones we listed are gone now.
-            for pid in below:
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(pid, os.WNOHANG)
-        if self._made_privsep:
+            # SIGKILL is not instant: wait until the processes are really gone (or zombies).
+            deadline = time.monotonic() + 10
+            while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        # /run/sshd is shared by every sshd on the machine (another test's may be running): it is
+        # removed only when this one made it and no sshd is left.
+        if self._made_privsep and not _any_sshd_running():
             with contextlib.suppress(OSError):
                 PRIVSEP_DIR.rmdir()
             self._made_privsep = False
