@@ -1,9 +1,9 @@
 """Adaptive waits for cloud status changes: poll fast at first, then back off.
 
 Packer polls every 5 seconds, so a transition of 0.5 s costs 5 s and one of 10.2 s costs 15 s.
-Polling at 0.2 s, growing by half each time up to a second, notices a quick change at once and a
-boot or an image within a second; past a minute the pauses grow to 5 s, so that an hour-long copy
-costs few calls. Waits wake up at once when the run is cancelled.
+Polling at 0.2 s, growing by half each time up to half a second, notices a quick change at once
+and a boot or an image within half a second (two light calls a second, far below the API's rate
+limits); past a minute the pauses grow to 5 s, so that an hour-long copy costs few calls. Waits wake up at once when the run is cancelled.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ T = TypeVar("T")
 class WaitPolicy:
     first: float = 0.2  #: seconds before the second poll
     factor: float = 1.5
-    cap: float = 1.0  #: longest pause between polls while the wait is young
+    cap: float = 0.5  #: longest pause between polls while the wait is young
     late_after: float = 60.0  #: after this long, the wait is for something slow...
     late_cap: float = 5.0  #: ...and polls grow up to this pause
 
@@ -40,7 +40,7 @@ class WaitPolicy:
         return next_pause
 
 
-#: What kiln uses: a boot (~10 s) or an image (~20 s) is noticed within a second of being done;
+#: What kiln uses: a boot (~10 s) or an image (~20 s) is noticed within half a second of being done;
 #: a copy to another region (minutes) is polled every 5 s.
 ADAPTIVE = WaitPolicy()
 #: Packer's waits: every 5 seconds (used by the benchmark that replays Packer's strategy).

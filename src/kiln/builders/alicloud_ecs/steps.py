@@ -177,7 +177,12 @@ class StepPreValidate(Step[EcsState]):
         def find_source() -> None:
             image.update(source())
 
-        run_parallel(state, regions, lookup, find_source)
+        def zone() -> None:
+            # Looked up now (a read like the others): an instance type the region lacks fails the
+            # build before anything is created.
+            state.zone_id = StepNetwork.find_zone(state, ctx)
+
+        run_parallel(state, regions, lookup, find_source, zone)
         if images:
             if not cfg.image_force_delete:
                 raise BuildError(
@@ -236,9 +241,7 @@ class StepNetwork(Step[EcsState]):
 
     def _vpc_and_more(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
-        zone: list[str] = []
-        run_parallel(state, lambda: self._vpc(state, ctx), lambda: zone.append(self._zone(state, ctx)))
-        state.zone_id = zone[0]
+        self._vpc(state, ctx)
         if not cfg.vswitch_id:
             ctx.ui.say("Creating vswitch...")
         if not cfg.security_group_id:
@@ -270,7 +273,9 @@ class StepNetwork(Step[EcsState]):
         )
         ctx.ui.message(f"Created vpc: {vpc_id}")
 
-    def _zone(self, state: EcsState, ctx: BuildContext) -> str:
+    @staticmethod
+    def find_zone(state: EcsState, ctx: BuildContext) -> str:
+        """The zone for the vSwitch: the user's, or the first that offers vSwitches and the type."""
         cfg = state.config
         if cfg.zone_id or cfg.vswitch_id:
             return cfg.zone_id
