@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from kiln.machines import MachineSpec, Metadata, create_machine
-from tests.machines.conftest import ssh_ok
+from tests.machines.conftest import ssh, ssh_ok
 
 pytestmark = [pytest.mark.machine, pytest.mark.root, pytest.mark.slow]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace runner needs root")
@@ -48,10 +49,18 @@ def test_redis_install_reboot_save_and_boot_again(base_image: Path, ssh_key: Pat
              "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"root@{host}", "systemctl reboot"],
             capture_output=True, timeout=60,
         )  # fmt: skip
-        machine.wait_for_ssh(60)
+        # sshd may answer for a moment before the old boot goes down: wait for a new boot id
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = ssh(host, port, ssh_key, "cat /proc/sys/kernel/random/boot_id", timeout=30)
+            if done.returncode == 0 and done.stdout != boot_id:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the machine did not come back after its reboot")
+        assert machine.is_running()
         ssh_ok(host, port, ssh_key, "systemctl is-active redis-server || sleep 2")
         assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
-        assert ssh_ok(host, port, ssh_key, "cat /proc/sys/kernel/random/boot_id") != boot_id
         # the user data ran at first boot only, not again after the reboot
         assert ssh_ok(host, port, ssh_key, "cat /root/user-data-ran") == "ran\n"
         machine.stop(graceful=True, timeout=60)
