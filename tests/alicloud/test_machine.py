@@ -20,7 +20,7 @@ from .test_build import SEED_LINES, _in_order
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.machine, pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.machine, pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
