@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Captured, Server, SudoUser, needs_root
@@ -272,3 +273,33 @@ def test_cancel_stops_a_running_command(comm: SSHCommunicator) -> None:
     with pytest.raises(CancelledError):
         comm.run(RemoteCommand("sleep 30"), token)
     assert time.monotonic() - start < 5
+
+
+class SlowStream(io.RawIOBase):
+    """An endless stream that trickles (not a regular file: it is read outside the event loop)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        time.sleep(0.01)
+        buffer[: len(buffer)] = b"x" * len(buffer)
+        return len(buffer)
+
+
+def test_cancel_stops_an_upload(server: Server, tmp_path: Path) -> None:
+    from kiln.engine.cancel import CancelToken
+
+    comm = SSHCommunicator(server.config())
+    token = CancelToken()
+    threading.Timer(0.5, token.cancel).start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(CancelledError):
+            comm.upload(str(tmp_path / "endless"), io.BufferedReader(SlowStream(), 65536), cancel=token)  # type: ignore[arg-type]
+        assert time.monotonic() - start < 10
+        out: list[str] = []
+        assert comm.run(RemoteCommand("echo still usable", on_stdout=out.append)) == 0
+        assert out == ["still usable"]
+    finally:
+        comm.close()

@@ -15,9 +15,11 @@ import concurrent.futures
 import contextlib
 import fnmatch
 import functools
+import io
 import os
 import posixpath
 import shutil
+import stat
 import subprocess
 import tarfile
 import threading
@@ -126,9 +128,24 @@ class StdinSender:
 
 
 def send_file(sender: StdinSender, src: BinaryIO) -> None:
-    """Stream `src` into the command. Reading happens on the event loop itself (a local file is read
-    from the page cache in well under a millisecond per chunk), so no chunk crosses threads."""
-    sender.close_with(src)
+    """Stream `src` into the command. A regular file or a buffer is read on the event loop itself
+    (well under a millisecond per chunk), so no chunk crosses threads; any other stream (a pipe,
+    something slow) is read here, so that it can never stall the connection."""
+    if _reads_fast(src):
+        sender.close_with(src)
+        return
+    while chunk := src.read(CHUNK):
+        sender.write(chunk)
+    sender.close()
+
+
+def _reads_fast(src: BinaryIO) -> bool:
+    if isinstance(src, io.BytesIO):
+        return True
+    try:
+        return stat.S_ISREG(os.fstat(src.fileno()).st_mode)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 def send_tar(sender: StdinSender, src: Path, exclude: Sequence[str]) -> None:

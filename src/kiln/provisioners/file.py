@@ -12,10 +12,12 @@ Local parent folders are created.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +83,7 @@ class FileProvisioner(Provisioner):
             target = dst + CONTENT_FILE_NAME if dst.endswith("/") else dst
             ctx.ui.say(f"Uploading content => {target}")
             with _reported(ctx, "Upload"):
-                comm.upload(target, io.BytesIO(cfg.content.encode()), 0o644)
+                _cancellable(comm.upload, ctx)(target, io.BytesIO(cfg.content.encode()), 0o644)
         for src in self.sources:
             ctx.ui.say(f"Uploading {src} => {dst}")
             local = _local(ctx, src)
@@ -89,7 +91,7 @@ class FileProvisioner(Provisioner):
                 # No trailing slash: the folder itself is copied, into destination.
                 target = dst if src.endswith("/") else posixpath.join(dst, local.name)
                 with _reported(ctx, "Upload"):
-                    comm.upload_dir(target, local)
+                    _cancellable(comm.upload_dir, ctx)(target, local)
                 continue
             try:
                 mode = local.stat().st_mode & 0o7777
@@ -101,7 +103,7 @@ class FileProvisioner(Provisioner):
                 ) from None
             target = dst + local.name if dst.endswith("/") else dst
             with handle, _reported(ctx, "Upload"):
-                comm.upload(target, handle, mode)
+                _cancellable(comm.upload, ctx)(target, handle, mode)
 
     def _download(self, ctx: BuildContext, comm: Communicator) -> None:
         cfg: FileConfig = self.config
@@ -118,15 +120,25 @@ class FileProvisioner(Provisioner):
                 _local(ctx, folder).mkdir(parents=True, exist_ok=True)
             if src.endswith("/") or any(c in src for c in "*?["):
                 with _reported(ctx, "Download"):
-                    comm.download_dir(src, local)
+                    _cancellable(comm.download_dir, ctx)(src, local)
                 continue
             partial = local.with_name(local.name + ".kiln-partial")
             try:
                 with partial.open("wb") as out, _reported(ctx, "Download"):
-                    comm.download(src, out)
+                    _cancellable(comm.download, ctx)(src, out)
                 partial.replace(local)
             finally:
                 partial.unlink(missing_ok=True)
+
+
+def _cancellable(method: Callable[..., None], ctx: BuildContext) -> Callable[..., None]:
+    """The transfer method, stopped by the build's cancel token when the communicator takes one
+    (the SSH communicator does; the base interface has no such parameter yet)."""
+    try:
+        takes_cancel = "cancel" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        takes_cancel = False
+    return functools.partial(method, cancel=ctx.cancel) if takes_cancel else method
 
 
 @contextmanager
