@@ -45,20 +45,26 @@ class Communicator(ABC):
         connection drops before the command exits."""
 
     @abstractmethod
-    def upload(self, dst: str, src: BinaryIO, mode: int | None = None) -> None:
+    def upload(
+        self, dst: str, src: BinaryIO, mode: int | None = None, cancel: CancelToken | None = None
+    ) -> None:
         """Write the stream to the remote file `dst` (created or replaced)."""
 
     @abstractmethod
-    def upload_dir(self, dst: str, src: Path, exclude: Sequence[str] = ()) -> None:
+    def upload_dir(
+        self, dst: str, src: Path, exclude: Sequence[str] = (), cancel: CancelToken | None = None
+    ) -> None:
         """Copy the contents of local folder `src` into remote folder `dst` (created if missing),
         keeping modes and symlinks, as one stream."""
 
     @abstractmethod
-    def download(self, src: str, dst: BinaryIO) -> None:
+    def download(self, src: str, dst: BinaryIO, cancel: CancelToken | None = None) -> None:
         """Copy the remote file `src` into the stream."""
 
     @abstractmethod
-    def download_dir(self, src: str, dst: Path, exclude: Sequence[str] = ()) -> None:
+    def download_dir(
+        self, src: str, dst: Path, exclude: Sequence[str] = (), cancel: CancelToken | None = None
+    ) -> None:
         """Copy the contents of remote folder `src` into local folder `dst` (created if missing)."""
 
     def close(self) -> None:  # noqa: B027 - optional for communicators holding no connection
@@ -79,14 +85,20 @@ class NoneCommunicator(Communicator):
     def run(self, cmd: RemoteCommand, cancel: CancelToken | None = None) -> int:
         raise self._refuse()
 
-    def upload(self, dst: str, src: BinaryIO, mode: int | None = None) -> None:
+    def upload(
+        self, dst: str, src: BinaryIO, mode: int | None = None, cancel: CancelToken | None = None
+    ) -> None:
         raise self._refuse()
 
-    def upload_dir(self, dst: str, src: Path, exclude: Sequence[str] = ()) -> None:
+    def upload_dir(
+        self, dst: str, src: Path, exclude: Sequence[str] = (), cancel: CancelToken | None = None
+    ) -> None:
         raise self._refuse()
 
-    def download(self, src: str, dst: BinaryIO) -> None:
+    def download(self, src: str, dst: BinaryIO, cancel: CancelToken | None = None) -> None:
         raise self._refuse()
 
-    def download_dir(self, src: str, dst: Path, exclude: Sequence[str] = ()) -> None:
+    def download_dir(
+        self, src: str, dst: Path, exclude: Sequence[str] = (), cancel: CancelToken | None = None
+    ) -> None:
         raise self._refuse()

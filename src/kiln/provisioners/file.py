@@ -12,12 +12,10 @@ Local parent folders are created.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import io
 import os
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +81,7 @@ class FileProvisioner(Provisioner):
             target = dst + CONTENT_FILE_NAME if dst.endswith("/") else dst
             ctx.ui.say(f"Uploading content => {target}")
             with _reported(ctx, "Upload"):
-                _cancellable(comm.upload, ctx)(target, io.BytesIO(cfg.content.encode()), 0o644)
+                comm.upload(target, io.BytesIO(cfg.content.encode()), 0o644, cancel=ctx.cancel)
         for src in self.sources:
             ctx.ui.say(f"Uploading {src} => {dst}")
             local = _local(ctx, src)
@@ -91,7 +89,7 @@ class FileProvisioner(Provisioner):
                 # No trailing slash: the folder itself is copied, into destination.
                 target = dst if src.endswith("/") else posixpath.join(dst, local.name)
                 with _reported(ctx, "Upload"):
-                    _cancellable(comm.upload_dir, ctx)(target, local)
+                    comm.upload_dir(target, local, cancel=ctx.cancel)
                 continue
             try:
                 mode = local.stat().st_mode & 0o7777
@@ -103,7 +101,7 @@ class FileProvisioner(Provisioner):
                 ) from None
             target = dst + local.name if dst.endswith("/") else dst
             with handle, _reported(ctx, "Upload"):
-                _cancellable(comm.upload, ctx)(target, handle, mode)
+                comm.upload(target, handle, mode, cancel=ctx.cancel)
 
     def _download(self, ctx: BuildContext, comm: Communicator) -> None:
         cfg: FileConfig = self.config
@@ -120,25 +118,15 @@ class FileProvisioner(Provisioner):
                 _local(ctx, folder).mkdir(parents=True, exist_ok=True)
             if src.endswith("/") or any(c in src for c in "*?["):
                 with _reported(ctx, "Download"):
-                    _cancellable(comm.download_dir, ctx)(src, local)
+                    comm.download_dir(src, local, cancel=ctx.cancel)
                 continue
             partial = local.with_name(local.name + ".kiln-partial")
             try:
                 with partial.open("wb") as out, _reported(ctx, "Download"):
-                    _cancellable(comm.download, ctx)(src, out)
+                    comm.download(src, out, cancel=ctx.cancel)
                 partial.replace(local)
             finally:
                 partial.unlink(missing_ok=True)
-
-
-def _cancellable(method: Callable[..., None], ctx: BuildContext) -> Callable[..., None]:
-    """The transfer method, stopped by the build's cancel token when the communicator takes one
-    (the SSH communicator does; the base interface has no such parameter yet)."""
-    try:
-        takes_cancel = "cancel" in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        takes_cancel = False
-    return functools.partial(method, cancel=ctx.cancel) if takes_cancel else method
 
 
 @contextmanager
