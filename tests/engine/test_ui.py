@@ -114,3 +114,18 @@ def test_short_secrets_only_hidden_as_whole_tokens(secret: str, text: str, expec
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (b"plain\n", "plain"),
+        (b"dos line\r\n", "dos line"),
+        (b"(Reading database ... 5%\r(Reading database ... 100%\rdone.\n", "done."),
+        (b"caf\xc3\xa9\n", "café"),
+    ],
+)
+def test_visible_line_keeps_what_a_terminal_shows(raw: bytes, shown: str) -> None:
+    from kiln.engine.ui import visible_line
+
+    assert visible_line(raw) == shown

@@ -39,6 +39,7 @@ from kiln.communicators.base import Communicator, Disconnected, RemoteCommand, U
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.keys import load_private_key
 from kiln.engine.cancel import CancelToken
+from kiln.engine.ui import visible_line
 from kiln.errors import CancelledError, CommunicatorError
 
 #: AES-GCM first: it is the fastest cipher both asyncssh (through OpenSSL) and sshd have here.
@@ -406,9 +407,9 @@ async def _pump_lines(stream: Any, callback: Callable[[str], None] | None) -> No
         pending += data
         *lines, pending = pending.split(b"\n")
         for line in lines:
-            callback(line.rstrip(b"\r").decode("utf-8", "replace"))
+            callback(visible_line(line))
     if pending and callback is not None:
-        callback(pending.rstrip(b"\r").decode("utf-8", "replace"))
+        callback(visible_line(pending))
 
 
 def _skip_ignore_packets(conn: Any) -> None:

@@ -25,6 +25,13 @@ COLORS = {
 BUILD_COLORS = ("green", "cyan", "magenta", "yellow", "blue")
 
 
+def visible_line(raw: bytes) -> str:
+    """A line of a program's output as a terminal would show it: progress that redraws itself with
+    carriage returns (apt's "Reading database ... 5%") keeps only its last state."""
+    text = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    return text.rsplit("\r", 1)[-1]
+
+
 def machine_escape(arg: str) -> str:
     return arg.replace(",", "%!(PACKER_COMMA)").replace("\r", "\\r").replace("\n", "\\n")
 

@@ -25,6 +25,7 @@ from kiln.communicators.base import Communicator
 from kiln.components import BuildContext, Provisioner
 from kiln.config import DecodeContext, option
 from kiln.engine.secrets import redact
+from kiln.engine.ui import visible_line
 from kiln.errors import BuildError, CancelledError
 from kiln.provisioners import shell_common as sc
 
@@ -203,7 +204,7 @@ def run_local_command(
 def _pump(stream: IO[bytes], emit: Callable[[str], None]) -> None:
     try:
         for raw in iter(stream.readline, b""):
-            emit(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            emit(visible_line(raw))
     except (OSError, ValueError):
         pass
     finally:
