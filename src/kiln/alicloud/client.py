@@ -287,6 +287,14 @@ class AlicloudClient:
 
 
 def _api_error(action: str, exc: Exception) -> ApiError:
+    if type(exc).__name__ == "CredentialException" or "unable to load credentials" in str(exc):
+        return ApiError(
+            action,
+            "InvalidCredentials",
+            "no Alibaba Cloud credentials found: " + str(exc).split(":")[0],
+            hint="set access_key / secret_key (or ALICLOUD_ACCESS_KEY / ALICLOUD_SECRET_KEY), "
+            "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET, or a profile (ALICLOUD_PROFILE)",
+        )
     code = getattr(exc, "code", None)
     data = getattr(exc, "data", None)
     if code:
