@@ -627,3 +627,23 @@ def test_data_disks_are_listed(ecs3: EcsClient, vpc: VpcClient) -> None:
         ecs.DescribeDisksRequest(region_id=REGION, instance_id=iid, disk_type="data")
     ).body.disks.disk
     assert [(d.category, d.delete_with_instance) for d in only_data] == [("cloud_essd", False)]
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="listening on port 22 needs root")
+def test_eip_skips_addresses_another_server_forwards(vpc: VpcClient) -> None:
+    import socket
+
+    # Another localcloud on this host (another state folder) forwards the next free address already.
+    first = vpc.allocate_eip_address(vpcm.AllocateEipAddressRequest(region_id=REGION)).body
+    vpc.release_eip_address(
+        vpcm.ReleaseEipAddressRequest(region_id=REGION, allocation_id=first.allocation_id)
+    )
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind((first.eip_address, 22))
+        other.listen()
+        second = vpc.allocate_eip_address(vpcm.AllocateEipAddressRequest(region_id=REGION)).body
+    vpc.release_eip_address(
+        vpcm.ReleaseEipAddressRequest(region_id=REGION, allocation_id=second.allocation_id)
+    )
+    assert second.eip_address != first.eip_address

@@ -350,13 +350,29 @@ async def delete_sg(cloud: Cloud, call: Call) -> dict[str, Any]:
 
 
 # EIPs and public IPs ------------------------------------------------------------------------------------
+def _port_free(address: str, port: int) -> bool:
+    """Whether nobody listens on address:port: another localcloud (another state folder) on this
+    host may already forward that address to one of its own instances."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            # Not root: port 22 cannot be probed (nor forwarded); only a listener makes it taken.
+            return exc.errno != errno.EADDRINUSE
+    return True
+
+
 def allocate_address(cloud: Cloud) -> str:
     used = {e["IpAddress"] for e in cloud.store.all("eip")}
     for inst in cloud.store.all("instance"):
         used.update(inst.get("PublicIpAddress", []))
     for n in range(2, 256 * 254):
         address = f"127.100.{n // 254}.{n % 254 + 1}"
-        if address not in used:
+        if address not in used and _port_free(address, 22):
             return address
     raise ApiError(400, "QuotaExceeded.Eip", "The maximum number of EIPs is exceeded.")
 
