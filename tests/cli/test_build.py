@@ -36,6 +36,7 @@ def test_failing_provisioner_fails_the_build_with_summary(kiln: Kiln) -> None:
     assert "Build 'null' errored after" in result.text
     assert "==> Some builds didn't complete successfully and had errors:" in result.text
     assert "--> null:" in result.text
+    assert "  hint: fix the script, or add the code to valid_exit_codes" in result.text
 
 
 def test_error_cleanup_provisioner_runs_on_failure_but_not_on_abort(kiln: Kiln) -> None:

@@ -119,9 +119,7 @@ def run_builds(
             if token.cancelled:
                 raise CancelledError()
             artifacts = run_build(build, ctx)
-        except BaseException as exc:
-            if not isinstance(exc, KilnError | Exception):
-                raise
+        except Exception as exc:
             if not isinstance(exc, KilnError):
                 log.exception("build %s failed", build.name)
             message = str(exc) or type(exc).__name__
@@ -130,6 +128,8 @@ def run_builds(
             ui.error(
                 f"Build '{build.name}' errored after {format_duration(time.monotonic() - t0)}: {message}"
             )
+            if isinstance(exc, KilnError) and exc.hint:
+                ui.error(f"  hint: {exc.hint}")
             return
         with lock:
             results[build.name] = artifacts
