@@ -1,9 +1,10 @@
-"""A kiln killed with SIGKILL leaves machines running; `sweep_stale()` removes all of it."""
+"""A kiln killed with SIGKILL leaves machines running; `kiln cleanup --stale` removes all of it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,7 +58,15 @@ def test_sweep_after_sigkill(base_image: Path, machine_state: Path) -> None:
         assert mounts and all(is_mounted(path) for path in mounts)
         assert netns and all(Path("/run/netns", name).exists() for name in netns)
 
-    swept = sweep_stale()
+    # what a user runs after a killed build
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "kiln", "cleanup", "--stale"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    swept = re.findall(r"^Removed what machine (\S+) left", cleanup.stdout, re.M)
 
     assert sorted(swept) == sorted(m["id"] for m in report)
     for pid in pids:

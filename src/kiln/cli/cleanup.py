@@ -1,5 +1,6 @@
 """`kiln cleanup [--run-id ID | --stale] [--region R] [--dry-run]`: delete the cloud resources an
-interrupted or killed alicloud build left behind.
+interrupted or killed alicloud build left behind (and, with --stale, what its local machines left:
+processes, mounts, loop devices, network namespaces).
 
 Resources are found two ways: in the build's journal (`state_dir()/journal/<run-id>.json`, written
 as each resource came to exist) and by their `kiln-run-id` tag (which also finds a resource whose
@@ -36,6 +37,15 @@ def main(argv: list[str]) -> int:
     from kiln.alicloud.cleanup import Cleanup
     from kiln.errors import KilnError
 
+    if args.stale:
+        # Local machines (processes, mounts, loop devices, network namespaces) of killed builds.
+        if args.dry_run:
+            _say("Dry run: local machines left by killed builds are not swept")
+        else:
+            from kiln.machines import sweep_stale
+
+            for machine_id in sweep_stale():
+                _say(f"Removed what machine {machine_id} left (processes, mounts, loop devices, namespace)")
     try:
         job = Cleanup(regions=args.region, dry_run=args.dry_run, say=_say, error=_error)
         failed = job.run_id(args.run_id) if args.run_id else job.stale()
