@@ -21,12 +21,14 @@ from typing import Any
 
 from kiln import paths
 from kiln.errors import MachineError
-from kiln.machines import seed, state
+from kiln.machines import kernelboot, seed, state
 from kiln.machines.spec import ImageFormat, Machine, MachineSpec, ssh_banner
 
 QEMU = "qemu-system-x86_64"
 TCG = ["-accel", "tcg,thread=multi,tb-size=128", "-cpu", "max"]
 KVM = ["-accel", "kvm", "-cpu", "host"]
+# added to the image's own kernel command line under direct kernel boot
+KERNEL_ARGS = ""
 
 
 def image_format(path: Path) -> str:
@@ -81,6 +83,7 @@ class VirtualMachine(Machine):
         self.proc: subprocess.Popen[bytes] | None = None
         self.record = state.Record(self.id, self.runner, self.work_dir)
         self.accelerator = ""
+        self.boot: tuple[Path, Path, str] | None = None
 
     @property
     def disk_path(self) -> Path:
@@ -101,6 +104,9 @@ class VirtualMachine(Machine):
             "-device", "virtio-rng-pci",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
         ]  # fmt: skip
+        if self.boot is not None:
+            kernel, initrd, append = self.boot
+            argv += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", f"{append} {KERNEL_ARGS}"]
         for extra in spec.qemu_args:
             argv.extend(extra)
         return argv
@@ -125,6 +131,8 @@ class VirtualMachine(Machine):
             raise MachineError(f"{QEMU} is not installed", "apt-get install qemu-system-x86 qemu-utils")
         try:
             self._prepare_disk()
+            if self.spec.kernel_boot:
+                self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
             seed.write_seed_disk(self.spec.metadata, self.id, self.work_dir / "seed.img")
             if self.spec.accelerator == "kvm" or (self.spec.accelerator == "auto" and kvm_works(self.spec)):
                 accel, self.accelerator = KVM, "kvm"

@@ -48,7 +48,8 @@ class MachineSpec:
         `state_dir()/machines/<id>/`. `destroy()` removes it: give a folder used for nothing else.
     disk_size: grow the machine's disk to this size ("20G"); the guest grows its root at boot.
         Only the VM runner honours it; the namespace runner shares the host's file system limits.
-    accelerator, disk_interface, net_device, qemu_args: VM runner only.
+    accelerator, disk_interface, net_device, qemu_args, kernel_boot: VM runner only. kernel_boot: QEMU
+        loads the kernel and initrd read out of the image (its GRUB is skipped, not changed).
     """
 
     image: Path
@@ -64,6 +65,7 @@ class MachineSpec:
     disk_interface: str = "virtio"
     net_device: str = "virtio-net-pci"
     qemu_args: tuple[tuple[str, ...], ...] = ()
+    kernel_boot: bool = True
 
     def validate(self) -> None:
         if not self.image.is_file():

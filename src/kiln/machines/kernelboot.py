@@ -1,0 +1,119 @@
+"""Direct kernel boot: the kernel, initrd and command line of a disk image, read out of its root file
+system once and cached, so QEMU starts the kernel itself (`-kernel`/`-initrd`/`-append`).
+
+Under TCG, SeaBIOS and GRUB reading a kernel and initrd through BIOS disk calls cost seconds at every
+boot; QEMU loads both straight into guest memory instead. The disk keeps its own GRUB untouched, so the
+image still boots (and imports) on its own. Images whose root file system cannot be read this way (not
+an MBR disk with an ext4 partition, no /vmlinuz) return None and boot through their bootloader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+from kiln import paths
+
+FALLBACK_APPEND = "root=LABEL=root ro console=ttyS0,115200 quiet"
+
+
+def _first_partition_offset(disk: Path) -> int | None:
+    """Byte offset of the bootable (else the first) MBR partition, or None without an MBR."""
+    with open(disk, "rb") as handle:
+        mbr = handle.read(512)
+    if len(mbr) < 512 or mbr[510:512] != b"\x55\xaa":
+        return None
+    entries = [mbr[446 + 16 * i : 462 + 16 * i] for i in range(4)]
+    used = [entry for entry in entries if entry[4] not in (0x00, 0xEE)]
+    if not used:
+        return None
+    chosen = next((entry for entry in used if entry[0] == 0x80), used[0])
+    start: int = struct.unpack_from("<I", chosen, 8)[0]
+    return start * 512
+
+
+def _debugfs(device: str, request: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["debugfs", "-R", request, device], capture_output=True, check=False)
+
+
+def _link_target(device: str, path: str) -> str | None:
+    done = _debugfs(device, f"stat {path}")
+    match = re.search(rb'Fast link dest: "([^"]+)"', done.stdout)
+    return match.group(1).decode() if match else None
+
+
+def _resolve(device: str, path: str) -> str:
+    """/vmlinuz -> /boot/vmlinuz-6.1...: debugfs dumps a symlink's own inode, not its target."""
+    target = _link_target(device, path)
+    if target is None:
+        return path
+    return target if target.startswith("/") else os.path.normpath(os.path.join(os.path.dirname(path), target))
+
+
+def _append_line(grub_cfg: str) -> str:
+    """The arguments of the first `linux` line of the image's grub.cfg (root=, console=, ...)."""
+    for line in grub_cfg.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("linux", "linux16"):
+            return " ".join(words[2:])
+    return FALLBACK_APPEND
+
+
+def _extract(raw: Path, dest: Path) -> bool:
+    offset = _first_partition_offset(raw)
+    if offset is None:
+        return False
+    device = f"{raw}?offset={offset}"
+    for name in ("vmlinuz", "initrd.img"):
+        source = _resolve(device, f"/{name}")
+        done = _debugfs(device, f"dump {source} {dest / name}")
+        if done.returncode != 0 or not (dest / name).is_file() or (dest / name).stat().st_size == 0:
+            return False
+    grub = _debugfs(device, "cat /boot/grub/grub.cfg")
+    append = _append_line(grub.stdout.decode(errors="replace")) if grub.returncode == 0 else FALLBACK_APPEND
+    (dest / "append").write_text(append + "\n")
+    return True
+
+
+def boot_files(image: Path, image_format: str) -> tuple[Path, Path, str] | None:
+    """(kernel, initrd, command line) of `image`, cached by its path, size and change time."""
+    if shutil.which("debugfs") is None:
+        return None
+    info = image.resolve().stat()
+    key = hashlib.sha256(f"{image.resolve()} {info.st_size} {info.st_mtime_ns} {info.st_ino}".encode())
+    folder = paths.cache_dir() / "kernels" / key.hexdigest()[:16]
+    kernel, initrd, append = folder / "vmlinuz", folder / "initrd.img", folder / "append"
+    if not (kernel.is_file() and initrd.is_file() and append.is_file()):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="extract-", dir=folder.parent))
+        try:
+            raw = image.resolve()
+            if image_format != "raw":
+                # debugfs reads raw files only; a sparse copy costs about a second once per image
+                raw = work / "disk.raw"
+                done = subprocess.run(
+                    ["qemu-img", "convert", "-O", "raw", str(image.resolve()), str(raw)],
+                    capture_output=True,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    return None
+            files = work / "files"
+            files.mkdir()
+            if not _extract(raw, files):
+                return None
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.replace(files, folder)
+            except OSError:
+                if not kernel.is_file():  # else a concurrent start extracted the same files first
+                    return None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return kernel, initrd, append.read_text().strip()
