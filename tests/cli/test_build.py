@@ -115,7 +115,7 @@ def test_sigterm_also_cancels(kiln: Kiln) -> None:
 def _rendezvous_template(kiln: Kiln) -> Path:
     # Each build marks that it started, then waits for the other: only concurrent builds succeed.
     def wait_for(other: str) -> str:
-        return f"touch {{{{build_name}}}}.started; for i in $(seq 100); do [ -e {other}.started ] && exit 0; sleep 0.1; done; exit 1"
+        return f"touch {{{{build_name}}}}.started; for i in $(seq 50); do [ -e {other}.started ] && exit 0; sleep 0.1; done; exit 1"
 
     return kiln.template(
         {
