@@ -50,25 +50,16 @@ def flagset() -> FlagSet:
     flags.add("timestamp-ui", "bool", False)
     flags.add("warn-on-undeclared-var", "bool", False)
     flags.add("ignore-prerelease-plugins", "bool", False)
-    for name in ("h", "help"):
-        flags.add(name, "bool", False)
     return flags
 
 
 def main(argv: list[str]) -> int:
     from kiln.components import OnError
 
-    try:
-        values, args = flagset().parse(argv)
-    except KilnError as err:
-        print_error(err)
-        return 1
-    if values["h"] or values["help"]:
-        sys.stdout.write(HELP)
-        return 0
-    if len(args) != 1:
-        sys.stderr.write(HELP)
-        return 1
+    parsed = flagset().parse_command(argv, HELP)
+    if isinstance(parsed, int):
+        return parsed
+    values, args = parsed
     try:
         on_error = OnError(values["on-error"])
     except ValueError:

@@ -30,6 +30,31 @@ class FlagSet:
     def add(self, name: str, kind: str, default: Any = None, help: str = "") -> None:
         self.flags[name] = Flag(name, kind, default, help)
 
+    def parse_command(
+        self, argv: list[str], usage: str, min_args: int = 1, max_args: int = 1
+    ) -> tuple[dict[str, Any], list[str]] | int:
+        """Parse a command's arguments. Returns (flags, arguments), or the exit code when there is
+        nothing more to do: -h/-help printed the usage (0), or the flags or the number of arguments
+        were wrong (1, with the error or the usage on stderr)."""
+        import sys
+
+        self.add("h", "bool", False)
+        self.add("help", "bool", False)
+        try:
+            values, args = self.parse(argv)
+        except FlagError as err:
+            from kiln.cli.common import print_error
+
+            print_error(err)
+            return 1
+        if values["h"] or values["help"]:
+            sys.stdout.write(usage)
+            return 0
+        if not min_args <= len(args) <= max_args:
+            sys.stderr.write(usage)
+            return 1
+        return values, args
+
     def parse(self, argv: list[str]) -> tuple[dict[str, Any], list[str]]:
         values: dict[str, Any] = {
             f.name: (list(f.default) if f.kind == "list" else f.default) for f in self.flags.values()

@@ -80,16 +80,10 @@ def main(argv: list[str]) -> int:
     flags.add("diff", "bool", False)
     flags.add("write", "bool", True)
     flags.add("recursive", "bool", False)
-    flags.add("help", "bool", False)
-    flags.add("h", "bool", False)
-    try:
-        values, args = flags.parse(argv)
-    except KilnError as err:
-        print_error(err)
-        return 1
-    if values["help"] or values["h"] or len(args) > 1:
-        sys.stderr.write(USAGE)
-        return 0 if not args else 1
+    parsed = flags.parse_command(argv, USAGE, min_args=0)
+    if isinstance(parsed, int):
+        return parsed
+    values, args = parsed
     path = args[0] if args else "."
     write = values["write"] and not values["check"]
     from kiln.template.hcl2.fmt import HclSyntaxError

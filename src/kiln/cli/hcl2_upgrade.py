@@ -34,16 +34,10 @@ def main(argv: list[str]) -> int:
     flags.add("output-file", "str", "")
     flags.add("with-annotations", "bool", False)
     flags.add("strict", "bool", False)
-    flags.add("help", "bool", False)
-    flags.add("h", "bool", False)
-    try:
-        values, args = flags.parse(argv)
-    except KilnError as err:
-        print_error(err)
-        return 1
-    if values["help"] or values["h"] or len(args) != 1:
-        sys.stderr.write(USAGE)
-        return 0 if values["help"] or values["h"] else 1
+    parsed = flags.parse_command(argv, USAGE)
+    if isinstance(parsed, int):
+        return parsed
+    values, args = parsed
     path = args[0]
     output = values["output-file"] or path + ".pkr.hcl"
 

@@ -29,19 +29,10 @@ and therefore only show in their raw form here."""
 def main(argv: list[str]) -> int:
     flags = FlagSet("inspect")
     add_template_flags(flags)
-    for name in ("h", "help"):
-        flags.add(name, "bool", False)
-    try:
-        values, args = flags.parse(argv)
-    except KilnError as err:
-        print_error(err)
-        return 1
-    if values["h"] or values["help"]:
-        sys.stdout.write(HELP)
-        return 0
-    if len(args) != 1:
-        sys.stderr.write(HELP)
-        return 1
+    parsed = flags.parse_command(argv, HELP)
+    if isinstance(parsed, int):
+        return parsed
+    values, args = parsed
     from kiln.engine.ui import Output, Ui
 
     try:

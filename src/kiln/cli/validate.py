@@ -34,19 +34,10 @@ def main(argv: list[str]) -> int:
     flags.add("syntax-only", "bool", False)
     flags.add("evaluate-datasources", "bool", False)
     flags.add("no-warn-undeclared-var", "bool", False)
-    for name in ("h", "help"):
-        flags.add(name, "bool", False)
-    try:
-        values, args = flags.parse(argv)
-    except KilnError as err:
-        print_error(err)
-        return 1
-    if values["h"] or values["help"]:
-        sys.stdout.write(HELP)
-        return 0
-    if len(args) != 1:
-        sys.stderr.write(HELP)
-        return 1
+    parsed = flags.parse_command(argv, HELP)
+    if isinstance(parsed, int):
+        return parsed
+    values, args = parsed
     try:
         if values["syntax-only"]:
             from kiln.template import load_template
