@@ -27,11 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_tea_openapi.models import Config
-from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
-from kiln.localcloud import LocalCloudProcess, start
-from kiln.localcloud.images import PUBLIC_IMAGE_ID
+from kiln.localcloud import LocalCloudProcess, sdkcalls, start
+from kiln.localcloud.sdkcalls import instance_status, run_instances
 
 REGION = "cn-beijing"
 
@@ -57,31 +56,14 @@ def wait(probe, timeout: float = 600.0) -> None:  # type: ignore[no-untyped-def]
 
 
 def network(client: EcsClient, vpc: VpcClient) -> tuple[str, str]:
-    vpc_id = vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/8")).body.vpc_id
-    wait(
-        lambda: (
-            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-            .body.vpcs.vpc[0]
-            .status
-            == "Available"
-        )
+    # 1,000 instances want more addresses than a /24
+    _, vsw, group = sdkcalls.network(
+        client,
+        vpc,
+        lambda _what, probe: wait(probe),
+        cidr="10.0.0.0/8",
+        vswitch_cidr="10.0.0.0/16",
     )
-    vsw = vpc.create_vswitch(
-        vpcm.CreateVSwitchRequest(
-            region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.0.0/16"
-        )
-    ).body.v_switch_id
-    wait(
-        lambda: (
-            vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
-            .body.v_switches.v_switch[0]
-            .status
-            == "Available"
-        )
-    )
-    group = client.create_security_group(
-        ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
-    ).body.security_group_id
     return vsw, group
 
 
@@ -106,15 +88,7 @@ def api_bench(root: Path, calls: int, seconds: float) -> None:
         began = time.perf_counter()
         ids: list[str] = []
         for _ in range(10):
-            run = ecs.RunInstancesRequest(
-                region_id=REGION,
-                image_id=PUBLIC_IMAGE_ID,
-                instance_type="ecs.g6.large",
-                security_group_id=group,
-                v_switch_id=vsw,
-                amount=100,
-            )
-            ids.extend(client.run_instances(run).body.instance_id_sets.instance_id_set)
+            ids.extend(run_instances(client, vsw, group, amount=100))
         print(
             f"state: {len(ids)} instances created in {time.perf_counter() - began:.1f} s (10 RunInstances of 100)"
         )
@@ -236,23 +210,8 @@ def machine_bench(root: Path, runner: str) -> None:
         key.write_text(pair.private_key_body + "\n")
         key.chmod(0o600)
         began = time.monotonic()
-        run = ecs.RunInstancesRequest(
-            region_id=REGION,
-            image_id=PUBLIC_IMAGE_ID,
-            instance_type="ecs.t5-lc1m1.small",
-            security_group_id=group,
-            v_switch_id=vsw,
-            key_pair_name="bench",
-        )
-        iid = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
-
-        def status() -> str:
-            body = client.describe_instances(
-                ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([iid]))
-            ).body
-            return str(body.instances.instance[0].status)
-
-        wait(lambda: status() == "Running")
+        iid = run_instances(client, vsw, group, instance_type="ecs.t5-lc1m1.small", key_pair_name="bench")[0]
+        wait(lambda: instance_status(client, iid) == "Running")
         running = time.monotonic() - began
         address = client.allocate_public_ip_address(
             ecs.AllocatePublicIpAddressRequest(instance_id=iid)

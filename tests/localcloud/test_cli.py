@@ -15,10 +15,10 @@ from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.errors import KilnError
 from kiln.localcloud import LatencyProfile, LocalCloudProcess, start
-from kiln.localcloud.images import PUBLIC_IMAGE_ID
+from kiln.localcloud.sdkcalls import instance_status, network, run_instances, vpc_status
 
 from .conftest import REGION, config
-from .workflow import instance_status, wait_for
+from .workflow import wait_for
 
 
 def kiln(*args: str) -> subprocess.CompletedProcess[str]:
@@ -77,47 +77,9 @@ def test_profile_slows_transitions_and_calls(state_root: Path) -> None:
         client.describe_regions(ecs.DescribeRegionsRequest())
         assert time.monotonic() - began >= 0.05
         vpc_id = vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/16")).body.vpc_id
-        assert (
-            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-            .body.vpcs.vpc[0]
-            .status
-            == "Pending"
-        )
-        wait_for(
-            "vpc",
-            lambda: (
-                vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-                .body.vpcs.vpc[0]
-                .status
-                == "Available"
-            ),
-        )
-        vsw = vpc.create_vswitch(
-            vpcm.CreateVSwitchRequest(
-                region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.0.0/24"
-            )
-        ).body.v_switch_id
-        wait_for(
-            "vsw",
-            lambda: (
-                vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
-                .body.v_switches.v_switch[0]
-                .status
-                == "Available"
-            ),
-        )
-        group = client.create_security_group(
-            ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
-        ).body.security_group_id
-        iid = client.run_instances(
-            ecs.RunInstancesRequest(
-                region_id=REGION,
-                image_id=PUBLIC_IMAGE_ID,
-                instance_type="ecs.g6.large",
-                security_group_id=group,
-                v_switch_id=vsw,
-            )
-        ).body.instance_id_sets.instance_id_set[0]
+        assert vpc_status(vpc, vpc_id) == "Pending"
+        _, vsw, group = network(client, vpc, wait_for, vpc_id=vpc_id)
+        iid = run_instances(client, vsw, group)[0]
         began = time.monotonic()
         wait_for("Running", lambda: instance_status(client, iid) == "Running")
         assert time.monotonic() - began >= 1.2

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client as EcsClient
-from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.errors import KilnError
 from kiln.localcloud import start
-from kiln.localcloud.images import PUBLIC_IMAGE_ID
+from kiln.localcloud.sdkcalls import instance_status, network, run_instances, vpc_status
 
 from .conftest import REGION, config
-from .workflow import instance_status, wait_for
+from .workflow import wait_for
 
 
 @pytest.mark.parametrize("how", ["sigterm", "kill-9"])
@@ -25,53 +24,10 @@ def test_restart_loses_nothing(state_root: Path, how: str) -> None:
     state = state_root / f"durable-{how}"
     with start(state, runner="none") as first:
         client, vpc = EcsClient(config(first)), VpcClient(config(first))
-        vpc_id = vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/16")).body.vpc_id
-        wait_for(
-            "vpc",
-            lambda: (
-                vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-                .body.vpcs.vpc[0]
-                .status
-                == "Available"
-            ),
-        )
-        vsw = vpc.create_vswitch(
-            vpcm.CreateVSwitchRequest(
-                region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.0.0/24"
-            )
-        ).body.v_switch_id
-        wait_for(
-            "vsw",
-            lambda: (
-                vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
-                .body.v_switches.v_switch[0]
-                .status
-                == "Available"
-            ),
-        )
-        group = client.create_security_group(
-            ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
-        ).body.security_group_id
-        kept = client.run_instances(
-            ecs.RunInstancesRequest(
-                region_id=REGION,
-                image_id=PUBLIC_IMAGE_ID,
-                instance_type="ecs.g6.large",
-                security_group_id=group,
-                v_switch_id=vsw,
-                client_token="durable-run",
-            )
-        ).body.instance_id_sets.instance_id_set[0]
+        vpc_id, vsw, group = network(client, vpc, wait_for)
+        kept = run_instances(client, vsw, group, client_token="durable-run")[0]
         wait_for("Running", lambda: instance_status(client, kept) == "Running")
-        stopped = client.run_instances(
-            ecs.RunInstancesRequest(
-                region_id=REGION,
-                image_id=PUBLIC_IMAGE_ID,
-                instance_type="ecs.g6.large",
-                security_group_id=group,
-                v_switch_id=vsw,
-            )
-        ).body.instance_id_sets.instance_id_set[0]
+        stopped = run_instances(client, vsw, group)[0]
         wait_for("Running", lambda: instance_status(client, stopped) == "Running")
         client.stop_instance(ecs.StopInstanceRequest(instance_id=stopped))
         wait_for("Stopped", lambda: instance_status(client, stopped) == "Stopped")
@@ -83,12 +39,7 @@ def test_restart_loses_nothing(state_root: Path, how: str) -> None:
         assert not first.alive()
     with start(state, runner="none") as second:
         client, vpc = EcsClient(config(second)), VpcClient(config(second))
-        assert (
-            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-            .body.vpcs.vpc[0]
-            .status
-            == "Available"
-        )
+        assert vpc_status(vpc, vpc_id) == "Available"
         assert (
             client.describe_key_pairs(
                 ecs.DescribeKeyPairsRequest(region_id=REGION, key_pair_name="durable")
@@ -97,17 +48,8 @@ def test_restart_loses_nothing(state_root: Path, how: str) -> None:
         )
         wait_for("comes back Running", lambda: instance_status(client, kept) == "Running")
         assert instance_status(client, stopped) == "Stopped"
-        again = client.run_instances(
-            ecs.RunInstancesRequest(
-                region_id=REGION,
-                image_id=PUBLIC_IMAGE_ID,
-                instance_type="ecs.g6.large",
-                security_group_id=group,
-                v_switch_id=vsw,
-                client_token="durable-run",
-            )
-        ).body
-        assert again.instance_id_sets.instance_id_set == [kept]  # ClientToken remembered across the restart
+        again = run_instances(client, vsw, group, client_token="durable-run")
+        assert again == [kept]  # ClientToken remembered across the restart
     rows = sqlite3.connect(state / "localcloud.sqlite3").execute("SELECT data FROM resources").fetchall()
     assert all("PrivateKeyBody" not in json.loads(r[0]) for r in rows)
 

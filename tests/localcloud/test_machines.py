@@ -18,10 +18,11 @@ from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.localcloud import LocalCloudProcess, start
+from kiln.localcloud.sdkcalls import instance_status
 
 from .conftest import REGION, config
 from .sshutil import ssh, wait_for_ssh, write_key
-from .workflow import build_up, instance_status, leftovers, make_image, tear_down, wait_for
+from .workflow import build_up, leftovers, make_image, tear_down, wait_for
 
 pytestmark = [
     pytest.mark.machine,

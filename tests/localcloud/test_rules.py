@@ -11,57 +11,20 @@ from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
-from kiln.localcloud import LocalCloudProcess
+from kiln.localcloud import LocalCloudProcess, sdkcalls
 from kiln.localcloud.images import PUBLIC_IMAGE_FAMILY, PUBLIC_IMAGE_ID
+from kiln.localcloud.sdkcalls import Network, instance_status, vpc_status, vswitch_status
 
 from .conftest import REGION, error_of
-from .workflow import ALL_IMAGE_STATUSES, instance_status, wait_for
+from .workflow import ALL_IMAGE_STATUSES, wait_for
 
 
-def network(client: EcsClient, vpc: VpcClient, tag: str) -> tuple[str, str, str]:
-    vpc_id = vpc.create_vpc(
-        vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.0.0.0/16", vpc_name=tag)
-    ).body.vpc_id
-    wait_for(
-        "vpc",
-        lambda: (
-            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-            .body.vpcs.vpc[0]
-            .status
-            == "Available"
-        ),
-    )
-    vsw = vpc.create_vswitch(
-        vpcm.CreateVSwitchRequest(
-            region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-a", cidr_block="10.0.1.0/24"
-        )
-    ).body.v_switch_id
-    wait_for(
-        "vsw",
-        lambda: (
-            vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
-            .body.v_switches.v_switch[0]
-            .status
-            == "Available"
-        ),
-    )
-    group = client.create_security_group(
-        ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id)
-    ).body.security_group_id
-    return vpc_id, vsw, group
+def network(client: EcsClient, vpc: VpcClient, tag: str) -> Network:
+    return sdkcalls.network(client, vpc, wait_for, name=tag, vswitch_cidr="10.0.1.0/24")
 
 
 def run(client: EcsClient, vsw: str, group: str, **extra: object) -> str:
-    fields: dict[str, object] = {
-        "region_id": REGION,
-        "image_id": PUBLIC_IMAGE_ID,
-        "instance_type": "ecs.g6.large",
-        "security_group_id": group,
-        "v_switch_id": vsw,
-        **extra,
-    }
-    request = ecs.RunInstancesRequest(**fields)  # type: ignore[arg-type]
-    return str(client.run_instances(request).body.instance_id_sets.instance_id_set[0])
+    return sdkcalls.run_instances(client, vsw, group, **extra)[0]
 
 
 def running(client: EcsClient, vsw: str, group: str) -> str:
@@ -74,19 +37,9 @@ def test_vpc_statuses_and_dependency_violation(
     ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]
 ) -> None:
     vpc_id = vpc.create_vpc(vpcm.CreateVpcRequest(region_id=REGION, cidr_block="192.168.0.0/16")).body.vpc_id
-    first = (
-        vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id)).body.vpcs.vpc[0].status
-    )
+    first = vpc_status(vpc, vpc_id)
     assert first in ("Pending", "Available")
-    wait_for(
-        "vpc",
-        lambda: (
-            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-            .body.vpcs.vpc[0]
-            .status
-            == "Available"
-        ),
-    )
+    wait_for("vpc", lambda: vpc_status(vpc, vpc_id) == "Available")
     vsw = vpc.create_vswitch(
         vpcm.CreateVSwitchRequest(
             region_id=REGION, vpc_id=vpc_id, zone_id="cn-beijing-b", cidr_block="192.168.1.0/24"
@@ -110,15 +63,7 @@ def test_vpc_statuses_and_dependency_violation(
         )
     )
     assert overlap.code == "InvalidCidrBlock.Overlapped"
-    wait_for(
-        "vsw",
-        lambda: (
-            vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw))
-            .body.v_switches.v_switch[0]
-            .status
-            == "Available"
-        ),
-    )
+    wait_for("vsw", lambda: vswitch_status(vpc, vsw) == "Available")
     vpc.delete_vswitch(vpcm.DeleteVSwitchRequest(region_id=REGION, v_switch_id=vsw))
     vpc.delete_vpc(vpcm.DeleteVpcRequest(region_id=REGION, vpc_id=vpc_id))
     gone = error_of(lambda: vpc.delete_vpc(vpcm.DeleteVpcRequest(region_id=REGION, vpc_id=vpc_id)))

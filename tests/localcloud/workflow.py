@@ -14,6 +14,7 @@ from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.localcloud.images import PUBLIC_IMAGE_ID
+from kiln.localcloud.sdkcalls import instance_status, vpc_status, vswitch_status
 
 REGION = "cn-beijing"
 ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed"
@@ -30,11 +31,14 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0, every:
         time.sleep(every)
 
 
-def instance_status(client: EcsClient, instance_id: str) -> str:
-    body = client.describe_instances(
-        ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([instance_id]))
-    ).body
-    return str(body.instances.instance[0].status)
+def eip_status(vpc: VpcClient, allocation_id: str) -> str:
+    return str(
+        vpc.describe_eip_addresses(
+            vpcm.DescribeEipAddressesRequest(region_id=REGION, allocation_id=allocation_id)
+        )
+        .body.eip_addresses.eip_address[0]
+        .status
+    )
 
 
 @dataclass
@@ -70,15 +74,7 @@ def build_up(
     vpc_id = vpc.create_vpc(
         vpcm.CreateVpcRequest(region_id=REGION, cidr_block="172.16.0.0/16", vpc_name=f"vpc-{suffix}")
     ).body.vpc_id
-    wait_for(
-        "VPC Available",
-        lambda: (
-            vpc.describe_vpcs(vpcm.DescribeVpcsRequest(region_id=REGION, vpc_id=vpc_id))
-            .body.vpcs.vpc[0]
-            .status
-            == "Available"
-        ),
-    )
+    wait_for("VPC Available", lambda: vpc_status(vpc, vpc_id) == "Available")
     zones = client.describe_zones(ecs.DescribeZonesRequest(region_id=REGION)).body.zones.zone
     zone = next(z.zone_id for z in zones if "VSwitch" in z.available_resource_creation.resource_types)
     vsw_id = vpc.create_vswitch(
@@ -90,15 +86,7 @@ def build_up(
             v_switch_name=f"vsw-{suffix}",
         )
     ).body.v_switch_id
-    wait_for(
-        "vSwitch Available",
-        lambda: (
-            vpc.describe_vswitches(vpcm.DescribeVSwitchesRequest(region_id=REGION, v_switch_id=vsw_id))
-            .body.v_switches.v_switch[0]
-            .status
-            == "Available"
-        ),
-    )
+    wait_for("vSwitch Available", lambda: vswitch_status(vpc, vsw_id) == "Available")
     group = client.create_security_group(
         ecs.CreateSecurityGroupRequest(region_id=REGION, vpc_id=vpc_id, security_group_name=f"sg-{suffix}")
     ).body.security_group_id
@@ -154,17 +142,7 @@ def build_up(
             instance_type="EcsInstance",
         )
     )
-    wait_for(
-        "EIP InUse",
-        lambda: (
-            vpc.describe_eip_addresses(
-                vpcm.DescribeEipAddressesRequest(region_id=REGION, allocation_id=eip.allocation_id)
-            )
-            .body.eip_addresses.eip_address[0]
-            .status
-            == "InUse"
-        ),
-    )
+    wait_for("EIP InUse", lambda: eip_status(vpc, eip.allocation_id) == "InUse")
     attached = client.attach_key_pair(
         ecs.AttachKeyPairRequest(
             region_id=REGION, key_pair_name=pair.key_pair_name, instance_ids=json.dumps([instance_id])
@@ -224,17 +202,7 @@ def tear_down(client: EcsClient, vpc: VpcClient, built: Built, delete_image: boo
             region_id=REGION, allocation_id=built.allocation_id, instance_id=built.instance_id
         )
     )
-    wait_for(
-        "EIP Available",
-        lambda: (
-            vpc.describe_eip_addresses(
-                vpcm.DescribeEipAddressesRequest(region_id=REGION, allocation_id=built.allocation_id)
-            )
-            .body.eip_addresses.eip_address[0]
-            .status
-            == "Available"
-        ),
-    )
+    wait_for("EIP Available", lambda: eip_status(vpc, built.allocation_id) == "Available")
     vpc.release_eip_address(
         vpcm.ReleaseEipAddressRequest(region_id=REGION, allocation_id=built.allocation_id)
     )
