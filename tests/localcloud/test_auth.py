@@ -54,6 +54,18 @@ def _get(url: str) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
+def _v1_get_xml(cloud: LocalCloudProcess, action: str, region: str) -> client.Answer:
+    return client.call(
+        cloud.url,
+        cloud.access_key_id,
+        cloud.secret,
+        action,
+        {"RegionId": region, "Format": "XML"},
+        signature="v1",
+        method="GET",
+    )
+
+
 def test_old_timestamp_is_expired(cloud: LocalCloudProcess) -> None:
     old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 16 * 60))
     status, body = _get(_v1_url(cloud, timestamp=old))
@@ -87,15 +99,7 @@ def test_xml_is_the_default_and_errors_are_xml_too(cloud: LocalCloudProcess) -> 
     root = ET.fromstring(body)
     assert root.tag == "DescribeRegionsResponse"
     assert "cn-beijing" in [r.findtext("RegionId") for r in root.find("Regions").findall("Region")]  # type: ignore[union-attr]
-    answer = client.call(
-        cloud.url,
-        cloud.access_key_id,
-        cloud.secret,
-        "DescribeImages",
-        {"RegionId": "nowhere", "Format": "XML"},
-        signature="v1",
-        method="GET",
-    )
+    answer = _v1_get_xml(cloud, "DescribeImages", "nowhere")
     error = ET.fromstring(answer.body)
     assert answer.status == 404 and error.tag == "Error"
     assert error.findtext("Code") == "InvalidRegionId.NotFound" and error.findtext("RequestId")
@@ -159,15 +163,7 @@ def test_request_log_has_no_secret(cloud: LocalCloudProcess) -> None:
 
 
 def test_xml_mirrors_nested_lists(cloud: LocalCloudProcess) -> None:
-    answer = client.call(
-        cloud.url,
-        cloud.access_key_id,
-        cloud.secret,
-        "DescribeZones",
-        {"RegionId": "cn-shanghai", "Format": "XML"},
-        signature="v1",
-        method="GET",
-    )
+    answer = _v1_get_xml(cloud, "DescribeZones", "cn-shanghai")
     root = ET.fromstring(answer.body)
     zones = root.findall("./Zones/Zone")
     assert [z.findtext("ZoneId") for z in zones] == ["cn-shanghai-a", "cn-shanghai-b", "cn-shanghai-c"]
