@@ -23,7 +23,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from kiln.config import DecodeContext, option
 from kiln.engine.secrets import REDACTOR
@@ -102,6 +101,8 @@ def parse_endpoint(text: str) -> Endpoint:
     text = text.strip().rstrip("/")
     if "://" not in text:
         return Endpoint("https", text)
+    from urllib.parse import urlsplit  # only for templates that set an endpoint
+
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise KilnError(

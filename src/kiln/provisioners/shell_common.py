@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -184,6 +183,8 @@ def write_inline_script(inline: Sequence[str], shebang: str, suffix: str = "") -
     The caller removes it."""
     text = inline_script_text(inline, shebang)
     with SPAWN_LOCK:
+        import tempfile  # at run time only: validating a template stays fast
+
         fd, name = tempfile.mkstemp(prefix="kiln-shell-", suffix=f".{suffix}" if suffix else "")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

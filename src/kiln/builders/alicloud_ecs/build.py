@@ -1,0 +1,128 @@
+"""How the alicloud-ecs builder builds: Packer's steps, with independent resources made at the same
+time, adaptive waits, and nothing left behind.
+
+Leak-proofing, in three layers: each step's cleanup deletes what it made; after the steps, anything
+the journal still lists (a create whose answer was lost, a delete that failed) is looked for by its
+`kiln-run-id` tag and deleted; and a build killed outright leaves its journal, which
+`kiln cleanup --stale` (or `--run-id`) works from.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from kiln.alicloud import reaper
+from kiln.alicloud.client import AlicloudClient
+from kiln.alicloud.journal import FAILED, FINISHED, KINDS, Journal
+from kiln.builders.alicloud_ecs.artifact import images_artifact
+from kiln.builders.alicloud_ecs.builder import AlicloudEcsBuilder
+from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
+from kiln.builders.alicloud_ecs.connect import StepConnect
+from kiln.builders.alicloud_ecs.steps import EcsState, StepNetwork, StepPreValidate
+from kiln.builders.alicloud_ecs.steps_image import (
+    StepCreateImage,
+    StepCreateTags,
+    StepDeleteImages,
+    StepRegionCopyImage,
+    StepShareImage,
+    StepStopInstance,
+)
+from kiln.builders.alicloud_ecs.steps_instance import (
+    StepAttachKeyPair,
+    StepConfigEip,
+    StepCreateInstance,
+    StepRunInstance,
+)
+from kiln.components import Artifact, BuildContext
+from kiln.engine.steps import Step, run_steps
+
+
+class StepDone(Step[EcsState]):
+    """Marks success before the cleanups run, so that the image step keeps its images."""
+
+    name = "StepDone"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        state.succeeded = True
+
+
+def build_steps(cfg: AlicloudEcsConfig) -> list[Step[EcsState]]:
+    steps: list[Step[EcsState]] = [
+        StepPreValidate(),
+        StepNetwork(),
+        StepCreateInstance(),
+        StepConfigEip(),
+        StepAttachKeyPair(),
+        StepRunInstance(),
+        StepConnect(),
+        StepStopInstance(),
+    ]
+    if not cfg.skip_create_image:
+        steps += [
+            StepDeleteImages(),
+            StepCreateImage(),
+            StepCreateTags(),
+            StepRegionCopyImage(),
+            StepShareImage(),
+        ]
+    steps.append(StepDone())
+    return steps
+
+
+def build_image(builder: AlicloudEcsBuilder, ctx: BuildContext) -> Artifact | None:
+    cfg: AlicloudEcsConfig = builder.config
+    if ctx.force:
+        cfg.image_force_delete = cfg.image_force_delete_snapshots = True
+    run_id = f"{ctx.run_uuid[:8]}-{uuid.uuid4().hex[:8]}"
+    client = AlicloudClient(cfg, cfg.region)
+    client.warm_up("ecs", "vpc")
+    endpoint = client.endpoint.url() if client.endpoint else None
+    journal = Journal(run_id, cfg.region, endpoint)
+    ctx.log.info("alicloud-ecs: run id %s, journal %s", run_id, journal.path)
+    state = EcsState(cfg, client, journal, run_id, policy=builder.wait_policy, parallel=builder.parallel)
+    ctx.generated["SourceImage"] = cfg.source_image or cfg.image_family
+    try:
+        run_steps(build_steps(cfg), state, ctx)
+    except BaseException:
+        sweep(state, ctx)
+        journal.finish(FAILED)
+        raise
+    sweep(state, ctx)
+    journal.finish(FINISHED)
+    if not state.images:
+        return None
+    return images_artifact(state.images, client)
+
+
+def sweep(state: EcsState, ctx: BuildContext) -> None:
+    """Delete what the journal still lists after the steps' cleanups: a resource whose create
+    answer was lost is found by its run tag. Never raises; says what is left."""
+    leftovers = [e for e in state.journal.leftovers() if e.kind in KINDS]
+    if not leftovers:
+        return
+    regions = sorted({e.region for e in leftovers})
+    ctx.log.info("sweeping %d leftover(s) of run %s by tag", len(leftovers), state.run_id)
+    for region in regions:
+        client = state.client.for_region(region)
+        try:
+            found = reaper.find_tagged(client, state.run_id)
+        except Exception as exc:
+            ctx.ui.error(f"Cannot look for leftovers of run {state.run_id} in {region}: {exc}")
+            continue
+        kept = {e.id for e in state.journal.entries if e.state == "kept"}
+        listed = {(e.kind, e.id) for e in leftovers if e.region == region and e.id}
+        targets = {(t.kind, t.id) for t in found if t.id not in kept} | listed
+        for kind in KINDS:
+            for rid in sorted(r for k, r in targets if k == kind):
+                try:
+                    reaper.DELETERS[kind](client, rid)
+                    state.journal.deleted(kind, rid)
+                except Exception as exc:
+                    ctx.ui.error(
+                        f"Could not delete {kind.replace('_', ' ')} {rid} in {region}: {exc}; "
+                        f"run `kiln cleanup --run-id {state.run_id}` or delete it by hand"
+                    )
+    # A pending entry is settled by the tag search above: whatever it made is found or never was.
+    for entry in state.journal.entries:
+        if entry.state == "pending":
+            state.journal.forget_pending(entry.token)
