@@ -58,6 +58,25 @@ def _builder() -> dict[str, Any]:
     }
 
 
+def _interrupted_build(
+    cloud_env: dict[str, str], tmp_path: Path, line: str, sig: signal.Signals, settle: float = 0.0
+) -> tuple[int, str]:
+    """Starts a build, sends `sig` `settle` seconds after `line` comes, waits for the end: the exit
+    status and the output."""
+    path = template(tmp_path, _builder())
+    reader = Reader(popen_kiln("build", str(path), env=cloud_env, cwd=tmp_path))
+    try:
+        reader.wait_for(line)
+        if settle:
+            time.sleep(settle)
+        reader.proc.send_signal(sig)
+        out = reader.finish()
+    finally:
+        if reader.proc.poll() is None:
+            reader.proc.kill()
+    return reader.proc.returncode, out
+
+
 # (line to wait for, action to slow down so that the interrupt lands there)
 POINTS = [
     ("Creating vpc", "CreateVpc"),  # a create call in flight: its answer comes after the interrupt
@@ -73,17 +92,8 @@ def test_sigint_leaves_nothing(
 ) -> None:
     before = inventory(cloud)
     faults(TargetAction=slow, LatencyMs="1500")
-    path = template(tmp_path, _builder())
-    reader = Reader(popen_kiln("build", str(path), env=cloud_env, cwd=tmp_path))
-    try:
-        reader.wait_for(line)
-        time.sleep(0.3)
-        reader.proc.send_signal(signal.SIGINT)
-        out = reader.finish()
-    finally:
-        if reader.proc.poll() is None:
-            reader.proc.kill()
-    assert reader.proc.returncode == 1, out
+    returncode, out = _interrupted_build(cloud_env, tmp_path, line, signal.SIGINT, settle=0.3)
+    assert returncode == 1, out
     assert "Cleanly cancelled builds after being interrupted." in out, out
     assert leaks(cloud, before) == {}, out
 
@@ -93,15 +103,7 @@ def test_sigkill_then_cleanup_leaves_nothing(
 ) -> None:
     before = inventory(cloud)
     faults(TargetAction="DescribeInstances", LatencyMs="2000")
-    path = template(tmp_path, _builder())
-    reader = Reader(popen_kiln("build", str(path), env=cloud_env, cwd=tmp_path))
-    try:
-        reader.wait_for("Starting instance:")
-        reader.proc.send_signal(signal.SIGKILL)
-        reader.finish()
-    finally:
-        if reader.proc.poll() is None:
-            reader.proc.kill()
+    _interrupted_build(cloud_env, tmp_path, "Starting instance:", signal.SIGKILL)
     admin(cloud, "KilnClearFaults")
     left = leaks(cloud, before)
     assert {"vpc", "vswitch", "security_group", "instance", "key_pair", "eip"} <= set(left), left
@@ -128,15 +130,7 @@ def test_cleanup_by_tag_without_journal(
     """The journal is lost too: `kiln cleanup --run-id ID --region R` finds the run's resources by tag."""
     before = inventory(cloud)
     faults(TargetAction="DescribeInstances", LatencyMs="2000")
-    path = template(tmp_path, _builder())
-    reader = Reader(popen_kiln("build", str(path), env=cloud_env, cwd=tmp_path))
-    try:
-        reader.wait_for("Starting instance:")
-        reader.proc.send_signal(signal.SIGKILL)
-        reader.finish()
-    finally:
-        if reader.proc.poll() is None:
-            reader.proc.kill()
+    _interrupted_build(cloud_env, tmp_path, "Starting instance:", signal.SIGKILL)
     journal_file = next((state_dir / "journal").glob("*.json"))
     run_id = json.loads(journal_file.read_text())["run_id"]
     journal_file.unlink()
