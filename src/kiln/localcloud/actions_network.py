@@ -86,6 +86,16 @@ def _network(value: str, name: str) -> ipaddress.IPv4Network:
         ) from None
 
 
+def _require_available(vpc: dict[str, Any]) -> None:
+    if vpc["Status"] != "Available":
+        raise ApiError(400, "IncorrectVpcStatus", "Current VPC status does not support this operation.")
+
+
+def _dependency_violation(detail: str) -> ApiError:
+    """What the VPC API answers when something still lives in what is to be deleted."""
+    return ApiError(400, "DependencyViolation", f"Specified object has dependent resources. ({detail})")
+
+
 @action("CreateVpc")
 async def create_vpc(cloud: Cloud, call: Call) -> dict[str, Any]:
     region = call.require_region()
@@ -137,13 +147,8 @@ async def delete_vpc(cloud: Cloud, call: Call) -> dict[str, Any]:
     vpc = cloud.find("vpc", call.require("VpcId"), call.region, "VpcId")
     for kind, label in (("vswitch", "vSwitch"), ("sg", "security group")):
         if any(r["VpcId"] == vpc["VpcId"] for r in cloud.items(kind)):
-            raise ApiError(
-                400,
-                "DependencyViolation",
-                f"Specified object has dependent resources. (a {label} is still in {vpc['VpcId']})",
-            )
-    if vpc["Status"] != "Available":
-        raise ApiError(400, "IncorrectVpcStatus", "Current VPC status does not support this operation.")
+            raise _dependency_violation(f"a {label} is still in {vpc['VpcId']}")
+    _require_available(vpc)
     cloud.store.delete("vpc", vpc["VpcId"])
     return {}
 
@@ -156,8 +161,7 @@ async def create_vswitch(cloud: Cloud, call: Call) -> dict[str, Any]:
     zone = call.require("ZoneId")
     if zone not in zones_of(region):
         raise ApiError(404, "InvalidZoneId.NotFound", f"The specified zone does not exist. ({zone})")
-    if vpc["Status"] != "Available":
-        raise ApiError(400, "IncorrectVpcStatus", "Current VPC status does not support this operation.")
+    _require_available(vpc)
     cidr = _network(call.require("CidrBlock"), "CidrBlock")
     if not cidr.subnet_of(ipaddress.IPv4Network(vpc["CidrBlock"])):
         raise ApiError(
@@ -212,11 +216,7 @@ async def describe_vswitches(cloud: Cloud, call: Call) -> dict[str, Any]:
 async def delete_vswitch(cloud: Cloud, call: Call) -> dict[str, Any]:
     vsw = cloud.find("vswitch", call.require("VSwitchId"), call.region, "VSwitchId")
     if any(i.get("VpcAttributes", {}).get("VSwitchId") == vsw["VSwitchId"] for i in cloud.items("instance")):
-        raise ApiError(
-            400,
-            "DependencyViolation",
-            f"Specified object has dependent resources. (instances in {vsw['VSwitchId']})",
-        )
+        raise _dependency_violation(f"instances in {vsw['VSwitchId']}")
     if vsw["Status"] != "Available":
         raise ApiError(400, "IncorrectVSwitchStatus", "vpc subnet status not working.")
     cloud.store.delete("vswitch", vsw["VSwitchId"])
@@ -377,6 +377,11 @@ def allocate_address(cloud: Cloud) -> str:
     raise ApiError(400, "QuotaExceeded.Eip", "The maximum number of EIPs is exceeded.")
 
 
+def _incorrect_eip_status(status: str | None = None) -> ApiError:
+    message = "The current status of the resource does not support this operation."
+    return ApiError(400, "IncorrectEipStatus", message if status is None else f"{message} ({status})")
+
+
 @action("AllocateEipAddress")
 async def allocate_eip(cloud: Cloud, call: Call) -> dict[str, Any]:
     region = call.require_region()
@@ -410,9 +415,7 @@ async def associate_eip(cloud: Cloud, call: Call) -> dict[str, Any]:
     if kind != "EcsInstance":
         raise invalid("InstanceType", "only EcsInstance is supported here")
     if eip["Status"] != "Available":
-        raise ApiError(
-            400, "IncorrectEipStatus", "The current status of the resource does not support this operation."
-        )
+        raise _incorrect_eip_status()
     if inst["Status"] not in ("Running", "Stopped"):
         raise ApiError(
             400,
@@ -454,9 +457,7 @@ async def unassociate_eip(cloud: Cloud, call: Call) -> dict[str, Any]:
     eip = cloud.find("eip", call.require("AllocationId"), call.region, "AllocationId")
     wanted = call.get("InstanceId")
     if eip["Status"] != "InUse" or (wanted is not None and wanted != eip["InstanceId"]):
-        raise ApiError(
-            400, "IncorrectEipStatus", "The current status of the resource does not support this operation."
-        )
+        raise _incorrect_eip_status()
     await unbind_eip(cloud, eip)
     return {}
 
@@ -465,11 +466,7 @@ async def unassociate_eip(cloud: Cloud, call: Call) -> dict[str, Any]:
 async def release_eip(cloud: Cloud, call: Call) -> dict[str, Any]:
     eip = cloud.find("eip", call.require("AllocationId"), call.region, "AllocationId")
     if eip["Status"] != "Available":
-        raise ApiError(
-            400,
-            "IncorrectEipStatus",
-            f"The current status of the resource does not support this operation. ({eip['Status']})",
-        )
+        raise _incorrect_eip_status(eip["Status"])
     cloud.store.delete("eip", eip["AllocationId"])
     return {}
 
