@@ -75,3 +75,18 @@ def test_cli_unknown_image_is_one_line_error(cache_root: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("Error: unknown base image 'windows-11'") and "Traceback" not in done.stderr
+
+
+def test_kernel_boot_files_read_out_of_the_image(base_image: Path, tmp_path: Path) -> None:
+    from kiln.machines.kernelboot import boot_files
+
+    found = boot_files(base_image, "raw")
+    assert found is not None
+    kernel, initrd, append = found
+    assert kernel.read_bytes()[0x202:0x206] == b"HdrS"  # the Linux x86 boot protocol's magic
+    assert initrd.stat().st_size > 1 << 20
+    assert "root=LABEL=root" in append and "console=ttyS0" in append
+    assert boot_files(base_image, "raw") == found  # cached: same files
+    blank = tmp_path / "blank.raw"
+    blank.write_bytes(bytes(1 << 20))
+    assert boot_files(blank, "raw") is None  # no partition table: the runner boots through the disk

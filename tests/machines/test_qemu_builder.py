@@ -1,6 +1,6 @@
 """The qemu builder and the VM runner end to end: a template with only `ssh_username = root` builds an
 image from the kiln base image in a QEMU VM (temporary key through the NoCloud seed), installs and
-enables redis, saves the disk; the output boots again, under QEMU and as a namespace machine, and
+enables redis, saves the disk; the output boots again, under QEMU (direct kernel boot and its own GRUB) and as a namespace machine, and
 redis answers. (One test for both: every VM boot costs minutes under TCG emulation.)"""
 
 from __future__ import annotations
@@ -86,6 +86,14 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         machine.stop(graceful=True, timeout=120)
         assert not machine.is_running()
         assert machine.console_log.stat().st_size > 0  # the serial console was captured
+        assert "-kernel" in (machine.work_dir / "qemu.cmdline").read_text()
+    # the image's own GRUB still boots it (what a cloud import relies on), without -kernel
+    spec = MachineSpec(image=image, name="redisgrub", metadata=metadata, kernel_boot=False)
+    with create_machine(spec, "vm") as machine:
+        machine.start()
+        assert "-kernel" not in (machine.work_dir / "qemu.cmdline").read_text()
+        machine.wait_for_ssh(900)
+        assert ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "redis-cli ping").strip() == "PONG"
     if os.geteuid() == 0:
         spec = MachineSpec(image=image, name="redisns", metadata=Metadata(ssh_authorized_keys=(pub,)))
         with create_machine(spec, "namespace") as light:
