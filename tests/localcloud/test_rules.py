@@ -33,6 +33,21 @@ def running(client: EcsClient, vsw: str, group: str) -> str:
     return iid
 
 
+def stopped(client: EcsClient, vsw: str, group: str) -> str:
+    iid = running(client, vsw, group)
+    client.stop_instance(ecs.StopInstanceRequest(instance_id=iid))
+    wait_for("Stopped", lambda: instance_status(client, iid) == "Stopped")
+    return iid
+
+
+def listed(client: EcsClient, image_id: str, region: str = REGION) -> int:
+    """How many images DescribeImages lists for the id with its default Status filter (Available)."""
+    count: int = client.describe_images(
+        ecs.DescribeImagesRequest(region_id=region, image_id=image_id)
+    ).body.total_count
+    return count
+
+
 def test_vpc_statuses_and_dependency_violation(
     ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]
 ) -> None:
@@ -158,9 +173,7 @@ def test_images_create_progress_duplicate_and_not_found(
     ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]
 ) -> None:
     _, vsw, group = network(ecs3, vpc, "img")
-    iid = running(ecs3, vsw, group)
-    ecs3.stop_instance(ecs.StopInstanceRequest(instance_id=iid))
-    wait_for("Stopped", lambda: instance_status(ecs3, iid) == "Stopped")
+    iid = stopped(ecs3, vsw, group)
     image_name = name("img")
     image_id = ecs3.create_image(
         ecs.CreateImageRequest(
@@ -185,15 +198,7 @@ def test_images_create_progress_duplicate_and_not_found(
     )
     assert bad.code == "InvalidImageName.Malformed"
     # the default Status filter is Available: a Creating image is not listed without asking
-    wait_for(
-        "Available",
-        lambda: (
-            ecs3.describe_images(
-                ecs.DescribeImagesRequest(region_id=REGION, image_id=image_id)
-            ).body.total_count
-            == 1
-        ),
-    )
+    wait_for("Available", lambda: listed(ecs3, image_id) == 1)
     family = ecs3.describe_image_from_family(
         ecs.DescribeImageFromFamilyRequest(region_id=REGION, image_family="fam-test")
     ).body.image
@@ -218,9 +223,7 @@ def test_describe_images_paging_and_owner_filter(
     ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]
 ) -> None:
     _, vsw, group = network(ecs3, vpc, "paging")
-    iid = running(ecs3, vsw, group)
-    ecs3.stop_instance(ecs.StopInstanceRequest(instance_id=iid))
-    wait_for("Stopped", lambda: instance_status(ecs3, iid) == "Stopped")
+    iid = stopped(ecs3, vsw, group)
     prefix = name("pg")
     ids = [
         ecs3.create_image(
@@ -254,9 +257,7 @@ def test_describe_images_paging_and_owner_filter(
 
 def test_copy_cancel_and_share(ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]) -> None:
     _, vsw, group = network(ecs3, vpc, "copy")
-    iid = running(ecs3, vsw, group)
-    ecs3.stop_instance(ecs.StopInstanceRequest(instance_id=iid))
-    wait_for("Stopped", lambda: instance_status(ecs3, iid) == "Stopped")
+    iid = stopped(ecs3, vsw, group)
     image_id = ecs3.create_image(
         ecs.CreateImageRequest(region_id=REGION, instance_id=iid, image_name=name("src"))
     ).body.image_id
@@ -266,15 +267,7 @@ def test_copy_cancel_and_share(ecs3: EcsClient, vpc: VpcClient, name: Callable[[
         )
     )
     assert early.code in ("IncorrectImageStatus",) or early is None
-    wait_for(
-        "Available",
-        lambda: (
-            ecs3.describe_images(
-                ecs.DescribeImagesRequest(region_id=REGION, image_id=image_id)
-            ).body.total_count
-            == 1
-        ),
-    )
+    wait_for("Available", lambda: listed(ecs3, image_id) == 1)
     copy_id = ecs3.copy_image(
         ecs.CopyImageRequest(
             region_id=REGION,
@@ -293,15 +286,7 @@ def test_copy_cancel_and_share(ecs3: EcsClient, vpc: VpcClient, name: Callable[[
         ).body.total_count
         == 0
     )
-    wait_for(
-        "copy Available",
-        lambda: (
-            ecs3.describe_images(
-                ecs.DescribeImagesRequest(region_id="cn-hangzhou", image_id=copy_id)
-            ).body.total_count
-            == 1
-        ),
-    )
+    wait_for("copy Available", lambda: listed(ecs3, copy_id, "cn-hangzhou") == 1)
     late = error_of(
         lambda: ecs3.cancel_copy_image(ecs.CancelCopyImageRequest(region_id="cn-hangzhou", image_id=copy_id))
     )
@@ -514,15 +499,7 @@ def test_snapshots_disks_and_image_from_snapshot(
     image_id = ecs3.create_image(
         ecs.CreateImageRequest(region_id=REGION, snapshot_id=sid, image_name=name("fromsnap"))
     ).body.image_id
-    wait_for(
-        "Available",
-        lambda: (
-            ecs3.describe_images(
-                ecs.DescribeImagesRequest(region_id=REGION, image_id=image_id)
-            ).body.total_count
-            == 1
-        ),
-    )
+    wait_for("Available", lambda: listed(ecs3, image_id) == 1)
     ecs3.delete_image(ecs.DeleteImageRequest(region_id=REGION, image_id=image_id))
     ecs3.delete_snapshot(ecs.DeleteSnapshotRequest(snapshot_id=sid))
     assert (
