@@ -31,6 +31,7 @@ from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.localcloud import LocalCloudProcess, sdkcalls, start
 from kiln.localcloud.sdkcalls import instance_status, run_instances
+from kiln.localcloud.sshlogin import ssh_argv
 
 REGION = "cn-beijing"
 
@@ -172,25 +173,7 @@ def ssh_wait(key: Path, host: str, port: int = 22, timeout: float = 600) -> None
     deadline = time.monotonic() + timeout
     while True:
         done = subprocess.run(
-            [
-                "ssh",
-                "-i",
-                str(key),
-                "-p",
-                str(port),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=3",
-                "-o",
-                "LogLevel=ERROR",
-                f"root@{host}",
-                "true",
-            ],
+            ssh_argv(key, host, "true", port=port, connect_timeout=3),
             capture_output=True,
             check=False,
         )

@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from kiln.localcloud.sshlogin import ssh_argv
+
 
 def write_key(folder: Path, private_key: str) -> Path:
     path = folder / "id_instance"
@@ -19,25 +21,7 @@ def ssh(
     key: Path, host: str, command: str, timeout: float = 300.0, port: int = 22
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(key),
-            "-p",
-            str(port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "LogLevel=ERROR",
-            f"root@{host}",
-            command,
-        ],
+        ssh_argv(key, host, command, port=port),
         capture_output=True,
         text=True,
         timeout=timeout,
