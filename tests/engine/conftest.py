@@ -41,7 +41,9 @@ def clean_redactor() -> Iterator[None]:
     REDACTOR.clear()
 
 
-def make_ctx(terminal: Terminal, tmp_path: Path, on_error: OnError = OnError.CLEANUP, debug: bool = False) -> BuildContext:
+def make_ctx(
+    terminal: Terminal, tmp_path: Path, on_error: OnError = OnError.CLEANUP, debug: bool = False
+) -> BuildContext:
     return BuildContext(
         name="test",
         builder_type="null",

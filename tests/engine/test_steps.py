@@ -66,7 +66,9 @@ def test_failure_at_each_step_cleans_up_started_steps_in_reverse(
     assert f"==> test: {failing} broke" in terminal.text
 
 
-def test_failing_cleanup_does_not_hide_the_error_and_names_the_leftover(terminal: Terminal, tmp_path: Path) -> None:
+def test_failing_cleanup_does_not_hide_the_error_and_names_the_leftover(
+    terminal: Terminal, tmp_path: Path
+) -> None:
     journal = Journal(fail_at="image", cleanup_fails="vpc")
     with pytest.raises(BuildError, match="image broke") as info:
         run_steps(steps(), journal, make_ctx(terminal, tmp_path))

@@ -110,7 +110,12 @@ def test_short_secrets_only_hidden_as_whole_tokens(secret: str, text: str, expec
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(62.0, "1 minute 2 seconds"), (1.0151, "1 second 15 milliseconds"), (0.0005, "500 microseconds"), (3600, "1 hour")],
+    [
+        (62.0, "1 minute 2 seconds"),
+        (1.0151, "1 second 15 milliseconds"),
+        (0.0005, "500 microseconds"),
+        (3600, "1 hour"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
