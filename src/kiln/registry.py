@@ -23,21 +23,14 @@ POST_PROCESSORS: dict[str, str] = {
     "checksum": "kiln.postprocessors.checksum:ChecksumPostProcessor",
     "compress": "kiln.postprocessors.compress:CompressPostProcessor",
     "shell-local": "kiln.postprocessors.shell_local:ShellLocalPostProcessor",
-    "alicloud-import": "kiln.postprocessors.alicloud_import:AlicloudImportPostProcessor",
 }
 
 
 def load(table: dict[str, str], type_name: str) -> type[Any] | None:
-    """The class registered for `type_name`, or None if there is none (or it is not built yet)."""
+    """The class registered for `type_name`, or None if there is none."""
     target = table.get(type_name)
     if target is None:
         return None
     module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    cls: type[Any] = getattr(module, attr)
+    cls: type[Any] = getattr(importlib.import_module(module_name), attr)
     return cls

@@ -149,3 +149,12 @@ def test_debug_pauses_after_each_step_and_before_each_cleanup(tmp_path: Path) ->
     run_steps(steps()[:2], Journal(), make_ctx(terminal, tmp_path, debug=True))
     assert "Pausing after run of step 'keypair'. Press enter to continue." in terminal.text
     assert "Pausing before cleanup of step 'vpc'. Press enter to continue." in terminal.text
+
+
+def test_every_registered_component_imports() -> None:
+    from kiln import registry
+
+    for table in (registry.BUILDERS, registry.PROVISIONERS, registry.POST_PROCESSORS):
+        for type_name in table:
+            assert registry.load(table, type_name) is not None, type_name
+    assert registry.load(registry.BUILDERS, "no-such-builder") is None
