@@ -107,6 +107,15 @@ def test_timeout_waiting_for_ssh(tmp_path: Path, server: Server, build: Captured
         connect(server.config(ssh_timeout=1.5), build.ctx)
 
 
+def test_waiting_stops_when_the_machine_is_gone(server: Server, build: Captured) -> None:
+    server.sshd.stop()
+    answers = iter([None, None, "the VM stopped"])
+    start = time.monotonic()
+    with pytest.raises(CommunicatorError, match="can no longer answer SSH: the VM stopped"):
+        connect(server.config(ssh_timeout=60.0), build.ctx, alive=lambda: next(answers))
+    assert time.monotonic() - start < 30
+
+
 def test_waiting_is_cancellable(server: Server, build: Captured) -> None:
     server.sshd.stop()
     threading.Timer(0.5, build.ctx.cancel.cancel).start()

@@ -55,9 +55,11 @@ def connect(
     host: str = "",
     port: int = 0,
     private_key: TemporaryKeyPair | None = None,
+    alive: Callable[[], str | None] | None = None,
 ) -> Communicator:
     """Wait until the machine accepts SSH (retrying until ssh_timeout, cancellable) and return the
-    connected communicator; a NoneCommunicator for `communicator: none`."""
+    connected communicator; a NoneCommunicator for `communicator: none`. `alive`, when given, is
+    asked between attempts and returns why the machine can no longer answer (it stopped), or None."""
     if config.communicator == "none":
         return NoneCommunicator()
     host = host or config.ssh_host
@@ -65,7 +67,7 @@ def connect(
     comm = SSHCommunicator(config, host, port, private_key.private_key if private_key else None, ctx.log)
     ctx.ui.say("Waiting for SSH to become available...")
     try:
-        wait_for_ssh(comm, config, ctx)
+        wait_for_ssh(comm, config, ctx, alive)
     except BaseException:
         comm.close()
         raise
@@ -75,13 +77,18 @@ def connect(
     return comm
 
 
-def wait_for_ssh(comm: SSHCommunicator, config: SSHConfig, ctx: BuildContext) -> None:
+def wait_for_ssh(
+    comm: SSHCommunicator, config: SSHConfig, ctx: BuildContext, alive: Callable[[], str | None] | None = None
+) -> None:
     timeout = float(config.ssh_timeout) or DEFAULT_TIMEOUT
     deadline = time.monotonic() + timeout
     auth_failures = 0
     delay = 0.5
     while True:
         ctx.cancel.check()
+        gone = alive() if alive is not None else None
+        if gone:
+            raise CommunicatorError(f"{comm.target.address} can no longer answer SSH: {gone}")
         remaining = deadline - time.monotonic()
         try:
             comm.connect(max(1.0, min(ATTEMPT_TIMEOUT, remaining)), ctx.cancel)
@@ -91,8 +98,7 @@ def wait_for_ssh(comm: SSHCommunicator, config: SSHConfig, ctx: BuildContext) ->
             ctx.log.info("ssh: %s (attempt %d of %d)", exc, auth_failures, config.ssh_handshake_attempts)
             if auth_failures >= config.ssh_handshake_attempts:
                 raise CommunicatorError(
-                    "Packer experienced an authentication error when trying to connect via SSH: "
-                    f"{exc} (after {auth_failures} attempt(s))",
+                    f"SSH authentication failed: {exc} (after {auth_failures} attempt(s))",
                     hint=exc.hint or "check ssh_username and the password or key",
                 ) from None
         except Unreachable as exc:

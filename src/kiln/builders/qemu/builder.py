@@ -181,39 +181,22 @@ class StepConnect(Step[QemuState]):
     name = "StepConnect"
 
     def run(self, state: QemuState, ctx: BuildContext) -> None:
-        cfg = state.config
-        if cfg.communicator == "none":
-            from kiln.communicators.base import NoneCommunicator
-
-            ctx.provision(NoneCommunicator())
-            return
-        from kiln.communicators.ssh import SSHCommunicator
+        from kiln.communicators.connect import connect
 
         machine = state.machine
-        key = state.key.private_key if state.key else None
-        comm = SSHCommunicator(
-            cfg, host=machine.ssh_host, port=machine.ssh_port, private_key=key, log=ctx.log
+
+        def alive() -> str | None:
+            return None if machine.is_running() else f"the VM stopped (see {machine.console_log})"
+
+        state.communicator = connect(
+            state.config,
+            ctx,
+            host=machine.ssh_host,
+            port=machine.ssh_port,
+            private_key=state.key,
+            alive=alive,
         )
-        state.communicator = comm
-        ctx.ui.say(f"Using SSH communicator to connect: {machine.ssh_host}")
-        ctx.ui.say("Waiting for SSH to become available...")
-        deadline = time.monotonic() + float(cfg.ssh_timeout)
-        refusals = 0
-        while True:
-            ctx.cancel.check()
-            if not machine.is_running():
-                raise BuildError("the VM stopped before SSH answered", f"see {machine.console_log}")
-            try:
-                comm.connect(timeout=min(30.0, max(1.0, deadline - time.monotonic())), cancel=ctx.cancel)
-                break
-            except CommunicatorError as exc:
-                refusals += type(exc).__name__ == "AuthFailed"
-                if refusals >= cfg.ssh_handshake_attempts or time.monotonic() >= deadline:
-                    raise CommunicatorError(f"Timeout waiting for SSH: {exc}", "raise ssh_timeout") from None
-                ctx.log.debug("SSH not ready: %s", exc)
-            ctx.cancel.sleep(1.0)
-        ctx.ui.say("Connected to SSH!")
-        ctx.provision(comm)
+        ctx.provision(state.communicator)
 
     def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
         if state.communicator is not None:
