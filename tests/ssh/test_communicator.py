@@ -64,7 +64,7 @@ def test_wrong_password_gives_up_after_handshake_attempts(
         ssh_username=test_user.name, ssh_password="wrong", ssh_private_key_file="", ssh_handshake_attempts=2
     )
     start = time.monotonic()
-    with pytest.raises(CommunicatorError, match="authentication error"):
+    with pytest.raises(CommunicatorError, match=r"SSH authentication failed: .*\(after 2 attempt"):
         connect(cfg, build.ctx)
     assert time.monotonic() - start < 15
     assert "wrong" not in build.out.getvalue() + build.err.getvalue()
