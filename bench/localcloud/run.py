@@ -153,20 +153,21 @@ def direct_machine_to_ssh(runner: str) -> float:
     from kiln.machines.baseimage import build_base_image
     from kiln.machines.spec import Metadata
 
-    key_dir = Path(tempfile.mkdtemp())
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_dir / "k")], check=True)
-    spec = MachineSpec(
-        image=build_base_image("debian-12"),
-        name="bench",
-        cpus=1,
-        memory_mb=1024,
-        metadata=Metadata(ssh_authorized_keys=((key_dir / "k.pub").read_text().strip(),)),
-    )
-    began = time.monotonic()
-    with create_machine(spec, runner="namespace" if runner == "light" else "vm") as machine:  # type: ignore[arg-type]
-        machine.start()
-        ssh_wait(key_dir / "k", machine.ssh_host, machine.ssh_port)
-        return time.monotonic() - began
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-key-") as tmp:
+        key_dir = Path(tmp)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_dir / "k")], check=True)
+        spec = MachineSpec(
+            image=build_base_image("debian-12"),
+            name="bench",
+            cpus=1,
+            memory_mb=1024,
+            metadata=Metadata(ssh_authorized_keys=((key_dir / "k.pub").read_text().strip(),)),
+        )
+        began = time.monotonic()
+        with create_machine(spec, runner="namespace" if runner == "light" else "vm") as machine:  # type: ignore[arg-type]
+            machine.start()
+            ssh_wait(key_dir / "k", machine.ssh_host, machine.ssh_port)
+            return time.monotonic() - began
 
 
 def ssh_wait(key: Path, host: str, port: int = 22, timeout: float = 600) -> None:
