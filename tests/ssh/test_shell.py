@@ -76,9 +76,11 @@ def test_stderr_lines_are_errors(comm: SSHCommunicator, build: Captured) -> None
     assert "==> test: to-err" in build.errors()
 
 
-def test_exit_codes(comm: SSHCommunicator, build: Captured) -> None:
+def test_exit_codes(comm: SSHCommunicator, build: Captured, tmp_path: Path) -> None:
+    remote = str(tmp_path / "failing.sh")
     with pytest.raises(InvalidExitCode, match=r"non-zero exit status: 3. Allowed exit codes are: \[0\]"):
-        shell(inline=["exit 3"]).provision(build.ctx, comm)
+        shell(inline=["exit 3"], remote_path=remote).provision(build.ctx, comm)
+    assert not Path(remote).exists(), "a failed script stays behind on the machine"
     shell(inline=["exit 3"], valid_exit_codes=[0, 3]).provision(build.ctx, comm)
     with pytest.raises(InvalidExitCode):  # inline_shebang /bin/sh -e: a failing command stops the script
         shell(inline=["false", "echo not reached"]).provision(build.ctx, comm)

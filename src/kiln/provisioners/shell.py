@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import random
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,6 +120,22 @@ class ShellProvisioner(Provisioner):
             ENV_FILE_EXECUTE_COMMAND if cfg.use_env_var_file else DEFAULT_EXECUTE_COMMAND
         )
         command = ctx.render(execute, {"Vars": flattened, "Path": cfg.remote_path, "EnvVarFile": env_file})
+        try:
+            self._run_scripts(ctx, comm, scripts, command)
+        except Exception:
+            # A failed script must not stay behind on the machine either (Packer leaves it there).
+            if not cfg.skip_clean and not ctx.cancel.cancelled:
+                _remove_quietly(comm, [cfg.remote_path, env_file], ctx)
+            raise
+        # After the last script only: Packer removes it after the first, so a second script cannot
+        # source it any more.
+        if env_file and not cfg.skip_clean:
+            self._cleanup(ctx, comm, env_file)
+
+    def _run_scripts(
+        self, ctx: BuildContext, comm: Communicator, scripts: list[tuple[str, Path]], command: str
+    ) -> None:
+        cfg: ShellConfig = self.config
         for shown, local in scripts:
             ctx.ui.say(f"Provisioning with shell script: {shown}")
             try:
@@ -142,10 +159,6 @@ class ShellProvisioner(Provisioner):
                 check_exit_code(status, cfg.valid_exit_codes)
             if not cfg.skip_clean:
                 self._cleanup(ctx, comm, cfg.remote_path)
-        # After the last script only: Packer removes it after the first, so a second script cannot
-        # source it any more.
-        if env_file and not cfg.skip_clean:
-            self._cleanup(ctx, comm, env_file)
 
     def _upload_and_run(self, ctx: BuildContext, comm: Communicator, content: bytes, command: str) -> int:
         # Upload and run as one retried unit: if a reboot wipes /tmp between the two, both are redone.
@@ -202,3 +215,12 @@ def _run_quiet(comm: Communicator, command: str, ctx: BuildContext) -> None:
 def _local(ctx: BuildContext, name: str) -> Path:
     path = Path(name).expanduser()
     return path if path.is_absolute() else ctx.work_dir / path
+
+
+def _remove_quietly(comm: Communicator, paths: list[str], ctx: BuildContext) -> None:
+    """Best effort, one try: the machine may be gone (that is often why the script failed)."""
+    targets = " ".join(shlex.quote(p) for p in paths if p)
+    try:
+        comm.run(RemoteCommand(f"rm -f {targets}"), ctx.cancel)
+    except Exception as exc:
+        ctx.log.info("shell: could not remove %s after the failure: %s", targets, exc)
