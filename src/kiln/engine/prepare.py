@@ -163,38 +163,38 @@ def prepare_builds(
 def _prepare_provisioner(
     build: Build, spec: ComponentSpec, problems: list[str]
 ) -> PreparedProvisioner | None:
-    cls = registry.load(registry.PROVISIONERS, spec.type)
-    if cls is None:
-        problems.append(
-            f'{spec.path}: unknown provisioner type "{spec.type}" (known: {", ".join(sorted(registry.PROVISIONERS))})'
-        )
-        return None
     config = dict(spec.config)
     config.update(spec.override.get(build.name, {}))
-    component: Provisioner = cls()
-    dctx = _decode_ctx(build)
-    component.prepare(config, dctx, spec.path)
-    problems += dctx.errors
-    REDACTOR.add(*dctx.secrets)
-    return PreparedProvisioner(spec, component, config)
+    component = _create(registry.PROVISIONERS, "provisioner", build, spec, config, problems)
+    return PreparedProvisioner(spec, component, config) if component is not None else None
 
 
 def _prepare_post_processor(
     build: Build, spec: ComponentSpec, problems: list[str]
 ) -> PreparedPostProcessor | None:
-    cls = registry.load(registry.POST_PROCESSORS, spec.type)
+    component = _create(registry.POST_PROCESSORS, "post-processor", build, spec, spec.config, problems)
+    return PreparedPostProcessor(spec, component) if component is not None else None
+
+
+def _create(
+    table: dict[str, str],
+    kind: str,
+    build: Build,
+    spec: ComponentSpec,
+    config: Mapping[str, Any],
+    problems: list[str],
+) -> Any:
+    """The component `spec` names, prepared with `config`; None (and a problem) for an unknown type."""
+    cls = registry.load(table, spec.type)
     if cls is None:
-        problems.append(
-            f'{spec.path}: unknown post-processor type "{spec.type}" '
-            f"(known: {', '.join(sorted(registry.POST_PROCESSORS))})"
-        )
+        problems.append(f'{spec.path}: unknown {kind} type "{spec.type}" (known: {", ".join(sorted(table))})')
         return None
-    component: PostProcessor = cls()
+    component = cls()
     dctx = _decode_ctx(build)
-    component.prepare(spec.config, dctx, spec.path)
+    component.prepare(config, dctx, spec.path)
     problems += dctx.errors
     REDACTOR.add(*dctx.secrets)
-    return PreparedPostProcessor(spec, component)
+    return component
 
 
 def reprepare(
