@@ -232,18 +232,24 @@ def compile_template(text: str) -> tuple[Node, ...]:
             inner_end = end - 1
         source = text[start : end + 2]
         try:
-            tokens = _lex_action(text[inner_start:inner_end])
-            if not tokens:
-                raise _Syntax("missing value for command")
-            pipeline, used = _parse_pipeline(tokens, 0, None)
-            if used != len(tokens):
-                raise _Syntax("unexpected right paren")
+            pipeline = parse_action(text[inner_start:inner_end])
         except _Syntax as exc:
             raise TemplateError(f"template: root:{line}: {exc} in {source}") from None
         _check_functions(pipeline, line, source)
         nodes.append(("action", pipeline, source))
         pos = end + 2
     return tuple(nodes)
+
+
+def parse_action(body: str) -> Any:
+    """The pipeline of one `{{ ... }}` action (its text between the delimiters); raises _Syntax."""
+    tokens = _lex_action(body)
+    if not tokens:
+        raise _Syntax("missing value for command")
+    pipeline, used = _parse_pipeline(tokens, 0, None)
+    if used != len(tokens):
+        raise _Syntax("unexpected right paren")
+    return pipeline
 
 
 def _find_close(text: str, pos: int) -> int:

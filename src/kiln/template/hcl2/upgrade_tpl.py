@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.template.interpolate import _find_close, _lex_action, _parse_pipeline, _Syntax
+from kiln.template.interpolate import _find_close, _Syntax, parse_action
 
 
 @dataclass
@@ -155,12 +155,7 @@ def parse(text: str, known: set[str] | None) -> list[_Piece]:
         if end - 2 >= inner and text[end - 1] == "-" and text[end - 2] in " \t\r\n":
             inner_end, trim = end - 1, True
         try:
-            tokens = _lex_action(text[inner:inner_end])
-            if not tokens:
-                raise _Syntax("missing value for command")
-            pipeline, used = _parse_pipeline(tokens, 0, None)
-            if used != len(tokens):
-                raise _Syntax("unexpected right paren")
+            pipeline = parse_action(text[inner:inner_end])
         except _Syntax as exc:
             reason = str(exc)
             control = re.match(r'"(\w+)" is not supported', reason)
