@@ -68,7 +68,13 @@ def test_seed_build_then_redis_answers(machines_cloud: LocalCloudProcess, tmp_pa
         "source_image": image.group(1),
         "skip_create_image": True,
     }
-    path = template(tmp_path, check, provisioners=[{"type": "shell", "inline": ["redis-cli ping"]}])
+    path = template(
+        tmp_path,
+        check,
+        provisioners=[
+            {"type": "shell", "inline": ["systemctl is-system-running --wait >/dev/null; redis-cli ping"]}
+        ],
+    )
     proved = kiln("build", str(path), env=env, cwd=tmp_path, timeout=600)
     assert proved.returncode == 0, proved.stdout + proved.stderr
     assert "    alicloud-ecs: PONG" in proved.stdout, proved.stdout

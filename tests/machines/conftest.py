@@ -40,6 +40,11 @@ def machine_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
+#: sshd answers before the rest of the boot is done (as on a cloud): a check of a service the image
+#: starts at boot waits for the boot to finish first
+BOOTED_PING = "systemctl is-system-running --wait >/dev/null; redis-cli ping"
+
+
 @pytest.fixture
 def ssh_key(tmp_path: Path) -> Path:
     key = tmp_path / "id_ed25519"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kiln.machines import MachineSpec, Metadata, create_machine
-from tests.machines.conftest import ssh, ssh_ok
+from tests.machines.conftest import BOOTED_PING, ssh, ssh_ok
 
 pytestmark = [pytest.mark.machine, pytest.mark.root, pytest.mark.slow]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace runner needs root")
@@ -34,6 +34,10 @@ def test_redis_install_reboot_save_and_boot_again(base_image: Path, ssh_key: Pat
         assert machine.wait_for_ssh(60) < 30
         host, port = machine.ssh_host, machine.ssh_port
         assert ssh_ok(host, port, ssh_key, "hostname").strip() == "ns-build"
+        # the host key is the one kiln made and handed in through the seed
+        served = ssh_ok(host, port, ssh_key, "ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key")
+        assert served.split()[:2] == machine.host_key.public.split()[:2]
+        assert ssh_ok(host, port, ssh_key, "ls /etc/ssh/ | grep -c '^ssh_host_.*_key$'").strip() == "1"
         ssh_ok(
             host,
             port,
@@ -41,7 +45,7 @@ def test_redis_install_reboot_save_and_boot_again(base_image: Path, ssh_key: Pat
             "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server",
         )
         ssh_ok(host, port, ssh_key, "systemctl enable --now redis-server")
-        assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
         boot_id = ssh_ok(host, port, ssh_key, "cat /proc/sys/kernel/random/boot_id")
         # a reboot: nspawn exits with 133 and kiln boots the machine again
         subprocess.run(
@@ -60,7 +64,7 @@ def test_redis_install_reboot_save_and_boot_again(base_image: Path, ssh_key: Pat
             pytest.fail("the machine did not come back after its reboot")
         assert machine.is_running()
         ssh_ok(host, port, ssh_key, "systemctl is-active redis-server || sleep 2")
-        assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
         # the user data ran at first boot only, not again after the reboot
         assert ssh_ok(host, port, ssh_key, "cat /root/user-data-ran") == "ran\n"
         machine.stop(graceful=True, timeout=60)
@@ -79,7 +83,7 @@ def test_redis_install_reboot_save_and_boot_again(base_image: Path, ssh_key: Pat
         again.start()
         again.wait_for_ssh(60)
         ssh_ok(again.ssh_host, again.ssh_port, other_key, "systemctl is-active redis-server || sleep 2")
-        assert ssh_ok(again.ssh_host, again.ssh_port, other_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(again.ssh_host, again.ssh_port, other_key, BOOTED_PING).strip() == "PONG"
         assert ssh_ok(again.ssh_host, again.ssh_port, other_key, "hostname").strip() == "ns-again"
         work_dir = again.work_dir
     assert not work_dir.exists()

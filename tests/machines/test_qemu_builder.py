@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kiln.machines import MachineSpec, Metadata, create_machine
-from tests.machines.conftest import ssh_ok
+from tests.machines.conftest import BOOTED_PING, ssh_ok
 
 pytestmark = [pytest.mark.machine, pytest.mark.slow]
 
@@ -82,7 +82,7 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         assert ssh_ok(host, port, ssh_key, "hostname").strip() == "redis-again"
         assert int(ssh_ok(host, port, ssh_key, "df --output=size -B1M / | tail -1")) > 4500
         ssh_ok(host, port, ssh_key, "systemctl is-active redis-server || sleep 3")
-        assert ssh_ok(host, port, ssh_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
         machine.stop(graceful=True, timeout=120)
         assert not machine.is_running()
         assert machine.console_log.stat().st_size > 0  # the serial console was captured
@@ -93,14 +93,14 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         machine.start()
         assert "-kernel" not in (machine.work_dir / "qemu.cmdline").read_text()
         machine.wait_for_ssh(900)
-        assert ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "redis-cli ping").strip() == "PONG"
+        assert ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, BOOTED_PING).strip() == "PONG"
     if os.geteuid() == 0:
         spec = MachineSpec(image=image, name="redisns", metadata=Metadata(ssh_authorized_keys=(pub,)))
         with create_machine(spec, "namespace") as light:
             light.start()
             light.wait_for_ssh(60)
             ssh_ok(light.ssh_host, light.ssh_port, ssh_key, "systemctl is-active redis-server || sleep 3")
-            assert ssh_ok(light.ssh_host, light.ssh_port, ssh_key, "redis-cli ping").strip() == "PONG"
+            assert ssh_ok(light.ssh_host, light.ssh_port, ssh_key, BOOTED_PING).strip() == "PONG"
 
 
 def test_qemu_template_errors_name_the_field(tmp_path: Path) -> None:

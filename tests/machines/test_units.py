@@ -10,7 +10,7 @@ import pytest
 from kiln.errors import MachineError
 from kiln.machines import MachineSpec, Metadata
 from kiln.machines.baseimage import parse_size
-from kiln.machines.seed import seed_files, write_seed_disk
+from kiln.machines.seed import new_host_key, seed_files, write_seed_disk
 
 
 def test_parse_size() -> None:
@@ -51,3 +51,23 @@ def test_seed_disk_is_a_cidata_vfat(tmp_path: Path) -> None:
     assert "CIDATA" in label.stdout
     content = subprocess.run(["mtype", "-i", str(disk), "::meta-data"], capture_output=True, text=True)
     assert "local-hostname: h1" in content.stdout
+
+
+def test_seed_carries_a_private_host_key(tmp_path: Path) -> None:
+    host_key = new_host_key()
+    assert host_key.public.startswith("ssh-ed25519 ")
+    disk = write_seed_disk(Metadata(), "m-3", tmp_path / "seed.img", host_key)
+    assert disk.stat().st_mode & 0o777 == 0o600
+    copied = tmp_path / "key"
+    subprocess.run(["mcopy", "-n", "-i", str(disk), "::ssh_host_ed25519_key", str(copied)], check=True)
+    copied.chmod(0o600)
+    # the file in the seed is an OpenSSH private key whose public half is the one kiln knows
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(copied)], capture_output=True, text=True, check=True
+    )
+    assert derived.stdout.split()[:2] == host_key.public.split()[:2]
+    folder = tmp_path / "seed.d"
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        "meta-data": 0o600, "user-data": 0o600, "ssh_host_ed25519_key": 0o600,
+    }  # fmt: skip
+    assert "ssh_host_ed25519_key" not in seed_files(Metadata(), "m-3")

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from kiln.communicators.banner import wait_for_banner
 from kiln.communicators.base import Communicator, NoneCommunicator, RemoteCommand, Unreachable
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.keys import TemporaryKeyPair
@@ -56,10 +57,13 @@ def connect(
     port: int = 0,
     private_key: TemporaryKeyPair | None = None,
     alive: Callable[[], str | None] | None = None,
+    banner_first: bool = False,
 ) -> Communicator:
     """Wait until the machine accepts SSH (retrying until ssh_timeout, cancellable) and return the
     connected communicator; a NoneCommunicator for `communicator: none`. `alive`, when given, is
-    asked between attempts and returns why the machine can no longer answer (it stopped), or None."""
+    asked between attempts and returns why the machine can no longer answer (it stopped), or None.
+    `banner_first`: wait for sshd's banner with overlapping probes before logging in (for machines
+    behind a user-mode port forward, which accepts connections long before the guest answers)."""
     if config.communicator == "none":
         return NoneCommunicator()
     host = host or config.ssh_host
@@ -67,6 +71,8 @@ def connect(
     comm = SSHCommunicator(config, host, port, private_key.private_key if private_key else None, ctx.log)
     ctx.ui.say("Waiting for SSH to become available...")
     try:
+        if banner_first and not config.ssh_bastion_host:
+            wait_for_banner_or_fail(comm, config, ctx, alive)
         wait_for_ssh(comm, config, ctx, alive)
     except BaseException:
         comm.close()
@@ -75,6 +81,29 @@ def connect(
     # Nothing to check a new machine's key against: accept it, and say which key it was.
     ctx.ui.message(f"Accepted host key of {comm.target.address}: {comm.host_key}")
     return comm
+
+
+def wait_for_banner_or_fail(
+    comm: SSHCommunicator, config: SSHConfig, ctx: BuildContext, alive: Callable[[], str | None] | None
+) -> None:
+    gone: list[str] = []
+
+    def stop() -> bool:
+        why = alive() if alive is not None else None
+        if why:
+            gone.append(why)
+        return ctx.cancel.cancelled or bool(why)
+
+    timeout = float(config.ssh_timeout) or DEFAULT_TIMEOUT
+    if wait_for_banner(comm.target.host, comm.target.port, timeout, stop=stop):
+        return
+    ctx.cancel.check()
+    if gone:
+        raise CommunicatorError(f"{comm.target.address} can no longer answer SSH: {gone[0]}")
+    raise CommunicatorError(
+        f"Timeout waiting for SSH. ({comm.target.address} did not accept SSH within {config.ssh_timeout})",
+        hint="check that the machine is up and ssh_host/ssh_port are right, or raise ssh_timeout",
+    )
 
 
 def wait_for_ssh(

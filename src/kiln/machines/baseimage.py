@@ -66,6 +66,7 @@ RECIPES: dict[str, Recipe] = {
             "e2fsprogs",
             "fdisk",
             "procps",
+            "mtools",
         ),
         mirrors=(
             "deb http://deb.debian.org/debian bookworm main",

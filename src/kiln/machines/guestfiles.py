@@ -5,79 +5,161 @@ from __future__ import annotations
 AGENT = r"""#!/bin/sh
 # kiln-agent: applies a NoCloud seed (meta-data, user-data) at boot and grows the root partition.
 # Per instance (a new instance-id): new SSH host keys, user data run once. Every boot: keys, hostname.
+# Written with shell builtins wherever it can: sshd waits for this script, and under TCG emulation
+# every program started costs tens of milliseconds.
 set -u
+umask 022
 STATE=/var/lib/kiln
 SEED=/run/kiln/seed
+NL='
+'
+CR=$(printf '\r')
 log() { echo "kiln-agent: $*" >&2; }
 
+# $v without surrounding blanks and one pair of quotes
+clean() {
+    v=${1%"$CR"}
+    while :; do case "$v" in [[:space:]]*) v=${v#?} ;; *[[:space:]]) v=${v%?} ;; *) break ;; esac; done
+    case "$v" in \"*\") v=${v#?} v=${v%?} ;; \'*\') v=${v#?} v=${v%?} ;; esac
+}
+
 grow_root() {
-    src=$(findmnt -no SOURCE / 2>/dev/null) || return 0
+    src=
+    while read -r dev mnt _rest; do [ "$mnt" = / ] && src=$dev; done </proc/self/mounts
     case "$src" in /dev/*) ;; *) return 0 ;; esac
-    part=$(basename "$(readlink -f "$src")")
-    sys=/sys/class/block/$part
+    [ -L "$src" ] && src=$(readlink -f "$src")
+    sys=/sys/class/block/${src#/dev/}
     [ -f "$sys/partition" ] || return 0
-    disk=$(basename "$(readlink -f "$sys/..")")
-    num=$(cat "$sys/partition")
-    end=$(($(cat "$sys/start") + $(cat "$sys/size")))
-    total=$(cat "/sys/class/block/$disk/size")
-    [ $((end + 4096)) -lt "$total" ] || return 0
+    read -r num <"$sys/partition" && read -r start <"$sys/start" && read -r size <"$sys/size" || return 0
+    cd -P "$sys/.." || return 0
+    disk=${PWD##*/}
+    cd /
+    read -r total <"/sys/class/block/$disk/size" || return 0
+    [ $((start + size + 4096)) -lt "$total" ] || return 0
     log "growing /dev/$disk partition $num to the end of the disk"
     echo ", +" | sfdisk -q --force --no-reread --no-tell-kernel -N "$num" "/dev/$disk" >/dev/null 2>&1 &&
         partx -u -n "$num" "/dev/$disk" && resize2fs "$src" >/dev/null 2>&1 || log "growing the root failed"
 }
 
+# the seed: a folder bound in by the namespace runner, else a disk labelled CIDATA (vfat, read with
+# mtools without mounting: a mount would load three kernel modules first; iso9660 is mounted).
+# Besides meta-data and user-data, kiln's seeds carry the instance's SSH host key
+# (ssh_host_ed25519_key): made on the host in a millisecond, where ssh-keygen in the guest costs
+# seconds under emulation, and known to kiln before the machine answers.
 find_seed() {
     [ -f "$SEED/meta-data" ] && return 0
     i=0
-    while [ $i -lt 10 ]; do
-        dev=$(blkid -c /dev/null -t LABEL=CIDATA -o device 2>/dev/null | head -n 1)
-        [ -n "$dev" ] || dev=$(blkid -c /dev/null -t LABEL=cidata -o device 2>/dev/null | head -n 1)
-        if [ -n "$dev" ]; then
-            mkdir -p /run/kiln/seed-disk
-            mount -o ro "$dev" /run/kiln/seed-disk && SEED=/run/kiln/seed-disk && return 0
-        fi
+    while [ $i -lt 20 ]; do
+        for label in CIDATA cidata; do
+            dev=$(blkid -c /dev/null -t "LABEL=$label" -o device 2>/dev/null) || continue
+            dev=${dev%%"$NL"*}
+            [ -n "$dev" ] || continue
+            SEED=/run/kiln/seed-disk
+            [ -d "$SEED" ] || mkdir -p "$SEED"
+            if command -v mcopy >/dev/null; then
+                # one call for all four; a seed without some of them still yields the others
+                (umask 077 && MTOOLS_SKIP_CHECK=1 mcopy -n -o -i "$dev" ::meta-data ::user-data \
+                    ::ssh_host_ed25519_key ::resolv.conf "$SEED/" 2>/dev/null)
+                [ -f "$SEED/meta-data" ] && return 0
+            fi
+            mount -o ro "$dev" "$SEED" && return 0
+        done
         i=$((i + 1))
         sleep 0.1
     done
     return 1
 }
 
-field() { sed -n "s/^$1:[[:space:]]*//p" "$SEED/meta-data" | head -n 1 | tr -d "\"'\r"; }
-list() { sed -n "/^$1:/,/^[^[:space:]-]/s/^[[:space:]]*-[[:space:]]*//p" "$2" | tr -d "\r" | sed "s/^[\"']//; s/[\"']\$//"; }
+# meta-data: instance-id, local-hostname and the public-keys list (the YAML subset kiln writes)
+read_meta() {
+    iid= host= keys= inlist=
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in
+        instance-id:*) clean "${line#instance-id:}" && iid=$v inlist= ;;
+        local-hostname:*) clean "${line#local-hostname:}" && host=$v inlist= ;;
+        public-keys:*) inlist=1 ;;
+        [[:space:]]*-*) [ -n "$inlist" ] && clean "${line#*-}" && keys=$keys$v$NL ;;
+        *) inlist= ;;
+        esac
+    done <"$SEED/meta-data"
+}
+
+# the ssh_authorized_keys list of a #cloud-config user-data
+read_cloud_config_keys() {
+    inlist=
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in
+        ssh_authorized_keys:*) inlist=1 ;;
+        [[:space:]]*-*) [ -n "$inlist" ] && clean "${line#*-}" && keys=$keys$v$NL ;;
+        [[:space:]]*) ;;
+        *) inlist= ;;
+        esac
+    done <"$SEED/user-data"
+}
 
 add_keys() {
-    mkdir -p /root/.ssh && chmod 700 /root/.ssh
-    touch /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
+    [ -d /root/.ssh ] || mkdir -m 700 /root/.ssh
+    have=$NL
+    if [ -f /root/.ssh/authorized_keys ]; then
+        while IFS= read -r line; do have=$have$line$NL; done </root/.ssh/authorized_keys
+    fi
+    new=
     while IFS= read -r key; do
         [ -n "$key" ] || continue
-        grep -qxF "$key" /root/.ssh/authorized_keys || printf '%s\n' "$key" >>/root/.ssh/authorized_keys
-    done
+        case "$have" in *"$NL$key$NL"*) continue ;; esac
+        have=$have$key$NL new=$new$key$NL
+    done <<KEYS
+$keys
+KEYS
+    [ -n "$new" ] || return 0
+    (umask 077 && printf '%s' "$new" >>/root/.ssh/authorized_keys)
+}
+
+set_hostname() {
+    # /proc/sys is read-only in a namespace machine: there the hostname program (sethostname) does it
+    { echo "$host" >/proc/sys/kernel/hostname; } 2>/dev/null || hostname "$host"
+    echo "$host" >/etc/hostname
+    hosts=
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in 127.0.1.1[[:space:]]*) ;; *) hosts=$hosts$line$NL ;; esac
+    done </etc/hosts
+    printf '%s127.0.1.1\t%s\n' "$hosts" "$host" >/etc/hosts
 }
 
 boot() {
-    mkdir -p "$STATE" /run/kiln
+    [ -d "$STATE" ] || mkdir -p "$STATE"
     grow_root
     find_seed || { log "no NoCloud seed found"; return 0; }
-    iid=$(field instance-id)
-    host=$(field local-hostname)
-    if [ -n "$host" ]; then
-        hostname "$host" 2>/dev/null
-        echo "$host" >/etc/hostname
-        sed -i "/^127\.0\.1\.1[[:space:]]/d" /etc/hosts && echo "127.0.1.1	$host" >>/etc/hosts
+    read_meta
+    [ -n "$host" ] && set_hostname
+    # the runner's DNS forwarder, until systemd-resolved starts and replaces this file with its own
+    if [ -s "$SEED/resolv.conf" ] && [ ! -e /run/systemd/resolve/stub-resolv.conf ]; then
+        [ -d /run/systemd/resolve ] || mkdir -p /run/systemd/resolve
+        while IFS= read -r line; do echo "$line"; done <"$SEED/resolv.conf" >/run/systemd/resolve/stub-resolv.conf
     fi
-    if [ "$iid" != "$(cat "$STATE/instance-id" 2>/dev/null)" ]; then
+    old=
+    [ -f "$STATE/instance-id" ] && read -r old <"$STATE/instance-id"
+    if [ "$iid" != "$old" ]; then
         log "new instance $iid"
-        rm -f /etc/ssh/ssh_host_*
+        set -- /etc/ssh/ssh_host_*
+        [ -e "$1" ] && rm -f "$@"
+        if [ -s "$SEED/ssh_host_ed25519_key" ]; then
+            (umask 077 && cp "$SEED/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key)
+        fi
         if [ -s "$SEED/user-data" ]; then
             cp "$SEED/user-data" "$STATE/user-data"
-            head -c 2 "$STATE/user-data" | grep -q '^#!' && touch "$STATE/user-data.pending"
+            first=
+            read -r first <"$STATE/user-data"
+            case "$first" in '#!'*) : >"$STATE/user-data.pending" ;; esac
         fi
         echo "$iid" >"$STATE/instance-id"
     fi
-    list public-keys "$SEED/meta-data" | add_keys
-    if head -n 1 "$SEED/user-data" 2>/dev/null | grep -q '^#cloud-config'; then
-        list ssh_authorized_keys "$SEED/user-data" | add_keys
+    if [ -s "$SEED/user-data" ]; then
+        first=
+        read -r first <"$SEED/user-data"
+        case "$first" in '#cloud-config'*) read_cloud_config_keys ;; esac
     fi
+    add_keys
 }
 
 userdata() {
@@ -98,7 +180,7 @@ exit 0
 AGENT_UNIT = """[Unit]
 Description=kiln agent: NoCloud seed (SSH keys, hostname), root partition growth
 DefaultDependencies=no
-After=local-fs.target systemd-remount-fs.service
+After=systemd-remount-fs.service
 Before=ssh.service
 Conflicts=shutdown.target
 
@@ -114,7 +196,7 @@ WantedBy=multi-user.target
 
 USERDATA_UNIT = """[Unit]
 Description=kiln agent: run the instance's user data once
-After=network-online.target kiln-agent.service
+After=network-online.target nss-lookup.target kiln-agent.service
 Wants=network-online.target
 ConditionPathExists=/var/lib/kiln/user-data.pending
 
@@ -127,17 +209,57 @@ TimeoutStartSec=infinity
 WantedBy=multi-user.target
 """
 
-# Debian 12's ssh.service refuses to start without host keys: make them when missing. Only ed25519 and
-# ECDSA: an RSA key takes seconds to generate under TCG emulation, and every current client speaks both.
-SSH_DROPIN = """[Service]
-ExecStartPre=
-ExecStartPre=/bin/sh -c 'for t in ed25519 ecdsa; do f=/etc/ssh/ssh_host_$${t}_key; \\
-    [ -s $$f ] || ssh-keygen -q -t $$t -N "" -f $$f; done'
-ExecStartPre=/usr/sbin/sshd -t
+# Debian 12's ssh.service, replaced whole: a drop-in cannot remove its default dependencies on
+# sysinit.target and basic.target, nor its After=network.target. sshd listens on the wildcard address,
+# so it needs neither a network nor the rest of the boot: only a writable root and the agent's host
+# key, authorized keys and hostname. Everything else boots beside it. Not even systemd-resolved (3-6 s
+# later under emulation): a provisioner's first `apt-get update` resolves names through the runner's
+# DNS forwarder, which the agent hands to resolv.conf until resolved starts (see kiln.machines.seed).
+# No `sshd -t` pre-check: sshd checks its configuration when it starts anyway, and under emulation each
+# process before the first banner costs.
+SSH_UNIT = """[Unit]
+Description=OpenBSD Secure Shell server
+Documentation=man:sshd(8) man:sshd_config(5)
+DefaultDependencies=no
+Wants=kiln-agent.service kiln-hostkey.service
+After=systemd-remount-fs.service kiln-agent.service kiln-hostkey.service
+Conflicts=shutdown.target
+Before=shutdown.target
+ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
+
+[Service]
+EnvironmentFile=-/etc/default/ssh
+ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+ExecReload=/usr/sbin/sshd -t
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=process
+Restart=on-failure
+RestartPreventExitStatus=255
+Type=notify
+RuntimeDirectory=sshd
+RuntimeDirectoryMode=0755
+
+[Install]
+WantedBy=multi-user.target
+Alias=sshd.service
+"""
+
+# Debian's sshd refuses to start without host keys. Kiln's seeds carry one; this makes it when a seed
+# did not (the condition is checked by systemd: no process at all when the key is there). Only ed25519:
+# an RSA key takes seconds under emulation, and every current client speaks ed25519.
+HOSTKEY_UNIT = """[Unit]
+Description=kiln: SSH host key of a new instance
+DefaultDependencies=no
+After=systemd-remount-fs.service kiln-agent.service
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
 """
 
 SSHD_CONFIG = """HostKey /etc/ssh/ssh_host_ed25519_key
-HostKey /etc/ssh/ssh_host_ecdsa_key
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -193,7 +315,8 @@ FILES: dict[str, tuple[str, int]] = {
     "usr/lib/kiln/kiln-agent": (AGENT, 0o755),
     "etc/systemd/system/kiln-agent.service": (AGENT_UNIT, 0o644),
     "etc/systemd/system/kiln-userdata.service": (USERDATA_UNIT, 0o644),
-    "etc/systemd/system/ssh.service.d/kiln-hostkeys.conf": (SSH_DROPIN, 0o644),
+    "etc/systemd/system/ssh.service": (SSH_UNIT, 0o644),
+    "etc/systemd/system/kiln-hostkey.service": (HOSTKEY_UNIT, 0o644),
     "etc/ssh/sshd_config.d/kiln.conf": (SSHD_CONFIG, 0o644),
     "etc/systemd/network/80-dhcp.network": (DHCP_NETWORK, 0o644),
     "etc/systemd/network/70-kiln-slirp.network": (SLIRP_NETWORK, 0o644),
@@ -226,6 +349,16 @@ chroot "$ROOT" systemctl -q disable apt-daily.timer apt-daily-upgrade.timer 2>/d
 # a scrub of the file system at every boot costs seconds under emulation
 chroot "$ROOT" systemctl -q disable e2scrub_all.timer e2scrub_reap.service 2>/dev/null || true
 chroot "$ROOT" systemctl -q mask systemd-firstboot.service
+# work a machine from this image has no use for, each an emulated process or mount competing with
+# sshd's path at boot (systemd-sysusers: Debian's packages create their users when installed)
+chroot "$ROOT" systemctl -q mask getty@tty1.service dev-hugepages.mount sys-kernel-debug.mount \
+    sys-kernel-tracing.mount modprobe@drm.service modprobe@efi_pstore.service systemd-sysusers.service
+# generators for disks this image never has (encrypted, verity, integrity, GPT auto-discovery, hibernation)
+mkdir -p "$ROOT/etc/systemd/system-generators"
+for g in cryptsetup gpt-auto hibernate-resume integritysetup veritysetup system-update; do
+    ln -sf /dev/null "$ROOT/etc/systemd/system-generators/systemd-$g-generator"
+done
+mkdir -p "$ROOT/var/lib/kiln"
 printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$DISK"
 mkfs.ext4 -q -F -L root -b 4096 -E offset=1048576 -d "$ROOT" "$DISK" "$(((SECTORS - 2048) / 2))k"
 dd if=/usr/lib/grub/i386-pc/boot.img of="$DISK" bs=440 count=1 conv=notrunc status=none

@@ -178,7 +178,9 @@ class NamespaceMachine(Machine):
             return
         try:
             self._mount_root()
-            seed_dir = seed.write_seed_dir(self.spec.metadata, self.id, self.work_dir / "seed")
+            seed_dir = seed.write_seed_dir(
+                self.spec.metadata, self.id, self.work_dir / "seed", self.host_key, seed.SLIRP_DNS
+            )
             self._network()
             nspawn = [
                 "systemd-nspawn", "--quiet", "-D", str(self.merged), "-b", "-M", self.id[:64],

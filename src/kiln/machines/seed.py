@@ -1,18 +1,52 @@
-"""NoCloud seeds: `meta-data` and `user-data`, as a folder (namespace machines) or a vfat disk (VMs)."""
+"""NoCloud seeds: `meta-data` and `user-data`, as a folder (namespace machines) or a vfat disk (VMs).
+
+Kiln's seeds also carry the instance's SSH host key (`ssh_host_ed25519_key`, OpenSSH format), which
+kiln's agent installs on a new instance: made here in a millisecond, where ssh-keygen inside an
+emulated guest costs seconds of its boot; and its public half is known to kiln before the machine
+answers (`HostKey.public`). They may carry a `resolv.conf` too: the runner's DNS forwarder, which
+the agent puts where systemd-resolved's stub file goes until resolved itself starts, so that names
+resolve from sshd's first answer on although sshd does not wait for resolved (seconds under
+emulation). Other images ignore both extra files.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import MachineError
 from kiln.machines.spec import Metadata
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$")
+HOST_KEY_FILE = "ssh_host_ed25519_key"
+#: the DNS forwarder of QEMU's user-mode network and of slirp4netns
+SLIRP_DNS = "10.0.2.3"
 
 
-def seed_files(metadata: Metadata, machine_id: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class HostKey:
+    private: str  # OpenSSH private key file content
+    public: str  # one-line public key, as in known_hosts after the host name
+
+
+def new_host_key() -> HostKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return HostKey(private.decode(), public.decode())
+
+
+def seed_files(
+    metadata: Metadata, machine_id: str, host_key: HostKey | None = None, nameserver: str | None = None
+) -> dict[str, str]:
     """The seed's files. meta-data is the YAML subset both cloud-init and kiln's agent read."""
     hostname = metadata.hostname or machine_id
     if not _HOSTNAME.match(hostname):
@@ -31,22 +65,45 @@ def seed_files(metadata: Metadata, machine_id: str) -> dict[str, str]:
     if keys:
         lines.append("public-keys:")
         lines.extend(f"  - {key}" for key in keys)
-    return {"meta-data": "\n".join(lines) + "\n", "user-data": metadata.user_data or ""}
+    files = {"meta-data": "\n".join(lines) + "\n", "user-data": metadata.user_data or ""}
+    if host_key is not None:
+        files[HOST_KEY_FILE] = host_key.private
+    if nameserver:
+        files["resolv.conf"] = f"# until systemd-resolved starts (kiln-agent)\nnameserver {nameserver}\n"
+    return files
 
 
-def write_seed_dir(metadata: Metadata, machine_id: str, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in seed_files(metadata, machine_id).items():
-        (folder / name).write_text(content)
+def write_seed_dir(
+    metadata: Metadata,
+    machine_id: str,
+    folder: Path,
+    host_key: HostKey | None = None,
+    nameserver: str | None = None,
+) -> Path:
+    """The seed as a folder; its files readable by their owner only (the host key is a secret)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, content in seed_files(metadata, machine_id, host_key, nameserver).items():
+        path = folder / name
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
     return folder
 
 
-def write_seed_disk(metadata: Metadata, machine_id: str, path: Path) -> Path:
+def write_seed_disk(
+    metadata: Metadata,
+    machine_id: str,
+    path: Path,
+    host_key: HostKey | None = None,
+    nameserver: str | None = None,
+) -> Path:
     """A 2 MiB vfat image labelled CIDATA, made with mtools: no loop device, no mount, no root."""
-    folder = write_seed_dir(metadata, machine_id, path.with_suffix(".d"))
+    folder = write_seed_dir(metadata, machine_id, path.with_suffix(".d"), host_key, nameserver)
     path.unlink(missing_ok=True)
     _run(["mkfs.vfat", "-C", "-n", "CIDATA", str(path), "2048"])
-    _run(["mcopy", "-o", "-i", str(path), str(folder / "meta-data"), str(folder / "user-data"), "::"])
+    os.chmod(path, 0o600)
+    _run(["mcopy", "-o", "-i", str(path), *(str(file) for file in sorted(folder.iterdir())), "::"])
     return path
 
 

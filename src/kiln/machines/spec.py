@@ -100,16 +100,6 @@ def free_port(host: str) -> int:
         return port
 
 
-def ssh_banner(host: str, port: int, timeout: float = 2.0) -> bool:
-    """True once an sshd answers with its banner; a port forwarder alone accepts, then closes."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            return sock.recv(8).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
 class Machine(abc.ABC):
     """A running (or stopped) machine. Use as a context manager: leaving it destroys the machine."""
 
@@ -123,6 +113,10 @@ class Machine(abc.ABC):
         self.ssh_port = spec.ssh_port or free_port(spec.ssh_host)
         self.work_dir = paths.private_dir(spec.work_dir or paths.state_dir() / "machines" / self.id)
         self.console_log = self.work_dir / "console.log"
+        from kiln.machines.seed import new_host_key
+
+        # the instance's SSH host key, handed in through the seed (see kiln.machines.seed)
+        self.host_key = new_host_key()
 
     # -- lifecycle --------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -153,21 +147,20 @@ class Machine(abc.ABC):
     # -- shared behaviour -------------------------------------------------------------------------
     def wait_for_ssh(self, timeout: float = 120.0) -> float:
         """Wait until sshd answers on (ssh_host, ssh_port); return the seconds waited."""
+        from kiln.communicators.banner import wait_for_banner
+
         began = time.monotonic()
-        while True:
-            if ssh_banner(self.ssh_host, self.ssh_port):
-                return time.monotonic() - began
-            if not self.is_running():
-                raise MachineError(
-                    f"machine {self.id} stopped before SSH answered",
-                    f"see its console log {self.console_log}",
-                )
-            if time.monotonic() - began > timeout:
-                raise MachineError(
-                    f"machine {self.id}: no SSH on {self.ssh_host}:{self.ssh_port} after {timeout:.0f} s",
-                    f"see its console log {self.console_log}",
-                )
-            time.sleep(0.05)
+        if wait_for_banner(self.ssh_host, self.ssh_port, timeout, stop=lambda: not self.is_running()):
+            return time.monotonic() - began
+        if not self.is_running():
+            raise MachineError(
+                f"machine {self.id} stopped before SSH answered",
+                f"see its console log {self.console_log}",
+            )
+        raise MachineError(
+            f"machine {self.id}: no SSH on {self.ssh_host}:{self.ssh_port} after {timeout:.0f} s",
+            f"see its console log {self.console_log}",
+        )
 
     def destroy(self) -> None:
         """Kill the machine and remove its files and state record."""

@@ -195,6 +195,7 @@ class StepConnect(Step[QemuState]):
             port=machine.ssh_port,
             private_key=state.key,
             alive=alive,
+            banner_first=True,  # QEMU's port forward accepts long before the guest answers
         )
         ctx.provision(state.communicator)
 

@@ -1,0 +1,117 @@
+"""wait_for_banner: overlapping probes see sshd within about one interval, even when the earlier
+connections were swallowed by a forwarder that accepts and stays silent (as QEMU's slirp does while
+the guest boots)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import Server
+
+from kiln.communicators.banner import MAX_PENDING, wait_for_banner
+
+
+class SilentThenSSH:
+    """Accepts every connection on 127.0.0.1; connections made before `opens_at` get nothing ever
+    (held open), later ones get an SSH banner at once."""
+
+    def __init__(
+        self, silent_for: float, banner: bytes = b"SSH-2.0-OpenSSH_9.2\r\n", banner_delay: float = 0.0
+    ) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.opens_at = time.monotonic() + silent_for
+        self.banner = banner
+        self.banner_delay = banner_delay
+        self.held: list[socket.socket] = []
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if time.monotonic() >= self.opens_at:
+                if self.banner_delay:
+                    threading.Timer(self.banner_delay, self._send, (conn,)).start()
+                else:
+                    conn.sendall(self.banner)
+            self.held.append(conn)
+
+    def _send(self, conn: socket.socket) -> None:
+        try:
+            conn.sendall(self.banner)
+        except OSError:
+            pass  # the client gave up on this attempt
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentThenSSH]:
+    server = SilentThenSSH(silent_for=1.5)
+    yield server
+    server.close()
+
+
+def test_real_sshd_banner_is_seen(server: Server) -> None:
+    began = time.monotonic()
+    assert wait_for_banner("127.0.0.1", server.port, timeout=10)
+    assert time.monotonic() - began < 5
+
+
+def test_swallowed_connections_do_not_delay_readiness(silent: SilentThenSSH) -> None:
+    began = time.monotonic()
+    assert wait_for_banner("127.0.0.1", silent.port, timeout=20)
+    took = time.monotonic() - began
+    # ready at 1.5 s: seen about one interval later, not after the swallowed attempts expired
+    assert 1.4 < took < 3.0, took
+    assert silent.accepted >= 4  # several attempts overlapped
+
+
+def test_a_banner_slower_than_the_attempts_live_is_still_seen() -> None:
+    """An emulated sshd may take longer to answer than an attempt first lives: attempts then live
+    longer, and the banner is seen after a few of them, not never."""
+    slow = SilentThenSSH(silent_for=0, banner_delay=1.2)
+    try:
+        began = time.monotonic()
+        assert wait_for_banner("127.0.0.1", slow.port, timeout=20, attempt_timeout=1.0)
+        assert time.monotonic() - began < 8
+    finally:
+        slow.close()
+    # never more than MAX_PENDING open at once: a handful of expired attempts, not a flood
+    assert slow.accepted <= MAX_PENDING + 8
+
+
+def test_not_ssh_and_nothing_listening_are_not_ready() -> None:
+    other = SilentThenSSH(silent_for=0, banner=b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    try:
+        assert not wait_for_banner("127.0.0.1", other.port, timeout=1.0)
+    finally:
+        other.close()
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    began = time.monotonic()
+    assert not wait_for_banner("127.0.0.1", port, timeout=1.0)
+    assert time.monotonic() - began < 3
+
+
+def test_stop_ends_the_wait(silent: SilentThenSSH) -> None:
+    silent.opens_at = time.monotonic() + 3600
+    began = time.monotonic()
+    assert not wait_for_banner(
+        "127.0.0.1", silent.port, timeout=60, stop=lambda: time.monotonic() - began > 0.5
+    )
+    assert time.monotonic() - began < 2
