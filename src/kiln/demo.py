@@ -84,7 +84,9 @@ def main() -> int:
         say(f"image {image} created; proving it: an instance started from it must answer redis-cli ping")
         check = json.loads(TEMPLATE.read_text())
         check["builders"][0].update(source_image=image, image_name="demo-check", skip_create_image=True)
-        check["provisioners"] = [{"type": "shell", "inline": ["systemctl is-system-running --wait >/dev/null; redis-cli ping"]}]
+        check["provisioners"] = [
+            {"type": "shell", "inline": ["systemctl is-system-running --wait >/dev/null; redis-cli ping"]}
+        ]
         with tempfile.TemporaryDirectory(prefix="kiln-demo-") as tmp:
             path = Path(tmp) / "check.json"
             path.write_text(json.dumps(check, indent=2))

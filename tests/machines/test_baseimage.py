@@ -82,10 +82,18 @@ def test_kernel_boot_files_read_out_of_the_image(base_image: Path, tmp_path: Pat
 
     found = boot_files(base_image, "raw")
     assert found is not None
-    kernel, initrd, append = found
-    assert kernel.read_bytes()[0x202:0x206] == b"HdrS"  # the Linux x86 boot protocol's magic
-    assert initrd.stat().st_size > 1 << 20
-    assert "root=LABEL=root" in append and "console=ttyS0" in append
+    assert found.kernel.read_bytes()[0x202:0x206] == b"HdrS"  # the Linux x86 boot protocol's magic
+    assert found.initrd.stat().st_size > 1 << 20
+    assert "root=LABEL=root" in found.append and "console=ttyS0" in found.append
+    # Debian's cloud kernel has NVMe and ext4 built in: from an NVMe disk it boots without the initrd,
+    # the root named by the partition's PARTUUID (MBR signature, partition 1)
+    with open(base_image, "rb") as handle:
+        handle.seek(440)
+        signature = int.from_bytes(handle.read(4), "little")
+    assert found.nvme_root == f"{signature:08x}-01"
+    direct = found.without_initrd()
+    assert direct is not None and direct.startswith(f"root=PARTUUID={signature:08x}-01 rootwait ")
+    assert "root=LABEL" not in direct and "console=ttyS0" in direct
     assert boot_files(base_image, "raw") == found  # cached: same files
     blank = tmp_path / "blank.raw"
     blank.write_bytes(bytes(1 << 20))

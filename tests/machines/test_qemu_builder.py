@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,6 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         host, port = machine.ssh_host, machine.ssh_port
         assert ssh_ok(host, port, ssh_key, "hostname").strip() == "redis-again"
         assert int(ssh_ok(host, port, ssh_key, "df --output=size -B1M / | tail -1")) > 4500
-        ssh_ok(host, port, ssh_key, "systemctl is-active redis-server || sleep 3")
         assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
         machine.stop(graceful=True, timeout=120)
         assert not machine.is_running()
@@ -99,16 +99,54 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         with create_machine(spec, "namespace") as light:
             light.start()
             light.wait_for_ssh(60)
-            ssh_ok(light.ssh_host, light.ssh_port, ssh_key, "systemctl is-active redis-server || sleep 3")
             assert ssh_ok(light.ssh_host, light.ssh_port, ssh_key, BOOTED_PING).strip() == "PONG"
 
 
 def test_qemu_template_errors_name_the_field(tmp_path: Path) -> None:
-    template = {"builders": [{"type": "qemu", "iso_url": "x.img", "iso_checksum": "none", "format": "vmdk"}]}
+    template = {
+        "builders": [
+            {
+                "type": "qemu",
+                "iso_url": "x.img",
+                "iso_checksum": "none",
+                "format": "vmdk",
+                "disk_interface": "usb",
+            }
+        ]
+    }
     (tmp_path / "bad.json").write_text(json.dumps(template))
     done = kiln("validate", "bad.json", cwd=tmp_path, timeout=60)
     assert done.returncode != 0
     text = done.stdout + done.stderr
     assert "format" in text and "vmdk" in text
+    assert "disk_interface" in text and '"usb" is not one of virtio, virtio-scsi' in text
     assert "disk_image" in text
     assert "ssh_username" in text
+
+
+@pytest.mark.parametrize("interface", ["virtio-scsi"])
+def test_virtio_scsi_disk_boots_through_the_initramfs(
+    base_image: Path, ssh_key: Path, interface: str
+) -> None:
+    """nvme (the runner's default) and virtio (Packer's) boot in the tests above; virtio-scsi is a
+    device with a controller, its root found by the initramfs. (sata and ide are accepted too, for
+    images whose kernel has an AHCI driver: Debian's cloud kernel, in kiln's base images, has none.)"""
+    pub = ssh_key.with_suffix(".pub").read_text()
+    spec = MachineSpec(
+        image=base_image,
+        name="disks",
+        disk_interface=interface,
+        metadata=Metadata(ssh_authorized_keys=(pub,)),
+    )
+    with create_machine(spec, "vm") as machine:
+        machine.start()
+        machine.wait_for_ssh(600)
+        root = ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, "findmnt -no SOURCE /").strip()
+        assert root == "/dev/sda1", root
+        assert "-initrd" in (machine.work_dir / "qemu.cmdline").read_text()
+        # stopped right after SSH answered, before the rest of the boot is done: the power button is
+        # pressed until the guest listens, and it powers off cleanly (not killed after the timeout)
+        began = time.monotonic()
+        machine.stop(graceful=True, timeout=120)
+        assert time.monotonic() - began < 60
+        assert "reboot: Power down" in machine.console_log.read_text(errors="replace")

@@ -71,9 +71,10 @@ def connect(
     comm = SSHCommunicator(config, host, port, private_key.private_key if private_key else None, ctx.log)
     ctx.ui.say("Waiting for SSH to become available...")
     try:
+        deadline = time.monotonic() + (float(config.ssh_timeout) or DEFAULT_TIMEOUT)
         if banner_first and not config.ssh_bastion_host:
-            wait_for_banner_or_fail(comm, config, ctx, alive)
-        wait_for_ssh(comm, config, ctx, alive)
+            wait_for_banner_or_fail(comm, config, ctx, alive, deadline)
+        wait_for_ssh(comm, config, ctx, alive, deadline)
     except BaseException:
         comm.close()
         raise
@@ -84,7 +85,11 @@ def connect(
 
 
 def wait_for_banner_or_fail(
-    comm: SSHCommunicator, config: SSHConfig, ctx: BuildContext, alive: Callable[[], str | None] | None
+    comm: SSHCommunicator,
+    config: SSHConfig,
+    ctx: BuildContext,
+    alive: Callable[[], str | None] | None,
+    deadline: float,
 ) -> None:
     gone: list[str] = []
 
@@ -94,8 +99,7 @@ def wait_for_banner_or_fail(
             gone.append(why)
         return ctx.cancel.cancelled or bool(why)
 
-    timeout = float(config.ssh_timeout) or DEFAULT_TIMEOUT
-    if wait_for_banner(comm.target.host, comm.target.port, timeout, stop=stop):
+    if wait_for_banner(comm.target.host, comm.target.port, deadline - time.monotonic(), stop=stop):
         return
     ctx.cancel.check()
     if gone:
@@ -107,10 +111,14 @@ def wait_for_banner_or_fail(
 
 
 def wait_for_ssh(
-    comm: SSHCommunicator, config: SSHConfig, ctx: BuildContext, alive: Callable[[], str | None] | None = None
+    comm: SSHCommunicator,
+    config: SSHConfig,
+    ctx: BuildContext,
+    alive: Callable[[], str | None] | None = None,
+    deadline: float | None = None,
 ) -> None:
-    timeout = float(config.ssh_timeout) or DEFAULT_TIMEOUT
-    deadline = time.monotonic() + timeout
+    if deadline is None:
+        deadline = time.monotonic() + (float(config.ssh_timeout) or DEFAULT_TIMEOUT)
     auth_failures = 0
     delay = 0.5
     while True:

@@ -26,6 +26,7 @@ from kiln.machines import kernelboot, seed, state
 from kiln.machines.spec import ImageFormat, Machine, MachineSpec
 
 QEMU = "qemu-system-x86_64"
+POWER_BUTTON_INTERVAL = 3.0
 # qemu64 (QEMU's own default model, x86-64 baseline: what Debian's packages are built for) rather than
 # `max`: with AVX2 advertised, glibc and the kernel pick AVX2 code paths that TCG emulates far more
 # slowly than their SSE2 versions; the guest reached SSH 10-25% sooner in A/B runs on this kind of host.
@@ -89,7 +90,7 @@ class VirtualMachine(Machine):
         self.proc: subprocess.Popen[bytes] | None = None
         self.record = state.Record(self.id, self.runner, self.work_dir)
         self.accelerator = ""
-        self.boot: tuple[Path, Path, str] | None = None
+        self.boot: kernelboot.BootFiles | None = None
 
     @property
     def disk_path(self) -> Path:
@@ -104,18 +105,38 @@ class VirtualMachine(Machine):
             "-smp", str(spec.cpus), "-m", str(spec.memory_mb),
             "-nodefaults", "-display", "none", "-no-user-config",
             "-chardev", f"file,id=console,path={self.console_log}", "-serial", "chardev:console",
-            "-drive", f"file={self._disk},if={spec.disk_interface},format=qcow2,discard=unmap,cache=unsafe",
-            "-drive", f"file={seed_disk},if={spec.disk_interface},format=raw,readonly=on",
+            *self._drive(0, self._disk, "qcow2", ",discard=unmap,cache=unsafe"),
+            # IDE disks cannot be read-only: there the seed (a throwaway copy) is writable
+            *self._drive(1, seed_disk, "raw", "" if spec.disk_interface in ("ide", "sata") else ",readonly=on"),
             "-netdev", net, "-device", f"{spec.net_device},netdev=net0",
             "-device", "virtio-rng-pci",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
         ]  # fmt: skip
         if self.boot is not None:
-            kernel, initrd, append = self.boot
-            argv += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", f"{append} {KERNEL_ARGS}"]
+            direct = self.boot.without_initrd() if spec.disk_interface == "nvme" else None
+            if direct is not None:
+                argv += ["-kernel", str(self.boot.kernel), "-append", f"{direct} {KERNEL_ARGS}"]
+            else:
+                argv += ["-kernel", str(self.boot.kernel), "-initrd", str(self.boot.initrd)]
+                argv += ["-append", f"{self.boot.append} {KERNEL_ARGS}"]
         for extra in spec.qemu_args:
             argv.extend(extra)
         return argv
+
+    def _drive(self, index: int, path: Path, fmt: str, options: str) -> list[str]:
+        """QEMU arguments attaching disk `index` on the spec's interface: virtio, scsi and ide are
+        `-drive if=` values; nvme, virtio-scsi and sata are devices (the controller with disk 0)."""
+        interface = self.spec.disk_interface
+        drive = ["-drive", f"file={path},if=none,id=disk{index},format={fmt}{options}"]
+        if interface == "nvme":
+            return [*drive, "-device", f"nvme,drive=disk{index},serial=kiln{index}"]
+        if interface == "virtio-scsi":
+            controller = ["-device", "virtio-scsi-pci,id=scsi0"] if index == 0 else []
+            return [*controller, *drive, "-device", f"scsi-hd,bus=scsi0.0,drive=disk{index}"]
+        if interface == "sata":
+            controller = ["-device", "ahci,id=ahci0"] if index == 0 else []
+            return [*controller, *drive, "-device", f"ide-hd,bus=ahci0.{index},drive=disk{index}"]
+        return ["-drive", f"file={path},if={interface},format={fmt}{options}"]
 
     def _prepare_disk(self) -> None:
         if self._disk.exists():
@@ -180,15 +201,20 @@ class VirtualMachine(Machine):
 
     def stop(self, graceful: bool = True, timeout: float = 60.0) -> None:
         if self.is_running() and graceful:
+            # The power button is pressed again every few seconds: a guest still booting has nothing
+            # listening to it yet (systemd-logind starts after sshd answers) and drops the first press.
+            deadline = time.monotonic() + timeout
             with contextlib.suppress(OSError, ConnectionError, MachineError):
                 qmp = QMP(self.qmp_path)
                 try:
-                    qmp.execute("system_powerdown")
+                    assert self.proc is not None
+                    while time.monotonic() < deadline:
+                        qmp.execute("system_powerdown")
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            self.proc.wait(min(POWER_BUTTON_INTERVAL, max(0.0, deadline - time.monotonic())))
+                            break
                 finally:
                     qmp.close()
-                assert self.proc is not None
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout)
         if self.is_running():
             with contextlib.suppress(OSError, ConnectionError, MachineError):
                 qmp = QMP(self.qmp_path, timeout=2)

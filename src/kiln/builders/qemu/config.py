@@ -11,6 +11,7 @@ from kiln.communicators.config import SSHConfig, validate_ssh_config
 from kiln.config import DecodeContext, Duration, option
 
 FORMATS = ("qcow2", "raw")
+DISK_INTERFACES = ("virtio", "virtio-scsi", "scsi", "ide", "sata", "nvme")
 ACCELERATORS = ("", "none", "kvm", "tcg")
 
 
@@ -31,7 +32,9 @@ class QemuConfig(SSHConfig):
     headless: bool = option(False, doc="accepted: kiln's VMs never open a window")
     qemuargs: list[list[str]] = option(default_factory=list, doc="extra QEMU arguments")
     net_device: str = option("virtio-net", doc="QEMU network device model")
-    disk_interface: str = option("virtio", doc="virtio | ide | scsi ...")
+    disk_interface: str = option(
+        "virtio", doc="virtio | virtio-scsi | scsi | ide | sata | nvme (kiln: fastest)"
+    )
     boot_wait: Duration = option(Duration(10), doc="wait this long after start before connecting")
     shutdown_command: str = option("", doc="run over SSH to stop the machine; default: ACPI power-off")
     shutdown_timeout: Duration = option(Duration(300))
@@ -43,6 +46,11 @@ class QemuConfig(SSHConfig):
     def validate_qemu(self, dctx: DecodeContext, path: str) -> None:
         if not self.disk_image:
             dctx.error(path, "only disk_image = true is supported: booting an installer ISO is not")
+        if self.disk_interface not in DISK_INTERFACES:
+            dctx.error(
+                f"{path}.disk_interface",
+                f'"{self.disk_interface}" is not one of {", ".join(DISK_INTERFACES)}',
+            )
         if self.format not in FORMATS:
             dctx.error(f"{path}.format", f'"{self.format}" is not qcow2 or raw')
         if self.accelerator not in ACCELERATORS:
