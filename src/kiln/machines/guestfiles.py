@@ -57,7 +57,7 @@ find_seed() {
             SEED=/run/kiln/seed-disk
             [ -d "$SEED" ] || mkdir -p "$SEED"
             if command -v mcopy >/dev/null; then
-                # one call for all four; a seed without some of them still yields the others
+                # one call for all of them; a seed without some of them still yields the others
                 (umask 077 && MTOOLS_SKIP_CHECK=1 mcopy -n -o -i "$dev" ::meta-data ::user-data \
                     ::ssh_host_ed25519_key ::resolv.conf "$SEED/" 2>/dev/null)
                 [ -f "$SEED/meta-data" ] && return 0
@@ -309,6 +309,11 @@ for module in virtio_pci virtio_blk virtio_scsi sd_mod ahci ata_piix nvme; do
 done
 """
 
+# The network card's drivers, loaded by systemd-modules-load at the start of the boot rather than by
+# udev's coldplug of every device much later (seconds under emulation, with no initramfs to load them):
+# QEMU's and most clouds' network is virtio. On other hardware the modules load and find nothing.
+MODULES_LOAD = "virtio_pci\nvirtio_net\n"
+
 HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 FILES: dict[str, tuple[str, int]] = {
@@ -323,6 +328,7 @@ FILES: dict[str, tuple[str, int]] = {
     "etc/fstab": (FSTAB, 0o644),
     "etc/hostname": ("debian\n", 0o644),
     "etc/hosts": (HOSTS, 0o644),
+    "etc/modules-load.d/kiln-virtio.conf": (MODULES_LOAD, 0o644),
     "boot/grub/grub.cfg": (GRUB_CFG, 0o644),
 }
 

@@ -30,8 +30,9 @@ POWER_BUTTON_INTERVAL = 3.0
 # qemu64 (QEMU's own default model, x86-64 baseline: what Debian's packages are built for) rather than
 # `max`: with AVX2 advertised, glibc and the kernel pick AVX2 code paths that TCG emulates far more
 # slowly than their SSE2 versions; the guest reached SSH 10-25% sooner in A/B runs on this kind of host.
-# A template needing newer instructions passes its own -cpu in qemuargs (the last -cpu wins).
-TCG = ["-accel", "tcg,thread=multi,tb-size=128", "-cpu", "qemu64"]
+# A template needing newer instructions passes its own -cpu in qemuargs (the last -cpu wins). Without
+# SVM the guest's udev does not load KVM's modules (nested virtualisation under emulation is useless).
+TCG = ["-accel", "tcg,thread=multi,tb-size=128", "-cpu", "qemu64,svm=off"]
 KVM = ["-accel", "kvm", "-cpu", "host"]
 # added to the image's own kernel command line under direct kernel boot: no file system check of the
 # root at every start (ext4's journal is replayed at mount anyway), which sits on sshd's path at boot
@@ -161,7 +162,11 @@ class VirtualMachine(Machine):
             if self.spec.kernel_boot:
                 self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
             seed.write_seed_disk(
-                self.spec.metadata, self.id, self.work_dir / "seed.img", self.host_key, seed.SLIRP_DNS
+                self.spec.metadata,
+                self.id,
+                self.work_dir / "seed.img",
+                self.host_key,
+                seed.SLIRP_DNS,
             )
             if self.spec.accelerator == "kvm" or (self.spec.accelerator == "auto" and kvm_works(self.spec)):
                 accel, self.accelerator = KVM, "kvm"
