@@ -92,6 +92,7 @@ class VirtualMachine(Machine):
         self.record = state.Record(self.id, self.runner, self.work_dir)
         self.accelerator = ""
         self.boot: kernelboot.BootFiles | None = None
+        self.disk_interface = spec.disk_interface
 
     @property
     def disk_path(self) -> Path:
@@ -108,13 +109,13 @@ class VirtualMachine(Machine):
             "-chardev", f"file,id=console,path={self.console_log}", "-serial", "chardev:console",
             *self._drive(0, self._disk, "qcow2", ",discard=unmap,cache=unsafe"),
             # IDE disks cannot be read-only: there the seed (a throwaway copy) is writable
-            *self._drive(1, seed_disk, "raw", "" if spec.disk_interface in ("ide", "sata") else ",readonly=on"),
+            *self._drive(1, seed_disk, "raw", "" if self.disk_interface in ("ide", "sata") else ",readonly=on"),
             "-netdev", net, "-device", f"{spec.net_device},netdev=net0",
             "-device", "virtio-rng-pci",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
         ]  # fmt: skip
         if self.boot is not None:
-            direct = self.boot.without_initrd() if spec.disk_interface == "nvme" else None
+            direct = self.boot.without_initrd() if self.disk_interface == "nvme" else None
             if direct is not None:
                 argv += ["-kernel", str(self.boot.kernel), "-append", f"{direct} {KERNEL_ARGS}"]
             else:
@@ -127,7 +128,7 @@ class VirtualMachine(Machine):
     def _drive(self, index: int, path: Path, fmt: str, options: str) -> list[str]:
         """QEMU arguments attaching disk `index` on the spec's interface: virtio, scsi and ide are
         `-drive if=` values; nvme, virtio-scsi and sata are devices (the controller with disk 0)."""
-        interface = self.spec.disk_interface
+        interface = self.disk_interface
         drive = ["-drive", f"file={path},if=none,id=disk{index},format={fmt}{options}"]
         if interface == "nvme":
             return [*drive, "-device", f"nvme,drive=disk{index},serial=kiln{index}"]
@@ -161,6 +162,11 @@ class VirtualMachine(Machine):
             self._prepare_disk()
             if self.spec.kernel_boot:
                 self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
+            self.disk_interface = self.spec.disk_interface
+            if self.disk_interface == "auto":
+                # NVMe where the kernel mounts the root from it without an initrd; elsewhere virtio,
+                # which SeaBIOS and GRUB read most reliably under emulation
+                self.disk_interface = "nvme" if self.boot is not None and self.boot.nvme_root else "virtio"
             seed.write_seed_disk(
                 self.spec.metadata,
                 self.id,

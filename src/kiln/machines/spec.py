@@ -50,9 +50,9 @@ class MachineSpec:
         Only the VM runner honours it; the namespace runner shares the host's file system limits.
     accelerator, disk_interface, net_device, qemu_args, kernel_boot: VM runner only. kernel_boot: QEMU
         loads the kernel (and the initrd, unless the kernel can mount the root itself from an NVMe
-        disk) read out of the image: its GRUB is skipped, not changed. disk_interface: nvme (the
-        default: Debian's cloud kernel has the driver built in, so no initrd is needed), virtio,
-        ide, scsi, ...
+        disk) read out of the image: its GRUB is skipped, not changed. disk_interface: auto (the
+        default: nvme when the kernel has the driver built in and can boot without its initrd, as
+        Debian's cloud kernel can; else virtio), nvme, virtio, virtio-scsi, scsi, ide, sata.
     """
 
     image: Path
@@ -65,7 +65,7 @@ class MachineSpec:
     work_dir: Path | None = None
     disk_size: str | None = None
     accelerator: Accelerator = "auto"
-    disk_interface: str = "nvme"
+    disk_interface: str = "auto"
     net_device: str = "virtio-net-pci"
     qemu_args: tuple[tuple[str, ...], ...] = ()
     kernel_boot: bool = True
