@@ -86,18 +86,27 @@ def test_connect_prints_packers_lines_and_the_host_key(server: Server, build: Ca
         comm.close()
 
 
-def test_refused_at_first_then_accepted(server: Server, build: Captured) -> None:
-    """The machine is still booting: nothing listens for 2 s, then sshd starts."""
+@pytest.mark.parametrize(("banner_first", "within"), [(False, 15), (True, 10)])
+def test_refused_at_first_then_accepted(
+    server: Server, build: Captured, banner_first: bool, within: float
+) -> None:
+    """The machine is still booting: nothing listens for 2 s, then sshd starts; kiln logs in, also
+    when it first waits for the banner with overlapping probes (banner_first)."""
     server.sshd.stop()
     starter = threading.Timer(2.0, server.sshd.start)
     starter.start()
     start = time.monotonic()
     try:
-        comm = connect(server.config(ssh_timeout=30.0), build.ctx)
-        comm.close()
+        comm = connect(server.config(ssh_timeout=30.0), build.ctx, banner_first=banner_first)
+        try:
+            lines: list[str] = []
+            assert comm.run(RemoteCommand("echo ok", on_stdout=lines.append)) == 0
+            assert lines == ["ok"]
+        finally:
+            comm.close()
     finally:
         starter.join()
-    assert 1.9 <= time.monotonic() - start < 15
+    assert 1.9 <= time.monotonic() - start < within
     assert "==> test: Connected to SSH!" in build.lines()
 
 

@@ -103,8 +103,16 @@ def wait_for_banner_or_fail(
         return
     ctx.cancel.check()
     if gone:
-        raise CommunicatorError(f"{comm.target.address} can no longer answer SSH: {gone[0]}")
-    raise CommunicatorError(
+        raise _gone(comm, gone[0])
+    raise _timed_out(comm, config)
+
+
+def _gone(comm: SSHCommunicator, why: str) -> CommunicatorError:
+    return CommunicatorError(f"{comm.target.address} can no longer answer SSH: {why}")
+
+
+def _timed_out(comm: SSHCommunicator, config: SSHConfig) -> CommunicatorError:
+    return CommunicatorError(
         f"Timeout waiting for SSH. ({comm.target.address} did not accept SSH within {config.ssh_timeout})",
         hint="check that the machine is up and ssh_host/ssh_port are right, or raise ssh_timeout",
     )
@@ -114,18 +122,16 @@ def wait_for_ssh(
     comm: SSHCommunicator,
     config: SSHConfig,
     ctx: BuildContext,
-    alive: Callable[[], str | None] | None = None,
-    deadline: float | None = None,
+    alive: Callable[[], str | None] | None,
+    deadline: float,
 ) -> None:
-    if deadline is None:
-        deadline = time.monotonic() + (float(config.ssh_timeout) or DEFAULT_TIMEOUT)
     auth_failures = 0
     delay = 0.5
     while True:
         ctx.cancel.check()
         gone = alive() if alive is not None else None
         if gone:
-            raise CommunicatorError(f"{comm.target.address} can no longer answer SSH: {gone}")
+            raise _gone(comm, gone)
         remaining = deadline - time.monotonic()
         try:
             comm.connect(max(1.0, min(ATTEMPT_TIMEOUT, remaining)), ctx.cancel)
@@ -141,10 +147,7 @@ def wait_for_ssh(
         except Unreachable as exc:
             ctx.log.info("ssh: %s; retrying", exc)
         if time.monotonic() + delay >= deadline:
-            raise CommunicatorError(
-                f"Timeout waiting for SSH. ({comm.target.address} did not accept SSH within {config.ssh_timeout})",
-                hint="check that the machine is up and ssh_host/ssh_port are right, or raise ssh_timeout",
-            )
+            raise _timed_out(comm, config)
         ctx.cancel.sleep(delay)
         delay = min(delay * 2, 5.0)
 

@@ -92,7 +92,14 @@ class VirtualMachine(Machine):
         self.record = state.Record(self.id, self.runner, self.work_dir)
         self.accelerator = ""
         self.boot: kernelboot.BootFiles | None = None
-        self.disk_interface = spec.disk_interface
+
+    @property
+    def disk_interface(self) -> str:
+        """The spec's interface; for "auto", NVMe where the kernel mounts the root from it without an
+        initrd, elsewhere virtio, which SeaBIOS and GRUB read most reliably under emulation."""
+        if self.spec.disk_interface != "auto":
+            return self.spec.disk_interface
+        return "nvme" if self.boot is not None and self.boot.nvme_root else "virtio"
 
     @property
     def disk_path(self) -> Path:
@@ -162,11 +169,6 @@ class VirtualMachine(Machine):
             self._prepare_disk()
             if self.spec.kernel_boot:
                 self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
-            self.disk_interface = self.spec.disk_interface
-            if self.disk_interface == "auto":
-                # NVMe where the kernel mounts the root from it without an initrd; elsewhere virtio,
-                # which SeaBIOS and GRUB read most reliably under emulation
-                self.disk_interface = "nvme" if self.boot is not None and self.boot.nvme_root else "virtio"
             seed.write_seed_disk(
                 self.spec.metadata,
                 self.id,
