@@ -83,6 +83,11 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         assert ssh_ok(host, port, ssh_key, "hostname").strip() == "redis-again"
         assert int(ssh_ok(host, port, ssh_key, "df --output=size -B1M / | tail -1")) > 4500
         assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
+        # the agent's early address (from the seed, before any DHCP) and networkd's lease side by side
+        # on eth0, and a boot that finished with no failed unit
+        addresses = ssh_ok(host, port, ssh_key, "ip -4 -o addr show dev eth0")
+        assert "10.0.2.15 peer 10.0.2.2/32" in addresses and "10.0.2.15/24" in addresses, addresses
+        assert ssh_ok(host, port, ssh_key, "systemctl --failed --no-legend").strip() == ""
         machine.stop(graceful=True, timeout=120)
         assert not machine.is_running()
         assert machine.console_log.stat().st_size > 0  # the serial console was captured
@@ -93,7 +98,11 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         machine.start()
         assert "-kernel" not in (machine.work_dir / "qemu.cmdline").read_text()
         machine.wait_for_ssh(900)
-        assert ssh_ok(machine.ssh_host, machine.ssh_port, ssh_key, BOOTED_PING).strip() == "PONG"
+        host, port = machine.ssh_host, machine.ssh_port
+        assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
+        # GRUB's command line mounts the root read-only: the agent made it writable after fsck
+        assert "rw" in ssh_ok(host, port, ssh_key, "findmnt -no OPTIONS /").split(",")
+        assert ssh_ok(host, port, ssh_key, "systemctl --failed --no-legend").strip() == ""
     if os.geteuid() == 0:
         spec = MachineSpec(image=image, name="redisns", metadata=Metadata(ssh_authorized_keys=(pub,)))
         with create_machine(spec, "namespace") as light:

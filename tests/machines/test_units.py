@@ -10,7 +10,7 @@ import pytest
 from kiln.errors import MachineError
 from kiln.machines import MachineSpec, Metadata
 from kiln.machines.baseimage import parse_size
-from kiln.machines.seed import new_host_key, seed_files, write_seed_disk
+from kiln.machines.seed import EarlyNetwork, Extras, new_host_key, seed_files, write_seed_disk
 
 
 def test_parse_size() -> None:
@@ -56,7 +56,7 @@ def test_seed_disk_is_a_cidata_vfat(tmp_path: Path) -> None:
 def test_seed_carries_a_private_host_key(tmp_path: Path) -> None:
     host_key = new_host_key()
     assert host_key.public.startswith("ssh-ed25519 ")
-    disk = write_seed_disk(Metadata(), "m-3", tmp_path / "seed.img", host_key)
+    disk = write_seed_disk(Metadata(), "m-3", tmp_path / "seed.img", Extras(host_key))
     assert disk.stat().st_mode & 0o777 == 0o600
     copied = tmp_path / "key"
     subprocess.run(["mcopy", "-n", "-i", str(disk), "::ssh_host_ed25519_key", str(copied)], check=True)
@@ -71,3 +71,10 @@ def test_seed_carries_a_private_host_key(tmp_path: Path) -> None:
         "meta-data": 0o600, "user-data": 0o600, "ssh_host_ed25519_key": 0o600,
     }  # fmt: skip
     assert "ssh_host_ed25519_key" not in seed_files(Metadata(), "m-3")
+
+
+def test_seed_early_network_is_one_line_the_agent_splits() -> None:
+    files = seed_files(Metadata(), "m-4", Extras(network=EarlyNetwork()))
+    lines = [line for line in files["early-network"].splitlines() if not line.startswith("#")]
+    assert lines == ["eth0 10.0.2.15 10.0.2.2 10.0.2.3"]
+    assert "early-network" not in seed_files(Metadata(), "m-4", Extras(new_host_key()))

@@ -16,6 +16,11 @@ NL='
 CR=$(printf '\r')
 log() { echo "kiln-agent: $*" >&2; }
 
+# a small text file copied with builtins (cp is a program: a second under emulation on a cold boot)
+copy_text() {
+    while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done <"$1" >"$2"
+}
+
 # $v without surrounding blanks and one pair of quotes
 clean() {
     v=${1%"$CR"}
@@ -41,33 +46,91 @@ grow_root() {
         partx -u -n "$num" "/dev/$disk" && resize2fs "$src" >/dev/null 2>&1 || log "growing the root failed"
 }
 
-# the seed: a folder bound in by the namespace runner, else a disk labelled CIDATA (vfat, read with
-# mtools without mounting: a mount would load three kernel modules first; iso9660 is mounted).
-# Besides meta-data and user-data, kiln's seeds carry the instance's SSH host key
-# (ssh_host_ed25519_key): made on the host in a millisecond, where ssh-keygen in the guest costs
-# seconds under emulation, and known to kiln before the machine answers.
+# kiln's VM runner boots the root read-write. Under a `ro` command line fsck has run by now (the
+# unit's ordering) and the agent remounts the root itself rather than wait for systemd-remount-fs.
+root_rw() {
+    opts=
+    while read -r _dev mnt _fs o _rest; do [ "$mnt" = / ] && opts=$o; done </proc/self/mounts
+    case ",$opts," in *,ro,*) mount -o remount,rw / || log "cannot remount the root read-write" ;; esac
+}
+
+# the seed: a folder bound in by the namespace runner, else a disk: found by its serial number
+# (kiln-seed, on NVMe) through sysfs, else by its label CIDATA (blkid probes every disk: over a second
+# under emulation). A vfat seed is read with mtools without mounting (a mount would load three kernel
+# modules first); iso9660 is mounted. Besides meta-data and user-data, kiln's seeds carry the
+# instance's SSH host key (ssh_host_ed25519_key): made on the host in a millisecond, where ssh-keygen
+# in the guest costs seconds under emulation, and known to kiln before the machine answers.
 find_seed() {
     [ -f "$SEED/meta-data" ] && return 0
     i=0
     while [ $i -lt 20 ]; do
-        for label in CIDATA cidata; do
-            dev=$(blkid -c /dev/null -t "LABEL=$label" -o device 2>/dev/null) || continue
-            dev=${dev%%"$NL"*}
-            [ -n "$dev" ] || continue
-            SEED=/run/kiln/seed-disk
-            [ -d "$SEED" ] || mkdir -p "$SEED"
-            if command -v mcopy >/dev/null; then
-                # one call for all of them; a seed without some of them still yields the others
-                (umask 077 && MTOOLS_SKIP_CHECK=1 mcopy -n -o -i "$dev" ::meta-data ::user-data \
-                    ::ssh_host_ed25519_key ::resolv.conf "$SEED/" 2>/dev/null)
-                [ -f "$SEED/meta-data" ] && return 0
-            fi
-            mount -o ro "$dev" "$SEED" && return 0
-        done
+        if { seed_by_serial || seed_by_label; } && read_seed_disk; then
+            return 0
+        fi
         i=$((i + 1))
         sleep 0.1
     done
     return 1
+}
+
+seed_by_serial() {
+    for f in /sys/class/block/*/device/serial /sys/class/block/*/serial; do
+        [ -f "$f" ] && read -r serial <"$f" && [ "$serial" = kiln-seed ] || continue
+        f=${f#/sys/class/block/}
+        dev=/dev/${f%%/*}
+        [ -b "$dev" ] && return 0
+    done
+    return 1
+}
+
+seed_by_label() {
+    for label in CIDATA cidata; do
+        dev=$(blkid -c /dev/null -t "LABEL=$label" -o device 2>/dev/null) || continue
+        dev=${dev%%"$NL"*}
+        [ -n "$dev" ] && return 0
+    done
+    return 1
+}
+
+read_seed_disk() {
+    SEED=/run/kiln/seed-disk
+    [ -d "$SEED" ] || mkdir -p "$SEED"
+    if command -v mcopy >/dev/null; then
+        # one call for all of them; a seed without some of them still yields the others
+        (umask 077 && MTOOLS_SKIP_CHECK=1 mcopy -n -o -i "$dev" ::meta-data ::user-data \
+            ::ssh_host_ed25519_key ::resolv.conf ::early-network "$SEED/" 2>/dev/null)
+        [ -f "$SEED/meta-data" ] && return 0
+    fi
+    mount -o ro "$dev" "$SEED"
+}
+
+# This boot's address from the seed (the runner's user-mode network: the address its DHCP will lease),
+# set at once so that sshd is reachable the moment it listens rather than after udev, networkd and
+# DHCP. networkd keeps it beside the lease (KeepConfiguration=static). Only with net.ifnames=0: else
+# udev renames the NIC later, which fails once the link is up. Run in the background: the NIC's driver
+# may still be loading, and sshd does not wait for it.
+early_network() {
+    read -r cmdline </proc/cmdline
+    case " $cmdline " in *" net.ifnames=0 "*) ;; *) return 0 ;; esac
+    line=
+    while read -r l; do case "$l" in '#'* | '') ;; *) line=$l ;; esac; done <"$SEED/early-network"
+    set -f
+    # split on purpose: the line's four words
+    set -- $line
+    set +f
+    [ $# -eq 4 ] || { log "early-network: expected 'interface address gateway nameserver'"; return 0; }
+    i=0
+    while [ ! -e "/sys/class/net/$1" ]; do
+        i=$((i + 1))
+        [ $i -le 200 ] || { log "no $1 after 20 s: no early network"; return 0; }
+        sleep 0.1
+    done
+    ip -force -batch - <<NET >/dev/null 2>&1 || log "early network on $1 failed"
+link set $1 up
+address add $2 peer $3 dev $1
+route add default via $3 dev $1 proto static
+route add $4 dev $1 proto static src $2
+NET
 }
 
 # meta-data: instance-id, local-hostname and the public-keys list (the YAML subset kiln writes)
@@ -127,15 +190,17 @@ set_hostname() {
 }
 
 boot() {
+    root_rw
     [ -d "$STATE" ] || mkdir -p "$STATE"
     grow_root
     find_seed || { log "no NoCloud seed found"; return 0; }
+    [ -s "$SEED/early-network" ] && early_network &
     read_meta
     [ -n "$host" ] && set_hostname
     # the runner's DNS forwarder, until systemd-resolved starts and replaces this file with its own
     if [ -s "$SEED/resolv.conf" ] && [ ! -e /run/systemd/resolve/stub-resolv.conf ]; then
         [ -d /run/systemd/resolve ] || mkdir -p /run/systemd/resolve
-        while IFS= read -r line; do echo "$line"; done <"$SEED/resolv.conf" >/run/systemd/resolve/stub-resolv.conf
+        copy_text "$SEED/resolv.conf" /run/systemd/resolve/stub-resolv.conf
     fi
     old=
     [ -f "$STATE/instance-id" ] && read -r old <"$STATE/instance-id"
@@ -144,7 +209,9 @@ boot() {
         set -- /etc/ssh/ssh_host_*
         [ -e "$1" ] && rm -f "$@"
         if [ -s "$SEED/ssh_host_ed25519_key" ]; then
-            (umask 077 && cp "$SEED/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key)
+            umask 077
+            copy_text "$SEED/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
+            umask 022
         fi
         if [ -s "$SEED/user-data" ]; then
             cp "$SEED/user-data" "$STATE/user-data"
@@ -180,7 +247,7 @@ exit 0
 AGENT_UNIT = """[Unit]
 Description=kiln agent: NoCloud seed (SSH keys, hostname), root partition growth
 DefaultDependencies=no
-After=systemd-remount-fs.service
+After=systemd-journald.socket systemd-fsck-root.service
 Before=ssh.service
 Conflicts=shutdown.target
 
@@ -188,6 +255,10 @@ Conflicts=shutdown.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/lib/kiln/kiln-agent boot
+# made by systemd before the agent starts: no mkdir program on sshd's path (the seed's files are 0600;
+# resolved takes its folder over when it starts)
+RuntimeDirectory=kiln/seed-disk systemd/resolve
+RuntimeDirectoryPreserve=yes
 
 # not part of sysinit.target: only sshd waits for the agent, the rest of the boot goes on meanwhile
 [Install]
@@ -222,7 +293,7 @@ Description=OpenBSD Secure Shell server
 Documentation=man:sshd(8) man:sshd_config(5)
 DefaultDependencies=no
 Wants=kiln-agent.service kiln-hostkey.service
-After=systemd-remount-fs.service kiln-agent.service kiln-hostkey.service
+After=kiln-agent.service kiln-hostkey.service
 Conflicts=shutdown.target
 Before=shutdown.target
 ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
@@ -250,7 +321,7 @@ Alias=sshd.service
 HOSTKEY_UNIT = """[Unit]
 Description=kiln: SSH host key of a new instance
 DefaultDependencies=no
-After=systemd-remount-fs.service kiln-agent.service
+After=kiln-agent.service
 Before=ssh.service
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
@@ -266,11 +337,14 @@ KbdInteractiveAuthentication no
 UseDNS no
 """
 
+# KeepConfiguration=static: networkd leaves the agent's early address and routes (see kiln-agent) in
+# place when it takes the link over, instead of dropping them under an open SSH session.
 DHCP_NETWORK = """[Match]
 Name=en* eth*
 
 [Network]
 DHCP=yes
+KeepConfiguration=static
 """
 
 # The namespace runner's slirp4netns link: the addresses slirp4netns --configure sets, kept by networkd,
@@ -289,11 +363,13 @@ IPv6AcceptRA=no
 
 FSTAB = "/dev/disk/by-label/root / ext4 defaults,errors=remount-ro 0 1\n"
 
+# net.ifnames=0: the first NIC is eth0, as on Alibaba Cloud's own images (and the agent's early network
+# needs a name that udev does not change after the link is up)
 GRUB_CFG = """set timeout=0
 set default=0
 menuentry "Debian GNU/Linux 12" {
     search --no-floppy --label root --set=root
-    linux /vmlinuz root=LABEL=root ro console=ttyS0,115200 quiet i8042.noaux i8042.nokbd
+    linux /vmlinuz root=LABEL=root ro net.ifnames=0 console=ttyS0,115200 quiet i8042.noaux i8042.nokbd
     initrd /initrd.img
 }
 """
@@ -365,6 +441,7 @@ for g in cryptsetup gpt-auto hibernate-resume integritysetup veritysetup system-
     ln -sf /dev/null "$ROOT/etc/systemd/system-generators/systemd-$g-generator"
 done
 mkdir -p "$ROOT/var/lib/kiln"
+mkdir -p -m 700 "$ROOT/root/.ssh"
 printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$DISK"
 mkfs.ext4 -q -F -L root -b 4096 -E offset=1048576 -d "$ROOT" "$DISK" "$(((SECTORS - 2048) / 2))k"
 dd if=/usr/lib/grub/i386-pc/boot.img of="$DISK" bs=440 count=1 conv=notrunc status=none

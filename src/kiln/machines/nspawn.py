@@ -178,9 +178,8 @@ class NamespaceMachine(Machine):
             return
         try:
             self._mount_root()
-            seed_dir = seed.write_seed_dir(
-                self.spec.metadata, self.id, self.work_dir / "seed", self.host_key, seed.SLIRP_DNS
-            )
+            extras = seed.Extras(self.host_key, seed.SLIRP_DNS)
+            seed_dir = seed.write_seed_dir(self.spec.metadata, self.id, self.work_dir / "seed", extras)
             self._network()
             nspawn = [
                 "systemd-nspawn", "--quiet", "-D", str(self.merged), "-b", "-M", self.id[:64],

@@ -35,8 +35,12 @@ POWER_BUTTON_INTERVAL = 3.0
 TCG = ["-accel", "tcg,thread=multi,tb-size=128", "-cpu", "qemu64,svm=off"]
 KVM = ["-accel", "kvm", "-cpu", "host"]
 # added to the image's own kernel command line under direct kernel boot: no file system check of the
-# root at every start (ext4's journal is replayed at mount anyway), which sits on sshd's path at boot
-KERNEL_ARGS = "fsck.mode=skip"
+# root at every start (ext4's journal is replayed at mount anyway), and the root mounted read-write at
+# once: no fsck unit and no remount, both on sshd's path at boot (a process costs about 1 s there)
+KERNEL_ARGS = "fsck.mode=skip rw"
+# the user-mode network's lease, which kiln's agent sets on eth0 at once (see kiln.machines.seed);
+# None leaves the guest to DHCP alone (bench/machines compares the two)
+EARLY_NETWORK: seed.EarlyNetwork | None = seed.EarlyNetwork()
 
 
 def image_format(path: Path) -> str:
@@ -138,7 +142,8 @@ class VirtualMachine(Machine):
         interface = self.disk_interface
         drive = ["-drive", f"file={path},if=none,id=disk{index},format={fmt}{options}"]
         if interface == "nvme":
-            return [*drive, "-device", f"nvme,drive=disk{index},serial=kiln{index}"]
+            serial = seed.SEED_SERIAL if index == 1 else f"kiln{index}"
+            return [*drive, "-device", f"nvme,drive=disk{index},serial={serial}"]
         if interface == "virtio-scsi":
             controller = ["-device", "virtio-scsi-pci,id=scsi0"] if index == 0 else []
             return [*controller, *drive, "-device", f"scsi-hd,bus=scsi0.0,drive=disk{index}"]
@@ -169,13 +174,8 @@ class VirtualMachine(Machine):
             self._prepare_disk()
             if self.spec.kernel_boot:
                 self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
-            seed.write_seed_disk(
-                self.spec.metadata,
-                self.id,
-                self.work_dir / "seed.img",
-                self.host_key,
-                seed.SLIRP_DNS,
-            )
+            extras = seed.Extras(self.host_key, seed.SLIRP_DNS, EARLY_NETWORK)
+            seed.write_seed_disk(self.spec.metadata, self.id, self.work_dir / "seed.img", extras)
             if self.spec.accelerator == "kvm" or (self.spec.accelerator == "auto" and kvm_works(self.spec)):
                 accel, self.accelerator = KVM, "kvm"
             else:
