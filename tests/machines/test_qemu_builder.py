@@ -88,6 +88,9 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         addresses = ssh_ok(host, port, ssh_key, "ip -4 -o addr show dev eth0")
         assert "10.0.2.15 peer 10.0.2.2/32" in addresses and "10.0.2.15/24" in addresses, addresses
         assert ssh_ok(host, port, ssh_key, "systemctl --failed --no-legend").strip() == ""
+        # on NVMe the agent read the seed's text bundle (found by serial number), not the CIDATA disk
+        agent_log = ssh_ok(host, port, ssh_key, "journalctl -b -u kiln-agent -o cat")
+        assert "seed: kiln bundle on /dev/nvme" in agent_log, agent_log
         machine.stop(graceful=True, timeout=120)
         assert not machine.is_running()
         assert machine.console_log.stat().st_size > 0  # the serial console was captured
@@ -102,6 +105,9 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
         assert ssh_ok(host, port, ssh_key, BOOTED_PING).strip() == "PONG"
         # GRUB's command line mounts the root read-only: the agent made it writable after fsck
         assert "rw" in ssh_ok(host, port, ssh_key, "findmnt -no OPTIONS /").split(",")
+        # a virtio disk has no serial number: the agent found the seed by its label
+        agent_log = ssh_ok(host, port, ssh_key, "journalctl -b -u kiln-agent -o cat")
+        assert "seed: CIDATA disk /dev/vd" in agent_log, agent_log
         assert ssh_ok(host, port, ssh_key, "systemctl --failed --no-legend").strip() == ""
     if os.geteuid() == 0:
         spec = MachineSpec(image=image, name="redisns", metadata=Metadata(ssh_authorized_keys=(pub,)))

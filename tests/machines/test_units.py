@@ -10,7 +10,15 @@ import pytest
 from kiln.errors import MachineError
 from kiln.machines import MachineSpec, Metadata
 from kiln.machines.baseimage import parse_size
-from kiln.machines.seed import EarlyNetwork, Extras, new_host_key, seed_files, write_seed_disk
+from kiln.machines.seed import (
+    EarlyNetwork,
+    Extras,
+    bundle,
+    new_host_key,
+    seed_files,
+    write_seed_bundle,
+    write_seed_disk,
+)
 
 
 def test_parse_size() -> None:
@@ -78,3 +86,48 @@ def test_seed_early_network_is_one_line_the_agent_splits() -> None:
     lines = [line for line in files["early-network"].splitlines() if not line.startswith("#")]
     assert lines == ["eth0 10.0.2.15 10.0.2.2 10.0.2.3"]
     assert "early-network" not in seed_files(Metadata(), "m-4", Extras(new_host_key()))
+
+
+def _agent_read_bundle(disk: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """Run the image's agent (its functions, under dash as in the guest) to read a bundle disk."""
+    from kiln.machines.guestfiles import AGENT
+
+    functions = AGENT[: AGENT.index('case "${1:-boot}" in')]
+    script = functions + "DISK_SEED=$2\ndev=$1\nread_bundle\n"
+    return subprocess.run(
+        ["dash", "-c", script, "agent", str(disk), str(out)], capture_output=True, text=True, check=False
+    )
+
+
+def test_agent_reads_the_seed_bundle_back_byte_for_byte(tmp_path: Path) -> None:
+    files = {
+        "meta-data": "instance-id: i-1\nlocal-hostname: h\n",
+        "user-data": "#!/bin/sh\n.\n..two dots\n  spaced \\ back\\slash\r\n\nend\nfile x\n",
+        "empty": "",
+        "ssh_host_ed25519_key": new_host_key().private,
+    }
+    data = bundle(files)
+    assert data is not None and len(data) % 4096 == 0
+    disk = tmp_path / "seed.kiln"
+    disk.write_bytes(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = _agent_read_bundle(disk, out)
+    assert done.returncode == 0, done.stderr
+    assert {path.name: path.read_bytes().decode() for path in out.iterdir()} == files
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in out.iterdir())
+
+
+def test_seed_bundle_refuses_what_lines_cannot_carry(tmp_path: Path) -> None:
+    assert bundle({"user-data": "\x1f\x8b\0gzip"}) is None
+    assert bundle({"user-data": "no final newline"}) is None
+    assert not write_seed_bundle(Metadata(user_data="#!/bin/sh\ntrue"), "m-5", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    # a name that would leave the seed folder is refused by the agent
+    disk = tmp_path / "bad.kiln"
+    disk.write_bytes(b"kiln-seed 1\nfile ../escape\nx\n.\nend\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = _agent_read_bundle(disk, out)
+    assert done.returncode == 1 and "not a kiln bundle" in done.stderr
+    assert not (tmp_path / "escape").exists() and not list(out.iterdir())

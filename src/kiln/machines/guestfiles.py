@@ -11,6 +11,7 @@ set -u
 umask 022
 STATE=/var/lib/kiln
 SEED=/run/kiln/seed
+DISK_SEED=/run/kiln/seed-disk  # where a seed read from a disk goes
 NL='
 '
 CR=$(printf '\r')
@@ -54,17 +55,21 @@ root_rw() {
     case ",$opts," in *,ro,*) mount -o remount,rw / || log "cannot remount the root read-write" ;; esac
 }
 
-# the seed: a folder bound in by the namespace runner, else a disk: found by its serial number
-# (kiln-seed, on NVMe) through sysfs, else by its label CIDATA (blkid probes every disk: over a second
-# under emulation). A vfat seed is read with mtools without mounting (a mount would load three kernel
-# modules first); iso9660 is mounted. Besides meta-data and user-data, kiln's seeds carry the
-# instance's SSH host key (ssh_host_ed25519_key): made on the host in a millisecond, where ssh-keygen
-# in the guest costs seconds under emulation, and known to kiln before the machine answers.
+# the seed: a folder bound in by the namespace runner; else kiln's text bundle on a disk found by its
+# serial number (kiln-seed, on NVMe) through sysfs and read with builtins alone; else a disk found by
+# its label CIDATA (blkid probes every disk: over a second under emulation). A vfat seed is read with
+# mtools without mounting (a mount would load three kernel modules first); iso9660 is mounted.
+# Besides meta-data and user-data, kiln's seeds carry the instance's SSH host key
+# (ssh_host_ed25519_key): made on the host in a millisecond, where ssh-keygen in the guest costs
+# seconds under emulation, and known to kiln before the machine answers.
 find_seed() {
     [ -f "$SEED/meta-data" ] && return 0
     i=0
     while [ $i -lt 20 ]; do
-        if { seed_by_serial || seed_by_label; } && read_seed_disk; then
+        if seed_by_serial && read_bundle; then
+            return 0
+        fi
+        if seed_by_label && read_seed_disk; then
             return 0
         fi
         i=$((i + 1))
@@ -92,16 +97,50 @@ seed_by_label() {
     return 1
 }
 
+# kiln.machines.seed.bundle's format: `file NAME`, its lines (a leading "." doubled), `.`; then `end`
+read_bundle() {
+    SEED=$DISK_SEED
+    [ -d "$SEED" ] || mkdir -p "$SEED"
+    out=
+    umask 077
+    {
+        IFS= read -r line && [ "$line" = "kiln-seed 1" ] || { umask 022; return 1; }
+        while IFS= read -r line; do
+            if [ -n "$out" ]; then
+                case "$line" in
+                .) out= ;;
+                .*) printf '%s\n' "${line#.}" >>"$out" ;;
+                *) printf '%s\n' "$line" >>"$out" ;;
+                esac
+                continue
+            fi
+            case "$line" in
+            "file "*)
+                name=${line#file }
+                case "$name" in '' | .* | */*) break ;; esac
+                out=$SEED/$name
+                : >"$out"
+                ;;
+            end) umask 022 && log "seed: kiln bundle on $dev" && return 0 ;;
+            *) break ;;
+            esac
+        done
+    } <"$dev"
+    umask 022
+    log "the seed on $dev is not a kiln bundle"
+    return 1
+}
+
 read_seed_disk() {
-    SEED=/run/kiln/seed-disk
+    SEED=$DISK_SEED
     [ -d "$SEED" ] || mkdir -p "$SEED"
     if command -v mcopy >/dev/null; then
         # one call for all of them; a seed without some of them still yields the others
         (umask 077 && MTOOLS_SKIP_CHECK=1 mcopy -n -o -i "$dev" ::meta-data ::user-data \
             ::ssh_host_ed25519_key ::resolv.conf ::early-network "$SEED/" 2>/dev/null)
-        [ -f "$SEED/meta-data" ] && return 0
+        [ -f "$SEED/meta-data" ] && log "seed: CIDATA disk $dev" && return 0
     fi
-    mount -o ro "$dev" "$SEED"
+    mount -o ro "$dev" "$SEED" && log "seed: CIDATA disk $dev (mounted)"
 }
 
 # This boot's address from the seed (the runner's user-mode network: the address its DHCP will lease),

@@ -96,6 +96,7 @@ class VirtualMachine(Machine):
         self.record = state.Record(self.id, self.runner, self.work_dir)
         self.accelerator = ""
         self.boot: kernelboot.BootFiles | None = None
+        self._bundle: Path | None = None  #: the seed's text bundle (disk 2), where attached
 
     @property
     def disk_interface(self) -> str:
@@ -121,6 +122,7 @@ class VirtualMachine(Machine):
             *self._drive(0, self._disk, "qcow2", ",discard=unmap,cache=unsafe"),
             # IDE disks cannot be read-only: there the seed (a throwaway copy) is writable
             *self._drive(1, seed_disk, "raw", "" if self.disk_interface in ("ide", "sata") else ",readonly=on"),
+            *(self._drive(2, self._bundle, "raw", ",readonly=on") if self._bundle else []),
             "-netdev", net, "-device", f"{spec.net_device},netdev=net0",
             "-device", "virtio-rng-pci",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -142,7 +144,7 @@ class VirtualMachine(Machine):
         interface = self.disk_interface
         drive = ["-drive", f"file={path},if=none,id=disk{index},format={fmt}{options}"]
         if interface == "nvme":
-            serial = seed.SEED_SERIAL if index == 1 else f"kiln{index}"
+            serial = seed.SEED_SERIAL if index == 2 else f"kiln{index}"
             return [*drive, "-device", f"nvme,drive=disk{index},serial={serial}"]
         if interface == "virtio-scsi":
             controller = ["-device", "virtio-scsi-pci,id=scsi0"] if index == 0 else []
@@ -176,6 +178,11 @@ class VirtualMachine(Machine):
                 self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
             extras = seed.Extras(self.host_key, seed.SLIRP_DNS, EARLY_NETWORK)
             seed.write_seed_disk(self.spec.metadata, self.id, self.work_dir / "seed.img", extras)
+            # on NVMe, where the agent finds it by serial number: the same files as a text bundle
+            bundle, self._bundle = self.work_dir / "seed.kiln", None
+            on_nvme = self.disk_interface == "nvme"
+            if on_nvme and seed.write_seed_bundle(self.spec.metadata, self.id, bundle, extras):
+                self._bundle = bundle
             if self.spec.accelerator == "kvm" or (self.spec.accelerator == "auto" and kvm_works(self.spec)):
                 accel, self.accelerator = KVM, "kvm"
             else:

@@ -9,6 +9,9 @@ resolve from sshd's first answer on although sshd does not wait for resolved (se
 emulation). And an `early-network`: the address QEMU's user-mode network will lease to the guest,
 which the agent sets at once, so that sshd is reachable the moment it listens instead of after udev,
 networkd and DHCP (3-5 s later under emulation). Other images ignore these extra files.
+
+The VM runner attaches the same files a second time as a text bundle (`bundle`) on a disk of its own
+that kiln's agent finds by serial number and reads with shell builtins: no blkid, no mtools.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from kiln.machines.spec import Metadata
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$")
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 EARLY_NETWORK_FILE = "early-network"
-#: the seed disk's serial number where its interface has one (NVMe): the agent finds the disk through
-#: sysfs without probing every disk's label (blkid: over a second of sshd's path under emulation)
+#: the serial number of the disk with kiln's text bundle (NVMe): the agent finds it through sysfs
+#: without probing every disk's label (blkid: over a second of sshd's path under emulation)
 SEED_SERIAL = "kiln-seed"
+BUNDLE_MAGIC = "kiln-seed 1"
 #: QEMU's user-mode network and slirp4netns: the guest's leased address, the gateway, the DNS forwarder
 SLIRP_GUEST = "10.0.2.15"
 SLIRP_GATEWAY = "10.0.2.2"
@@ -128,6 +132,39 @@ def write_seed_disk(metadata: Metadata, machine_id: str, path: Path, extras: Ext
     os.chmod(path, 0o600)
     _run(["mcopy", "-o", "-i", str(path), *(str(file) for file in sorted(folder.iterdir())), "::"])
     return path
+
+
+def bundle(files: dict[str, str]) -> bytes | None:
+    """The seed's files as kiln's text bundle, which the agent reads from a raw disk with shell builtins
+    alone (mtools or a mount cost over a second of sshd's path under emulation); None when a file is
+    not lines of text (a NUL byte, no final newline): the agent then reads the CIDATA disk.
+
+    The format: a magic line, then per file `file NAME`, its lines, and a line `.`; then `end`.
+    A line of a file that starts with "." gets one more (as in SMTP), so `.` ends only a file.
+    """
+    lines = [BUNDLE_MAGIC]
+    for name, content in files.items():
+        if "\0" in content or (content and not content.endswith("\n")):
+            return None
+        lines.append(f"file {name}")
+        if content:
+            lines.extend("." + line if line.startswith(".") else line for line in content[:-1].split("\n"))
+        lines.append(".")
+    lines.append("end")
+    data = ("\n".join(lines) + "\n").encode()
+    return data + b"\0" * (-len(data) % 4096)
+
+
+def write_seed_bundle(metadata: Metadata, machine_id: str, path: Path, extras: Extras | None = None) -> bool:
+    """The text bundle as a raw disk image (readable by its owner only), if the files allow one."""
+    data = bundle(seed_files(metadata, machine_id, extras))
+    path.unlink(missing_ok=True)
+    if data is None:
+        return False
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return True
 
 
 def _run(argv: list[str]) -> None:
