@@ -32,3 +32,13 @@ def private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Write `data` to a new file at `path` readable by the owner only (an old file is replaced, never
+    reopened: its mode could be wider), and return the path."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return path

@@ -52,9 +52,8 @@ def test_seed_meta_data_and_validation() -> None:
 
 
 def test_seed_disk_is_a_cidata_vfat(tmp_path: Path) -> None:
-    disk = write_seed_disk(
-        Metadata(hostname="h1", user_data="#!/bin/sh\ntrue\n"), "m-2", tmp_path / "seed.img"
-    )
+    files = seed_files(Metadata(hostname="h1", user_data="#!/bin/sh\ntrue\n"), "m-2")
+    disk = write_seed_disk(files, tmp_path / "seed.img")
     label = subprocess.run(["mlabel", "-s", "-i", str(disk), "::"], capture_output=True, text=True)
     assert "CIDATA" in label.stdout
     content = subprocess.run(["mtype", "-i", str(disk), "::meta-data"], capture_output=True, text=True)
@@ -64,7 +63,7 @@ def test_seed_disk_is_a_cidata_vfat(tmp_path: Path) -> None:
 def test_seed_carries_a_private_host_key(tmp_path: Path) -> None:
     host_key = new_host_key()
     assert host_key.public.startswith("ssh-ed25519 ")
-    disk = write_seed_disk(Metadata(), "m-3", tmp_path / "seed.img", Extras(host_key))
+    disk = write_seed_disk(seed_files(Metadata(), "m-3", Extras(host_key)), tmp_path / "seed.img")
     assert disk.stat().st_mode & 0o777 == 0o600
     copied = tmp_path / "key"
     subprocess.run(["mcopy", "-n", "-i", str(disk), "::ssh_host_ed25519_key", str(copied)], check=True)
@@ -93,7 +92,7 @@ def _agent_read_bundle(disk: Path, out: Path) -> subprocess.CompletedProcess[str
     from kiln.machines.guestfiles import AGENT
 
     functions = AGENT[: AGENT.index('case "${1:-boot}" in')]
-    script = functions + "DISK_SEED=$2\ndev=$1\nread_bundle\n"
+    script = functions + "SEED=$2\ndev=$1\nread_bundle\n"
     return subprocess.run(
         ["dash", "-c", script, "agent", str(disk), str(out)], capture_output=True, text=True, check=False
     )
@@ -121,7 +120,7 @@ def test_agent_reads_the_seed_bundle_back_byte_for_byte(tmp_path: Path) -> None:
 def test_seed_bundle_refuses_what_lines_cannot_carry(tmp_path: Path) -> None:
     assert bundle({"user-data": "\x1f\x8b\0gzip"}) is None
     assert bundle({"user-data": "no final newline"}) is None
-    assert not write_seed_bundle(Metadata(user_data="#!/bin/sh\ntrue"), "m-5", tmp_path / "b")
+    assert not write_seed_bundle(seed_files(Metadata(user_data="#!/bin/sh\ntrue"), "m-5"), tmp_path / "b")
     assert not (tmp_path / "b").exists()
     # a name that would leave the seed folder is refused by the agent
     disk = tmp_path / "bad.kiln"

@@ -8,7 +8,6 @@ which creates the file 0600 in a 0700 folder.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import asyncssh
 
+from kiln import paths
 from kiln.engine.secrets import REDACTOR
 from kiln.errors import CommunicatorError
 
@@ -77,10 +77,4 @@ class TemporaryKeyPair:
 
     def write_private_key(self, folder: Path) -> Path:
         """Write the private key to `folder`/id (folder made 0700, file 0600) for tools needing a file."""
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
-        path = folder / "id"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(self.private_openssh.encode())
-        return path
+        return paths.write_private(paths.private_dir(folder) / "id", self.private_openssh.encode())

@@ -64,6 +64,8 @@ root_rw() {
 # seconds under emulation, and known to kiln before the machine answers.
 find_seed() {
     [ -f "$SEED/meta-data" ] && return 0
+    SEED=$DISK_SEED
+    [ -d "$SEED" ] || mkdir -p "$SEED"
     i=0
     while [ $i -lt 20 ]; do
         if seed_by_serial && read_bundle; then
@@ -99,12 +101,10 @@ seed_by_label() {
 
 # kiln.machines.seed.bundle's format: `file NAME`, its lines (a leading "." doubled), `.`; then `end`
 read_bundle() {
-    SEED=$DISK_SEED
-    [ -d "$SEED" ] || mkdir -p "$SEED"
-    out=
-    umask 077
-    {
-        IFS= read -r line && [ "$line" = "kiln-seed 1" ] || { umask 022; return 1; }
+    if (
+        umask 077
+        out=
+        IFS= read -r line && [ "$line" = "kiln-seed 1" ] || exit 1
         while IFS= read -r line; do
             if [ -n "$out" ]; then
                 case "$line" in
@@ -121,19 +121,20 @@ read_bundle() {
                 out=$SEED/$name
                 : >"$out"
                 ;;
-            end) umask 022 && log "seed: kiln bundle on $dev" && return 0 ;;
+            end) exit 0 ;;
             *) break ;;
             esac
         done
-    } <"$dev"
-    umask 022
+        exit 1
+    ) <"$dev"; then
+        log "seed: kiln bundle on $dev"
+        return 0
+    fi
     log "the seed on $dev is not a kiln bundle"
     return 1
 }
 
 read_seed_disk() {
-    SEED=$DISK_SEED
-    [ -d "$SEED" ] || mkdir -p "$SEED"
     if command -v mcopy >/dev/null; then
         # one call for all of them; a seed without some of them still yields the others
         (umask 077 && MTOOLS_SKIP_CHECK=1 mcopy -n -o -i "$dev" ::meta-data ::user-data \

@@ -178,8 +178,8 @@ class NamespaceMachine(Machine):
             return
         try:
             self._mount_root()
-            extras = seed.Extras(self.host_key, seed.SLIRP_DNS)
-            seed_dir = seed.write_seed_dir(self.spec.metadata, self.id, self.work_dir / "seed", extras)
+            files = seed.seed_files(self.spec.metadata, self.id, seed.Extras(self.host_key, seed.SLIRP_DNS))
+            seed_dir = seed.write_seed_dir(files, self.work_dir / "seed")
             self._network()
             nspawn = [
                 "systemd-nspawn", "--quiet", "-D", str(self.merged), "-b", "-M", self.id[:64],

@@ -177,11 +177,11 @@ class VirtualMachine(Machine):
             if self.spec.kernel_boot:
                 self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
             extras = seed.Extras(self.host_key, seed.SLIRP_DNS, EARLY_NETWORK)
-            seed.write_seed_disk(self.spec.metadata, self.id, self.work_dir / "seed.img", extras)
+            files = seed.seed_files(self.spec.metadata, self.id, extras)
+            seed.write_seed_disk(files, self.work_dir / "seed.img")
             # on NVMe, where the agent finds it by serial number: the same files as a text bundle
             bundle, self._bundle = self.work_dir / "seed.kiln", None
-            on_nvme = self.disk_interface == "nvme"
-            if on_nvme and seed.write_seed_bundle(self.spec.metadata, self.id, bundle, extras):
+            if self.disk_interface == "nvme" and seed.write_seed_bundle(files, bundle):
                 self._bundle = bundle
             if self.spec.accelerator == "kvm" or (self.spec.accelerator == "auto" and kvm_works(self.spec)):
                 accel, self.accelerator = KVM, "kvm"

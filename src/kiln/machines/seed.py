@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln import paths
 from kiln.errors import MachineError
 from kiln.machines.spec import Metadata
 
@@ -112,21 +113,18 @@ def seed_files(metadata: Metadata, machine_id: str, extras: Extras | None = None
     return files
 
 
-def write_seed_dir(metadata: Metadata, machine_id: str, folder: Path, extras: Extras | None = None) -> Path:
-    """The seed as a folder; its files readable by their owner only (the host key is a secret)."""
+def write_seed_dir(files: dict[str, str], folder: Path) -> Path:
+    """The seed's files (`seed_files`) as a folder, readable by their owner only (the host key is a
+    secret)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, content in seed_files(metadata, machine_id, extras).items():
-        path = folder / name
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
+    for name, content in files.items():
+        paths.write_private(folder / name, content.encode())
     return folder
 
 
-def write_seed_disk(metadata: Metadata, machine_id: str, path: Path, extras: Extras | None = None) -> Path:
+def write_seed_disk(files: dict[str, str], path: Path) -> Path:
     """A 2 MiB vfat image labelled CIDATA, made with mtools: no loop device, no mount, no root."""
-    folder = write_seed_dir(metadata, machine_id, path.with_suffix(".d"), extras)
+    folder = write_seed_dir(files, path.with_suffix(".d"))
     path.unlink(missing_ok=True)
     _run(["mkfs.vfat", "-C", "-n", "CIDATA", str(path), "2048"])
     os.chmod(path, 0o600)
@@ -155,15 +153,13 @@ def bundle(files: dict[str, str]) -> bytes | None:
     return data + b"\0" * (-len(data) % 4096)
 
 
-def write_seed_bundle(metadata: Metadata, machine_id: str, path: Path, extras: Extras | None = None) -> bool:
+def write_seed_bundle(files: dict[str, str], path: Path) -> bool:
     """The text bundle as a raw disk image (readable by its owner only), if the files allow one."""
-    data = bundle(seed_files(metadata, machine_id, extras))
+    data = bundle(files)
     path.unlink(missing_ok=True)
     if data is None:
         return False
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    paths.write_private(path, data)
     return True
 
 
