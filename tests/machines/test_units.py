@@ -130,3 +130,45 @@ def test_seed_bundle_refuses_what_lines_cannot_carry(tmp_path: Path) -> None:
     done = _agent_read_bundle(disk, out)
     assert done.returncode == 1 and "not a kiln bundle" in done.stderr
     assert not (tmp_path / "escape").exists() and not list(out.iterdir())
+
+
+def test_console_last_line_and_kept_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.machines.qemu import VirtualMachine
+
+    monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
+    image = tmp_path / "disk.raw"
+    image.write_bytes(b"\0" * 512)
+    machine = VirtualMachine(MachineSpec(image=image, name="quiet"))
+    assert machine.last_console_line() == ""  # never started: no console at all
+    kept = machine.keep_console()
+    assert kept.read_bytes() == b""
+    # a console as a booting Linux writes it: CRs, colour escapes, a blank tail
+    machine.console_log.write_bytes(
+        b"SeaBIOS\r\n[  OK  ] Started \x1b[0;1;39mkiln-agent.service\x1b[0m.\r\n"
+        b'You are in emergency mode. After logging in, type "journalctl -xb"\r\n\r\n  \r\n'
+    )
+    assert machine.last_console_line().startswith("You are in emergency mode.")
+    machine.console_log.write_bytes(b"[  OK  ] Started \x1b[0;1;39mkiln-agent.service\x1b[0m.\n" + b"x" * 300)
+    assert machine.last_console_line() == "x" * 160
+    kept = machine.keep_console()
+    machine.destroy()
+    assert not machine.work_dir.exists()
+    assert kept == tmp_path / "state" / "logs" / f"{machine.id}.console.log"
+    assert kept.read_bytes().endswith(b"x" * 300) and kept.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.machine
+def test_no_ssh_error_names_the_kept_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real VM that never answers (a blank disk: the firmware finds nothing to boot)."""
+    from kiln.machines import create_machine
+
+    monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
+    image = tmp_path / "blank.raw"
+    image.write_bytes(b"\0" * (1 << 20))
+    with create_machine(MachineSpec(image=image, name="blank", kernel_boot=False), "vm") as machine:
+        machine.start()
+        with pytest.raises(MachineError, match=r"no SSH on 127\.0\.0\.1:\d+ after 2 s") as caught:
+            machine.wait_for_ssh(2)
+    kept = tmp_path / "state" / "logs" / f"{machine.id}.console.log"
+    assert caught.value.hint == f"see its console log {kept}"
+    assert kept.is_file() and not machine.work_dir.exists()

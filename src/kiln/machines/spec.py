@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import ipaddress
+import re
 import secrets
 import shutil
 import socket
@@ -18,6 +19,9 @@ from kiln.errors import MachineError
 
 ImageFormat = Literal["qcow2", "raw"]
 Accelerator = Literal["auto", "kvm", "tcg"]
+
+#: terminal escapes and other control characters in a console log
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -156,14 +160,36 @@ class Machine(abc.ABC):
         if wait_for_banner(self.ssh_host, self.ssh_port, timeout, stop=lambda: not self.is_running()):
             return time.monotonic() - began
         if not self.is_running():
-            raise MachineError(
-                f"machine {self.id} stopped before SSH answered",
-                f"see its console log {self.console_log}",
-            )
+            problem = f"machine {self.id} stopped before SSH answered"
+        else:
+            problem = f"machine {self.id}: no SSH on {self.ssh_host}:{self.ssh_port} after {timeout:.0f} s"
+        last = self.last_console_line()
         raise MachineError(
-            f"machine {self.id}: no SSH on {self.ssh_host}:{self.ssh_port} after {timeout:.0f} s",
-            f"see its console log {self.console_log}",
+            problem + (f" (its console's last line: {last!r})" if last else ""),
+            f"see its console log {self.keep_console()}",
         )
+
+    def keep_console(self) -> Path:
+        """Copy the console log where it outlives `destroy()` (state_dir()/logs/<id>.console.log) and
+        return the copy's path: what a user reads after a failed boot or build."""
+        try:
+            text = self.console_log.read_bytes()
+        except OSError:
+            text = b""  # no console output at all: an empty log says so
+        return paths.write_private(
+            paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.console.log", text
+        )
+
+    def last_console_line(self) -> str:
+        """The console log's last line with text, without control characters, at most 160 characters."""
+        try:
+            with open(self.console_log, "rb") as log:
+                log.seek(max(0, log.seek(0, 2) - 4096))
+                tail = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [CONTROL.sub("", line).strip() for line in tail.splitlines()]
+        return next((line[:160] for line in reversed(lines) if line), "")
 
     def destroy(self) -> None:
         """Kill the machine and remove its files and state record."""

@@ -23,7 +23,7 @@ from kiln.communicators.base import RemoteCommand
 from kiln.components import Artifact, BuildContext, Builder
 from kiln.config import DecodeContext
 from kiln.engine.steps import Step, run_steps
-from kiln.errors import BuildError, CommunicatorError
+from kiln.errors import BuildError, CommunicatorError, KilnError
 
 BUILDER_ID = "transcend.qemu"
 
@@ -186,17 +186,22 @@ class StepConnect(Step[QemuState]):
         machine = state.machine
 
         def alive() -> str | None:
-            return None if machine.is_running() else f"the VM stopped (see {machine.console_log})"
+            return None if machine.is_running() else "the VM stopped"
 
-        state.communicator = connect(
-            state.config,
-            ctx,
-            host=machine.ssh_host,
-            port=machine.ssh_port,
-            private_key=state.key,
-            alive=alive,
-            banner_first=True,  # QEMU's port forward accepts long before the guest answers
-        )
+        try:
+            state.communicator = connect(
+                state.config,
+                ctx,
+                host=machine.ssh_host,
+                port=machine.ssh_port,
+                private_key=state.key,
+                alive=alive,
+                banner_first=True,  # QEMU's port forward accepts long before the guest answers
+            )
+        except KilnError:
+            # the VM (and its folder) goes in cleanup: its console is what tells why it never answered
+            ctx.ui.message(f"The VM's console log is kept in {machine.keep_console()}")
+            raise
         ctx.provision(state.communicator)
 
     def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
