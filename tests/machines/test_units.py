@@ -172,3 +172,32 @@ def test_no_ssh_error_names_the_kept_console(tmp_path: Path, monkeypatch: pytest
     kept = tmp_path / "state" / "logs" / f"{machine.id}.console.log"
     assert caught.value.hint == f"see its console log {kept}"
     assert kept.is_file() and not machine.work_dir.exists()
+
+
+def test_announced_ssh_reads_only_this_start_of_the_console(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiln.machines.guestfiles import AGENT, READY_LINE
+    from kiln.machines.qemu import VirtualMachine
+
+    assert f'READY_LINE="{READY_LINE}"' in AGENT  # the agent writes what the runner looks for
+    monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
+    image = tmp_path / "disk.raw"
+    image.write_bytes(b"\0" * 512)
+    machine = VirtualMachine(MachineSpec(image=image, name="said"))
+    log = machine.console_log
+    log.write_bytes(f"an earlier start\r\n{READY_LINE}\r\n".encode())
+    machine._console_begins()  # a new start appends after it (as the namespace runner's log does)
+    assert not machine.announced_ssh()
+    half = len(READY_LINE) // 2
+    with open(log, "ab") as out:
+        out.write(b"Debian GNU/Linux 12\r\n" + READY_LINE[:half].encode())
+        out.flush()
+        assert not machine.announced_ssh()
+        out.write(READY_LINE[half:].encode() + b"\r\n")  # the rest of the line, read on the next call
+    assert machine.announced_ssh()
+    log.write_bytes(b"")  # the log started afresh: the next start is read from its beginning
+    machine._console_begins()
+    assert not machine.announced_ssh()
+    log.write_bytes(f"{READY_LINE}\n".encode())
+    assert machine.announced_ssh()

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 from conftest import Captured, Server
 
-from kiln.communicators.banner import MAX_PENDING, wait_for_banner
+from kiln.communicators.banner import MAX_PENDING, SLOW_INTERVAL, wait_for_banner
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.connect import connect
 from kiln.errors import CommunicatorError
@@ -127,7 +127,36 @@ def test_connect_banner_first_stops_when_the_machine_is_gone(silent: SilentThenS
     began = time.monotonic()
     with pytest.raises(CommunicatorError, match="can no longer answer SSH: the VM stopped"):
         connect(cfg, build.ctx, alive=lambda: "the VM stopped" if time.monotonic() - began > 0.5 else None,
-                banner_first=True)  # fmt: skip
+                ready=lambda: True)  # fmt: skip
     assert time.monotonic() - began < 3
     with pytest.raises(CommunicatorError, match="Timeout waiting for SSH"):
-        connect(replace(cfg, ssh_timeout=1.0), build.ctx, banner_first=True)
+        connect(replace(cfg, ssh_timeout=1.0), build.ctx, ready=lambda: True)
+
+
+def test_slow_probes_until_the_machine_says_sshd_listens(silent: SilentThenSSH) -> None:
+    """Before the machine announces its sshd, one attempt per SLOW_INTERVAL (each would be queued in a
+    user-mode forward and reach sshd later); once it has, fast probes find the banner at once."""
+    silent.opens_at = time.monotonic() + 3600
+    began = time.monotonic()
+    said = began + SLOW_INTERVAL + 0.5
+    accepted_when_said: list[int] = []
+
+    def ready() -> bool:
+        if time.monotonic() < said:
+            return False
+        if not accepted_when_said:
+            accepted_when_said.append(silent.accepted)
+            silent.opens_at = time.monotonic()
+        return True
+
+    assert wait_for_banner("127.0.0.1", silent.port, timeout=20, ready=ready)
+    assert accepted_when_said == [2]  # at 0 s and at SLOW_INTERVAL, none between
+    assert time.monotonic() - said < 1.0
+
+
+def test_a_machine_that_never_says_is_still_found(silent: SilentThenSSH) -> None:
+    began = time.monotonic()
+    assert wait_for_banner("127.0.0.1", silent.port, timeout=20, ready=lambda: False)
+    took = time.monotonic() - began
+    assert SLOW_INTERVAL - 0.1 <= took < SLOW_INTERVAL + 1.0  # sshd answered at 1.5 s: the next slow attempt
+    assert silent.accepted == 2

@@ -91,13 +91,15 @@ def test_refused_at_first_then_accepted(
     server: Server, build: Captured, banner_first: bool, within: float
 ) -> None:
     """The machine is still booting: nothing listens for 2 s, then sshd starts; kiln logs in, also
-    when it first waits for the banner with overlapping probes (banner_first)."""
+    when it first waits for the banner with overlapping probes (`ready`)."""
     server.sshd.stop()
     starter = threading.Timer(2.0, server.sshd.start)
     starter.start()
     start = time.monotonic()
     try:
-        comm = connect(server.config(ssh_timeout=30.0), build.ctx, banner_first=banner_first)
+        comm = connect(
+            server.config(ssh_timeout=30.0), build.ctx, ready=(lambda: True) if banner_first else None
+        )
         try:
             lines: list[str] = []
             assert comm.run(RemoteCommand("echo ok", on_stdout=lines.append)) == 0

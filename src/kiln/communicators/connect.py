@@ -57,13 +57,14 @@ def connect(
     port: int = 0,
     private_key: TemporaryKeyPair | None = None,
     alive: Callable[[], str | None] | None = None,
-    banner_first: bool = False,
+    ready: Callable[[], bool] | None = None,
 ) -> Communicator:
     """Wait until the machine accepts SSH (retrying until ssh_timeout, cancellable) and return the
     connected communicator; a NoneCommunicator for `communicator: none`. `alive`, when given, is
     asked between attempts and returns why the machine can no longer answer (it stopped), or None.
-    `banner_first`: wait for sshd's banner with overlapping probes before logging in (for machines
-    behind a user-mode port forward, which accepts connections long before the guest answers)."""
+    `ready`, for machines behind a user-mode port forward (which accepts connections long before the
+    guest answers): wait for sshd's banner before logging in, with overlapping probes once ready()
+    says the machine announced its sshd (see kiln.communicators.banner); `lambda: True` at once."""
     if config.communicator == "none":
         return NoneCommunicator()
     host = host or config.ssh_host
@@ -72,8 +73,8 @@ def connect(
     ctx.ui.say("Waiting for SSH to become available...")
     try:
         deadline = time.monotonic() + (float(config.ssh_timeout) or DEFAULT_TIMEOUT)
-        if banner_first and not config.ssh_bastion_host:
-            wait_for_banner_or_fail(comm, config, ctx, alive, deadline)
+        if ready is not None and not config.ssh_bastion_host:
+            wait_for_banner_or_fail(comm, config, ctx, alive, ready, deadline)
         wait_for_ssh(comm, config, ctx, alive, deadline)
     except BaseException:
         comm.close()
@@ -89,6 +90,7 @@ def wait_for_banner_or_fail(
     config: SSHConfig,
     ctx: BuildContext,
     alive: Callable[[], str | None] | None,
+    ready: Callable[[], bool],
     deadline: float,
 ) -> None:
     gone: list[str] = []
@@ -99,7 +101,9 @@ def wait_for_banner_or_fail(
             gone.append(why)
         return ctx.cancel.cancelled or bool(why)
 
-    if wait_for_banner(comm.target.host, comm.target.port, deadline - time.monotonic(), stop=stop):
+    if wait_for_banner(
+        comm.target.host, comm.target.port, deadline - time.monotonic(), stop=stop, ready=ready
+    ):
         return
     ctx.cancel.check()
     if gone:

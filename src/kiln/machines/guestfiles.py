@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: what kiln's agent writes on the console once sshd listens and the early network is set
+READY_LINE = "kiln-agent: sshd is listening"
+
 AGENT = r"""#!/bin/sh
 # kiln-agent: applies a NoCloud seed (meta-data, user-data) at boot and grows the root partition.
 # Per instance (a new instance-id): new SSH host keys, user data run once. Every boot: keys, hostname.
@@ -12,6 +15,8 @@ umask 022
 STATE=/var/lib/kiln
 SEED=/run/kiln/seed
 DISK_SEED=/run/kiln/seed-disk  # where a seed read from a disk goes
+NET_PENDING=/run/kiln/early-network.pending  # while the early network is being set
+READY_LINE="@READY_LINE@"
 NL='
 '
 CR=$(printf '\r')
@@ -173,6 +178,20 @@ route add $4 dev $1 proto static src $2
 NET
 }
 
+# After sshd listens (ssh.service's ExecStartPost): once the early network is set too, say so on the
+# console. kiln's VM runner reads it there and only then probes SSH quickly: each probe sent through
+# the user-mode forward before the guest has its address is queued there and reaches sshd later,
+# when a burst of them can push sshd past MaxStartups and drop the real login.
+ready() {
+    i=0
+    while [ -e "$NET_PENDING" ] && [ $i -lt 300 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    { echo "$READY_LINE" >/dev/console; } 2>/dev/null
+    return 0
+}
+
 # meta-data: instance-id, local-hostname and the public-keys list (the YAML subset kiln writes)
 read_meta() {
     iid= host= keys= inlist=
@@ -234,7 +253,10 @@ boot() {
     [ -d "$STATE" ] || mkdir -p "$STATE"
     grow_root
     find_seed || { log "no NoCloud seed found"; return 0; }
-    [ -s "$SEED/early-network" ] && early_network &
+    if [ -s "$SEED/early-network" ]; then
+        : >"$NET_PENDING"
+        { early_network; rm -f "$NET_PENDING"; } &
+    fi
     read_meta
     [ -n "$host" ] && set_hostname
     # the runner's DNS forwarder, until systemd-resolved starts and replaces this file with its own
@@ -279,10 +301,11 @@ userdata() {
 
 case "${1:-boot}" in
 boot) boot ;;
+ready) ready ;;
 userdata) userdata ;;
 esac
 exit 0
-"""
+""".replace("@READY_LINE@", READY_LINE)
 
 AGENT_UNIT = """[Unit]
 Description=kiln agent: NoCloud seed (SSH keys, hostname), root partition growth
@@ -327,7 +350,7 @@ WantedBy=multi-user.target
 # later under emulation): a provisioner's first `apt-get update` resolves names through the runner's
 # DNS forwarder, which the agent hands to resolv.conf until resolved starts (see kiln.machines.seed).
 # No `sshd -t` pre-check: sshd checks its configuration when it starts anyway, and under emulation each
-# process before the first banner costs.
+# process before the first banner costs. Once sshd listens the agent says so on the console (`ready`).
 SSH_UNIT = """[Unit]
 Description=OpenBSD Secure Shell server
 Documentation=man:sshd(8) man:sshd_config(5)
@@ -341,6 +364,7 @@ ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
 [Service]
 EnvironmentFile=-/etc/default/ssh
 ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+ExecStartPost=-/usr/lib/kiln/kiln-agent ready
 ExecReload=/usr/sbin/sshd -t
 ExecReload=/bin/kill -HUP $MAINPID
 KillMode=process

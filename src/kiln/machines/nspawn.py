@@ -189,6 +189,7 @@ class NamespaceMachine(Machine):
                 f"--bind-ro={seed_dir}:/run/kiln/seed",
             ]  # fmt: skip
             loop = f'while :; do "$@"; rc=$?; [ $rc -eq {REBOOT_EXIT} ] || exit $rc; done'
+            self._console_begins()
             with open(self.console_log, "ab") as log:
                 self.proc = subprocess.Popen(
                     ["sh", "-c", loop, "kiln-machine", *nspawn],

@@ -194,6 +194,8 @@ class VirtualMachine(Machine):
 
     def _launch(self, argv: list[str]) -> None:
         self.qmp_path.unlink(missing_ok=True)
+        self.console_log.unlink(missing_ok=True)  # QEMU starts it afresh
+        self._console_begins()
         log = open(self.work_dir / "qemu.log", "wb")  # noqa: SIM115 - QEMU inherits it
         with log:
             (self.work_dir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")

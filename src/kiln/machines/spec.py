@@ -124,6 +124,8 @@ class Machine(abc.ABC):
 
         # the instance's SSH host key, handed in through the seed (see kiln.machines.seed)
         self.host_key = new_host_key()
+        self._console_read = 0  #: how far announced_ssh() has read this start's console
+        self._announced = False
 
     # -- lifecycle --------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -157,7 +159,13 @@ class Machine(abc.ABC):
         from kiln.communicators.banner import wait_for_banner
 
         began = time.monotonic()
-        if wait_for_banner(self.ssh_host, self.ssh_port, timeout, stop=lambda: not self.is_running()):
+        if wait_for_banner(
+            self.ssh_host,
+            self.ssh_port,
+            timeout,
+            stop=lambda: not self.is_running(),
+            ready=self.announced_ssh,
+        ):
             return time.monotonic() - began
         if not self.is_running():
             problem = f"machine {self.id} stopped before SSH answered"
@@ -168,6 +176,37 @@ class Machine(abc.ABC):
             problem + (f" (its console's last line: {last!r})" if last else ""),
             f"see its console log {self.keep_console()}",
         )
+
+    def _console_begins(self) -> None:
+        """A runner calls this as it starts the machine: this start's console is what the log gets from
+        now on (the namespace runner appends to it)."""
+        try:
+            self._console_read = self.console_log.stat().st_size
+        except OSError:
+            self._console_read = 0
+        self._announced = False
+
+    def announced_ssh(self) -> bool:
+        """True once the machine has said on its console, in this start, that its sshd listens (kiln's
+        agent does, see kiln.machines.guestfiles.READY_LINE). Reads only what the log got since the last
+        call: cheap enough to ask a few times a second."""
+        if self._announced:
+            return True
+        from kiln.machines.guestfiles import READY_LINE
+
+        line = READY_LINE.encode()
+        try:
+            with open(self.console_log, "rb") as log:
+                size = log.seek(0, 2)
+                if size < self._console_read:
+                    self._console_read = 0  # the log was started afresh
+                log.seek(max(0, self._console_read - len(line)))  # a line split between two reads
+                seen = log.read(size - log.tell())
+        except OSError:
+            return False
+        self._console_read = size
+        self._announced = line in seen
+        return self._announced
 
     def keep_console(self) -> Path:
         """Copy the console log where it outlives `destroy()` (state_dir()/logs/<id>.console.log) and

@@ -196,7 +196,7 @@ class StepConnect(Step[QemuState]):
                 port=machine.ssh_port,
                 private_key=state.key,
                 alive=alive,
-                banner_first=True,  # QEMU's port forward accepts long before the guest answers
+                ready=machine.announced_ssh,  # QEMU's port forward accepts long before the guest answers
             )
         except KilnError:
             # the VM (and its folder) goes in cleanup: its console is what tells why it never answered
