@@ -34,7 +34,7 @@ from kiln.machines import guestfiles
 from kiln.machines.spec import ImageFormat
 
 RECIPE_VERSION = 1
-GRUB_MODULES = "biosdisk part_msdos ext2 normal linux configfile search search_label search_fs_uuid echo test"
+GRUB_MODULES = "biosdisk part_msdos ext2 normal linux configfile search search_label search_fs_uuid echo test serial terminal"
 
 
 @dataclass(frozen=True)

@@ -428,8 +428,12 @@ IPv6AcceptRA=no
 FSTAB = "/dev/disk/by-label/root / ext4 defaults,errors=remount-ro 0 1\n"
 
 # net.ifnames=0: the first NIC is eth0, as on Alibaba Cloud's own images (and the agent's early network
-# needs a name that udev does not change after the link is up)
-GRUB_CFG = """set timeout=0
+# needs a name that udev does not change after the link is up). GRUB writes to the serial port too: a
+# machine without a display shows GRUB's errors in its console log.
+GRUB_CFG = """serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=0
 set default=0
 menuentry "Debian GNU/Linux 12" {
     search --no-floppy --label root --set=root

@@ -41,6 +41,11 @@ KERNEL_ARGS = "fsck.mode=skip rw"
 # the user-mode network's lease, which kiln's agent sets on eth0 at once (see kiln.machines.seed);
 # None leaves the guest to DHCP alone (bench/machines compares the two)
 EARLY_NETWORK: seed.EarlyNetwork | None = seed.EarlyNetwork()
+# A boot that has read and written nothing on its disks for this long, and not answered SSH, is stuck
+# (the firmware, GRUB or the kernel hung: emulated boots rarely do, and then never recover): the runner
+# keeps what QEMU shows of it beside the console log and resets the VM, at most BOOT_RESETS times.
+STALL_SECONDS = 60.0
+BOOT_RESETS = 2
 
 
 def image_format(path: Path) -> str:
@@ -97,6 +102,8 @@ class VirtualMachine(Machine):
         self.accelerator = ""
         self.boot: kernelboot.BootFiles | None = None
         self._bundle: Path | None = None  #: the seed's text bundle (disk 2), where attached
+        self.resets = 0  #: stuck boots reset in this start (see STALL_SECONDS)
+        self._io = (-1, 0.0, 0.0)  #: the disks' operation count, when it last changed, when last asked
 
     @property
     def disk_interface(self) -> str:
@@ -196,6 +203,7 @@ class VirtualMachine(Machine):
         self.qmp_path.unlink(missing_ok=True)
         self.console_log.unlink(missing_ok=True)  # QEMU starts it afresh
         self._console_begins()
+        self.resets, self._io = 0, (-1, time.monotonic(), 0.0)
         log = open(self.work_dir / "qemu.log", "wb")  # noqa: SIM115 - QEMU inherits it
         with log:
             (self.work_dir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
@@ -220,6 +228,65 @@ class VirtualMachine(Machine):
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def still_booting(self) -> bool:
+        """As Machine.still_booting; besides, every few seconds until the guest says its sshd listens,
+        looks at its disk operations, and resets a boot stuck for STALL_SECONDS (BOOT_RESETS times)."""
+        if not self.is_running():
+            return False
+        ops, since, asked = self._io
+        now = time.monotonic()
+        if self.resets >= BOOT_RESETS or now - asked < 2.0 or self.announced_ssh():
+            return True
+        current = self._disk_operations()
+        if current is not None and current != ops:
+            self._io = (current, now, now)
+        elif now - since < STALL_SECONDS or wait_for_banner(self.ssh_host, self.ssh_port, 3.0):
+            self._io = (ops, since, now)
+        else:
+            self._reset_stuck_boot(now - since)
+            self._io = (ops, time.monotonic(), time.monotonic())
+        return True
+
+    def _disk_operations(self) -> int | None:
+        """Reads, writes and flushes the guest has made on all its disks; None when QMP does not answer."""
+        try:
+            qmp = QMP(self.qmp_path, timeout=2)
+            try:
+                devices = qmp.execute("query-blockstats")
+            finally:
+                qmp.close()
+            return sum(
+                int(device["stats"].get(name, 0))
+                for device in devices
+                for name in ("rd_operations", "wr_operations", "flush_operations")
+            )
+        except (OSError, ConnectionError, MachineError, ValueError, KeyError, TypeError):
+            return None
+
+    def _reset_stuck_boot(self, idle: float) -> None:
+        """Keep what QEMU shows of the stuck guest (state, registers of every CPU) and reset it."""
+        self.resets += 1
+        report = [f"machine {self.id}: no disk activity for {idle:.0f} s and no SSH: reset {self.resets}"]
+        try:
+            qmp = QMP(self.qmp_path, timeout=5)
+            try:
+                report.append(f"status: {qmp.execute('query-status')}")
+                for command in ("info registers -a", "info block"):
+                    report.append(
+                        f"({command})\n{qmp.execute('human-monitor-command', **{'command-line': command})}"
+                    )
+                qmp.execute("system_reset")
+            finally:
+                qmp.close()
+        except (OSError, ConnectionError, MachineError) as exc:
+            report.append(f"QEMU did not answer QMP: {exc}")
+        kept = paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.stall-{self.resets}.txt"
+        paths.write_private(kept, "\n".join(report).encode() + b"\n")
+        self.notes.append(
+            f"the boot made no disk activity for {idle:.0f} s before SSH answered: reset the VM "
+            f"({self.resets} of {BOOT_RESETS}; what QEMU showed of it is in {kept})"
+        )
 
     def stop(self, graceful: bool = True, timeout: float = 60.0) -> None:
         if self.is_running() and graceful:

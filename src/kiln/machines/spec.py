@@ -126,6 +126,8 @@ class Machine(abc.ABC):
         self.host_key = new_host_key()
         self._console_read = 0  #: how far announced_ssh() has read this start's console
         self._announced = False
+        #: what the runner did on its own that a user should hear of (a stuck boot reset)
+        self.notes: list[str] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -135,6 +137,11 @@ class Machine(abc.ABC):
     @abc.abstractmethod
     def is_running(self) -> bool:
         """True while the machine runs."""
+
+    def still_booting(self) -> bool:
+        """Asked a few times a second while waiting for SSH: False once the machine has stopped. A runner
+        may also look after the boot here (the VM runner resets a stuck one)."""
+        return self.is_running()
 
     @abc.abstractmethod
     def stop(self, graceful: bool = True, timeout: float = 60.0) -> None:
@@ -163,7 +170,7 @@ class Machine(abc.ABC):
             self.ssh_host,
             self.ssh_port,
             timeout,
-            stop=lambda: not self.is_running(),
+            stop=lambda: not self.still_booting(),
             ready=self.announced_ssh,
         ):
             return time.monotonic() - began
@@ -171,6 +178,8 @@ class Machine(abc.ABC):
             problem = f"machine {self.id} stopped before SSH answered"
         else:
             problem = f"machine {self.id}: no SSH on {self.ssh_host}:{self.ssh_port} after {timeout:.0f} s"
+        if self.notes:
+            problem += f", {len(self.notes)} stuck boot(s) reset"
         last = self.last_console_line()
         raise MachineError(
             problem + (f" (its console's last line: {last!r})" if last else ""),

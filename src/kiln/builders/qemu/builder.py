@@ -185,8 +185,13 @@ class StepConnect(Step[QemuState]):
 
         machine = state.machine
 
+        said: list[str] = []
+
         def alive() -> str | None:
-            return None if machine.is_running() else "the VM stopped"
+            for note in machine.notes[len(said) :]:
+                said.append(note)
+                ctx.ui.message(f"The VM runner: {note}")
+            return None if machine.still_booting() else "the VM stopped"
 
         try:
             state.communicator = connect(
