@@ -73,13 +73,13 @@ def ssh_ok(host: str, port: int, key: Path, command: str, timeout: float = 600) 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A failed machine test shows the end of every console log its machines kept (a machine that never
-    answered keeps its console in state_dir()/logs/ when it is destroyed): CI's only view of a boot."""
+    """A failed machine test shows the end of every console log and stall report its machines kept (a
+    machine that never answered keeps them in state_dir()/logs/): CI's only view of a boot."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     state = getattr(item, "funcargs", {}).get("machine_state")
     if not report.failed or not isinstance(state, Path):
         return
-    for log in sorted((state / "logs").glob("*.console.log")):
+    for log in sorted((state / "logs").glob("*")):
         lines = log.read_text(errors="replace").splitlines()[-80:]
-        report.sections.append((f"console of {log.name} (last {len(lines)} lines)", "\n".join(lines)))
+        report.sections.append((f"{log.name} (last {len(lines)} lines)", "\n".join(lines)))
