@@ -160,8 +160,12 @@ def test_console_last_line_and_kept_copy(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.machine
 def test_a_stuck_boot_is_reset_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real VM that never answers: a blank disk, where the firmware reads the disk once and then waits
-    (tries the network, then waits a minute), so its disks see no activity. The runner resets it
-    BOOT_RESETS times, keeps what QEMU showed of each stall, and the error names the kept console."""
+    (tries the network, then waits a minute), so its disks see no activity; and its QEMU frozen at
+    first (SIGSTOP: QMP does not answer either). The runner restarts the frozen QEMU, then resets the
+    stuck firmware, keeps what QEMU showed of each stall, and the error names the kept console."""
+    import os
+    import signal
+
     from kiln.machines import create_machine, qemu
 
     monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
@@ -169,21 +173,28 @@ def test_a_stuck_boot_is_reset_and_kept(tmp_path: Path, monkeypatch: pytest.Monk
     image = tmp_path / "blank.raw"
     image.write_bytes(b"\0" * (1 << 20))
     with create_machine(MachineSpec(image=image, name="blank", kernel_boot=False), "vm") as machine:
+        assert isinstance(machine, qemu.VirtualMachine)
         machine.start()
+        assert machine.proc is not None
+        frozen = machine.proc.pid
+        os.kill(frozen, signal.SIGSTOP)
         with pytest.raises(
-            MachineError, match=r"no SSH on 127\.0\.0\.1:\d+ after 30 s, 2 stuck boot"
+            MachineError, match=r"no SSH on 127\.0\.0\.1:\d+ after 35 s, 2 stuck boot"
         ) as caught:
-            machine.wait_for_ssh(30)
-        assert isinstance(machine, qemu.VirtualMachine) and machine.resets == qemu.BOOT_RESETS == 2
+            machine.wait_for_ssh(35)
+        assert machine.resets == qemu.BOOT_RESETS == 2
+        assert machine.proc.pid != frozen and machine.is_running()
+    with pytest.raises(ProcessLookupError):
+        os.kill(frozen, 0)
     logs = tmp_path / "state" / "logs"
     kept = logs / f"{machine.id}.console.log"
     assert caught.value.hint == f"see its console log {kept}"
     assert kept.is_file() and not machine.work_dir.exists()
-    for reset in (1, 2):
-        report = (logs / f"{machine.id}.stall-{reset}.txt").read_text()
-        assert f"reset {reset}" in report and "CPU#0" in report and "CPU#1" in report, report
-        assert "'status': 'running'" in report
-    assert len(machine.notes) == 2 and "no disk activity" in machine.notes[0]
+    assert "restarted QEMU" in machine.notes[0] and "reset the VM" in machine.notes[1]
+    assert "QEMU did not answer QMP" in (logs / f"{machine.id}.stall-1.txt").read_text()
+    report = (logs / f"{machine.id}.stall-2.txt").read_text()
+    assert "reset 2" in report and "CPU#0" in report and "CPU#1" in report, report
+    assert "'status': 'running'" in report
 
 
 def test_announced_ssh_reads_only_this_start_of_the_console(

@@ -103,6 +103,7 @@ class VirtualMachine(Machine):
         self.boot: kernelboot.BootFiles | None = None
         self._bundle: Path | None = None  #: the seed's text bundle (disk 2), where attached
         self.resets = 0  #: stuck boots reset in this start (see STALL_SECONDS)
+        self._argv_launched: list[str] = []
         self._io = (-1, 0.0, 0.0)  #: the disks' operation count, when it last changed, when last asked
 
     @property
@@ -194,6 +195,7 @@ class VirtualMachine(Machine):
                 accel, self.accelerator = KVM, "kvm"
             else:
                 accel, self.accelerator = TCG, "tcg"
+            self.resets = 0
             self._launch(self._argv(accel))
         except BaseException:
             self.kill()
@@ -203,7 +205,7 @@ class VirtualMachine(Machine):
         self.qmp_path.unlink(missing_ok=True)
         self.console_log.unlink(missing_ok=True)  # QEMU starts it afresh
         self._console_begins()
-        self.resets, self._io = 0, (-1, time.monotonic(), 0.0)
+        self._argv_launched, self._io = argv, (-1, time.monotonic(), 0.0)
         log = open(self.work_dir / "qemu.log", "wb")  # noqa: SIM115 - QEMU inherits it
         with log:
             (self.work_dir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
@@ -265,9 +267,11 @@ class VirtualMachine(Machine):
             return None
 
     def _reset_stuck_boot(self, idle: float) -> None:
-        """Keep what QEMU shows of the stuck guest (state, registers of every CPU) and reset it."""
+        """Keep what QEMU shows of the stuck guest (state, registers of every CPU) and reset it; when QEMU
+        itself no longer answers, end it and start it again on the same disk."""
         self.resets += 1
         report = [f"machine {self.id}: no disk activity for {idle:.0f} s and no SSH: reset {self.resets}"]
+        how = "reset the VM"
         try:
             qmp = QMP(self.qmp_path, timeout=5)
             try:
@@ -280,11 +284,15 @@ class VirtualMachine(Machine):
             finally:
                 qmp.close()
         except (OSError, ConnectionError, MachineError) as exc:
-            report.append(f"QEMU did not answer QMP: {exc}")
+            how = "restarted QEMU, which no longer answered"
+            report.append(f"QEMU did not answer QMP ({exc}): restarted it; its console until then:")
+            report.append(self.console_log.read_text(errors="replace") if self.console_log.exists() else "")
+            self.kill()
+            self._launch(self._argv_launched)
         kept = paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.stall-{self.resets}.txt"
         paths.write_private(kept, "\n".join(report).encode() + b"\n")
         self.notes.append(
-            f"the boot made no disk activity for {idle:.0f} s before SSH answered: reset the VM "
+            f"the boot made no disk activity for {idle:.0f} s before SSH answered: {how} "
             f"({self.resets} of {BOOT_RESETS}; what QEMU showed of it is in {kept})"
         )
 
