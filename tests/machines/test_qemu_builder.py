@@ -117,6 +117,41 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
             assert ssh_ok(light.ssh_host, light.ssh_port, ssh_key, BOOTED_PING).strip() == "PONG"
 
 
+def test_a_build_whose_vm_never_boots_resets_it_and_keeps_its_console(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk with nothing to boot: the firmware waits with no disk activity. The build says each reset
+    of the stuck boot, fails on ssh_timeout, names the kept console log, and leaves no machine."""
+    image = tmp_path / "blank.raw"
+    image.write_bytes(b"\0" * (1 << 20))
+    template = {
+        "builders": [
+            {
+                "type": "qemu",
+                "disk_image": True,
+                "iso_url": str(image),
+                "iso_checksum": "none",
+                "output_directory": "out",
+                "ssh_username": "root",
+                "ssh_timeout": "25s",
+            }
+        ]
+    }
+    (tmp_path / "blank.json").write_text(json.dumps(template))
+    monkeypatch.setenv("KILN_BOOT_STALL_SECONDS", "3")
+    done = kiln("build", "blank.json", cwd=tmp_path, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Timeout waiting for SSH" in output
+    assert output.count("The VM runner: the boot was stuck (no disk activity for") == 2, output
+    state = Path(os.environ["KILN_STATE_DIR"])
+    kept = sorted((state / "logs").glob("*.console.log"))
+    assert len(kept) == 1 and f"The VM's console log is kept in {kept[0]}" in output
+    assert len(list((state / "logs").glob("*.stall-*.txt"))) == 2
+    assert not list((state / "machines").glob("*/machine.json"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_qemu_template_errors_name_the_field(tmp_path: Path) -> None:
     template = {
         "builders": [

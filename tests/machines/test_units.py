@@ -169,7 +169,7 @@ def test_a_stuck_boot_is_reset_and_kept(tmp_path: Path, monkeypatch: pytest.Monk
     from kiln.machines import create_machine, qemu
 
     monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(qemu, "STALL_SECONDS", 3.0)
+    monkeypatch.setenv("KILN_BOOT_STALL_SECONDS", "3")
     image = tmp_path / "blank.raw"
     image.write_bytes(b"\0" * (1 << 20))
     with create_machine(MachineSpec(image=image, name="blank", kernel_boot=False), "vm") as machine:
@@ -224,3 +224,18 @@ def test_announced_ssh_reads_only_this_start_of_the_console(
     assert not machine.announced_ssh()
     log.write_bytes(f"{READY_LINE}\n".encode())
     assert machine.announced_ssh()
+
+
+def test_boot_stall_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.machines.qemu import STALL_SECONDS, stall_seconds
+
+    monkeypatch.delenv("KILN_BOOT_STALL_SECONDS", raising=False)
+    assert stall_seconds() == STALL_SECONDS == 60
+    monkeypatch.setenv("KILN_BOOT_STALL_SECONDS", "0")
+    assert stall_seconds() == 0  # never reset
+    monkeypatch.setenv("KILN_BOOT_STALL_SECONDS", "120.5")
+    assert stall_seconds() == 120.5
+    for bad in ("soon", "-5", "nan"):
+        monkeypatch.setenv("KILN_BOOT_STALL_SECONDS", bad)
+        with pytest.raises(MachineError, match=r"KILN_BOOT_STALL_SECONDS=.* is not a number of seconds"):
+            stall_seconds()

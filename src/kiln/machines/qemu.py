@@ -48,6 +48,23 @@ STALL_SECONDS = 60.0
 BOOT_RESETS = 2
 
 
+def stall_seconds() -> float:
+    """STALL_SECONDS, or $KILN_BOOT_STALL_SECONDS (a very slow host may want more; 0 turns it off)."""
+    value = os.environ.get("KILN_BOOT_STALL_SECONDS", "").strip()
+    if not value:
+        return STALL_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise MachineError(
+            f"KILN_BOOT_STALL_SECONDS={value!r} is not a number of seconds",
+            "give the seconds without disk activity after which a boot is reset, or 0 to never reset",
+        )
+    return seconds
+
+
 def image_format(path: Path) -> str:
     """qcow2 or raw, read from the file's magic bytes (never trust the extension)."""
     with open(path, "rb") as handle:
@@ -233,17 +250,18 @@ class VirtualMachine(Machine):
 
     def still_booting(self) -> bool:
         """As Machine.still_booting; besides, every few seconds until the guest says its sshd listens,
-        looks at its disk operations, and resets a boot stuck for STALL_SECONDS (BOOT_RESETS times)."""
+        looks at its disk operations, and resets a boot stuck for stall_seconds() (BOOT_RESETS times)."""
         if not self.is_running():
             return False
         ops, since, asked = self._io
         now = time.monotonic()
         if self.resets >= BOOT_RESETS or now - asked < 2.0 or self.announced_ssh():
             return True
-        current = self._disk_operations()
+        stall = stall_seconds()
+        current = self._disk_operations() if stall else None
         if current is not None and current != ops:
             self._io = (current, now, now)
-        elif now - since < STALL_SECONDS or wait_for_banner(self.ssh_host, self.ssh_port, 3.0):
+        elif not stall or now - since < stall or wait_for_banner(self.ssh_host, self.ssh_port, 3.0):
             self._io = (ops, since, now)
         else:
             self._reset_stuck_boot(now - since)
@@ -292,8 +310,8 @@ class VirtualMachine(Machine):
         kept = paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.stall-{self.resets}.txt"
         paths.write_private(kept, "\n".join(report).encode() + b"\n")
         self.notes.append(
-            f"the boot made no disk activity for {idle:.0f} s before SSH answered: {how} "
-            f"({self.resets} of {BOOT_RESETS}; what QEMU showed of it is in {kept})"
+            f"the boot was stuck (no disk activity for {idle:.0f} s, no SSH): {how} "
+            f"({self.resets} of {BOOT_RESETS}; QEMU's view of it is in {kept})"
         )
 
     def stop(self, graceful: bool = True, timeout: float = 60.0) -> None:
