@@ -120,6 +120,7 @@ class VirtualMachine(Machine):
         self.boot: kernelboot.BootFiles | None = None
         self._bundle: Path | None = None  #: the seed's text bundle (disk 2), where attached
         self.resets = 0  #: stuck boots reset in this start (see STALL_SECONDS)
+        self._stall = STALL_SECONDS
         self._argv_launched: list[str] = []
         self._io = (-1, 0.0, 0.0)  #: the disks' operation count, when it last changed, when last asked
 
@@ -212,7 +213,7 @@ class VirtualMachine(Machine):
                 accel, self.accelerator = KVM, "kvm"
             else:
                 accel, self.accelerator = TCG, "tcg"
-            self.resets = 0
+            self.resets, self._stall = 0, stall_seconds()
             self._launch(self._argv(accel))
         except BaseException:
             self.kill()
@@ -257,7 +258,7 @@ class VirtualMachine(Machine):
         now = time.monotonic()
         if self.resets >= BOOT_RESETS or now - asked < 2.0 or self.announced_ssh():
             return True
-        stall = stall_seconds()
+        stall = self._stall
         current = self._disk_operations() if stall else None
         if current is not None and current != ops:
             self._io = (current, now, now)
