@@ -226,8 +226,8 @@ def test_announced_ssh_reads_only_this_start_of_the_console(
     assert machine.announced_ssh()
 
 
-def test_boot_stall_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kiln.machines.qemu import STALL_SECONDS, stall_seconds
+def test_boot_stall_seconds_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.machines.qemu import STALL_SECONDS, VirtualMachine, stall_seconds
 
     monkeypatch.delenv("KILN_BOOT_STALL_SECONDS", raising=False)
     assert stall_seconds() == STALL_SECONDS == 60
@@ -239,3 +239,12 @@ def test_boot_stall_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("KILN_BOOT_STALL_SECONDS", bad)
         with pytest.raises(MachineError, match=r"KILN_BOOT_STALL_SECONDS=.* is not a number of seconds"):
             stall_seconds()
+    # a machine refuses to start with it, before QEMU runs
+    monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
+    image = tmp_path / "blank.raw"
+    image.write_bytes(b"\0" * (1 << 20))
+    machine = VirtualMachine(MachineSpec(image=image, name="bad", kernel_boot=False))
+    with pytest.raises(MachineError, match="KILN_BOOT_STALL_SECONDS='nan'"):
+        machine.start()
+    assert machine.proc is None
+    machine.destroy()
