@@ -133,7 +133,7 @@ def test_a_build_whose_vm_never_boots_resets_it_and_keeps_its_console(
                 "iso_checksum": "none",
                 "output_directory": "out",
                 "ssh_username": "root",
-                "ssh_timeout": "25s",
+                "ssh_timeout": "35s",
             }
         ]
     }
