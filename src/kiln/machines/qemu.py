@@ -256,13 +256,12 @@ class VirtualMachine(Machine):
             return False
         ops, since, asked = self._io
         now = time.monotonic()
-        if self.resets >= BOOT_RESETS or now - asked < 2.0 or self.announced_ssh():
+        if not self._stall or self.resets >= BOOT_RESETS or now - asked < 2.0 or self.announced_ssh():
             return True
-        stall = self._stall
-        current = self._disk_operations() if stall else None
+        current = self._disk_operations()
         if current is not None and current != ops:
             self._io = (current, now, now)
-        elif not stall or now - since < stall or wait_for_banner(self.ssh_host, self.ssh_port, 3.0):
+        elif now - since < self._stall or wait_for_banner(self.ssh_host, self.ssh_port, 3.0):
             self._io = (ops, since, now)
         else:
             self._reset_stuck_boot(now - since)
@@ -308,8 +307,7 @@ class VirtualMachine(Machine):
             report.append(self.console_log.read_text(errors="replace") if self.console_log.exists() else "")
             self.kill()
             self._launch(self._argv_launched)
-        kept = paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.stall-{self.resets}.txt"
-        paths.write_private(kept, "\n".join(report).encode() + b"\n")
+        kept = self.keep_log(f"stall-{self.resets}.txt", "\n".join(report).encode() + b"\n")
         self.notes.append(
             f"the boot was stuck (no disk activity for {idle:.0f} s, no SSH): {how} "
             f"({self.resets} of {BOOT_RESETS}; QEMU's view of it is in {kept})"

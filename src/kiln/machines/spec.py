@@ -224,8 +224,12 @@ class Machine(abc.ABC):
             text = self.console_log.read_bytes()
         except OSError:
             text = b""  # no console output at all: an empty log says so
+        return self.keep_log("console.log", text)
+
+    def keep_log(self, suffix: str, data: bytes) -> Path:
+        """Write `data` to state_dir()/logs/<id>.<suffix> (0600), where it outlives `destroy()`."""
         return paths.write_private(
-            paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.console.log", text
+            paths.private_dir(paths.state_dir() / "logs") / f"{self.id}.{suffix}", data
         )
 
     def last_console_line(self) -> str:
