@@ -111,3 +111,20 @@ def test_fault_and_log_commands(cloud: LocalCloudProcess) -> None:
     assert kiln("fault", "clear", "--state", state).returncode == 0
     log = kiln("log", "--limit", "20", "--state", state).stdout
     assert "DescribeRegions" in log and "ServiceUnavailable" in log and cloud.secret not in log
+
+
+@pytest.mark.parametrize(
+    "argv", [["serve", "-help"], ["serve", "--help"], ["keys", "create", "-h"], ["-help"]]
+)
+def test_help_after_a_subcommand_prints_the_usage_only(argv: list[str]) -> None:
+    done = kiln(*argv)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("Usage: kiln localcloud")
+
+
+def test_a_bad_argument_is_one_line_naming_it() -> None:
+    done = kiln("serve", "--runner", "nonsense")
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) <= 2 and "--runner" in lines[0] and "nonsense" in lines[0], done.stderr
+    assert "usage:" not in done.stderr
