@@ -569,3 +569,22 @@ def test_eip_skips_addresses_another_server_forwards(vpc: VpcClient) -> None:
         vpcm.ReleaseEipAddressRequest(region_id=REGION, allocation_id=second.allocation_id)
     )
     assert second.eip_address != first.eip_address
+
+
+def test_a_refused_run_instances_takes_no_private_ip(ecs3: EcsClient, vpc: VpcClient) -> None:
+    _, vsw, group = network(ecs3, vpc, "ips")
+
+    def private_ip(iid: str) -> str:
+        inst = ecs3.describe_instances(
+            ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([iid]))
+        ).body.instances.instance[0]
+        return str(inst.vpc_attributes.private_ip_address.ip_address[0])
+
+    first = private_ip(run(ecs3, vsw, group))
+    refused = [
+        error_of(lambda: run(ecs3, vsw, group, user_data="not base64!")).code,
+        error_of(lambda: run(ecs3, vsw, group, internet_max_bandwidth_out=5000)).code,
+    ]
+    assert refused == ["InvalidUserData.Base64FormatInvalid", "InvalidParameter"]
+    second = private_ip(run(ecs3, vsw, group))
+    assert int(second.rsplit(".", 1)[1]) == int(first.rsplit(".", 1)[1]) + 1, (first, second)

@@ -12,7 +12,7 @@ from kiln.localcloud.actions_network import match_tags, page, public, tags_view,
 from kiln.localcloud.cloud import Call, Cloud, action
 from kiln.localcloud.images import find_image
 from kiln.localcloud.store import new_id
-from kiln.localcloud.wire import ApiError, incorrect_status
+from kiln.localcloud.wire import ApiError, incorrect_status, invalid
 
 INSTANCE_SIZES = {"small": (1, 1024), "medium": (1, 2048), "large": (2, 2048), "xlarge": (4, 4096)}
 
@@ -28,6 +28,25 @@ def _next_private_ip(cloud: Cloud, vsw: dict[str, Any]) -> str:
     cloud.put(vsw)
     hosts = max(net.num_addresses - 4, 1)
     return str(net.network_address + 1 + (vsw["_next_ip"] + 2) % hosts)
+
+
+def _data_disks(call: Call) -> list[dict[str, Any]]:
+    disks = []
+    for n, d in enumerate(call.structs("DataDisk")[:16]):
+        size = d.get("Size") or "20"
+        if not size.isdigit() or not 20 <= int(size) <= 32768:
+            raise invalid(f"DataDisk.{n + 1}.Size", "must be an integer between 20 and 32768")
+        disks.append(
+            {
+                "DiskId": new_id("d-"),
+                "Size": int(size),
+                "Category": d.get("Category", "cloud_efficiency"),
+                "DeleteWithInstance": d.get("DeleteWithInstance", "true").lower() != "false",
+                "DiskName": d.get("DiskName", ""),
+                "Device": f"/dev/xvd{chr(ord('b') + n)}",
+            }
+        )
+    return disks
 
 
 def view(cloud: Cloud, inst: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +102,12 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> dict[str, Any]:
         raise ApiError(
             400, "InvalidSystemDiskSize.ImageNotSupported", "The system disk is smaller than the image."
         )
+    user_data = call.user_data()
+    bandwidth = call.integer("InternetMaxBandwidthOut", 0, low=0, high=1024)
+    tags = call.tags()
+    data_disks = _data_disks(call)
+    # Everything is checked: only now may the request take a private address of the vSwitch.
+    private_ip = _next_private_ip(cloud, vsw)
     cpus, memory = _size_of(instance_type)
     iid = new_id("i-")
     name = call.get("InstanceName", iid) or iid
@@ -107,36 +132,26 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> dict[str, Any]:
         VpcAttributes={
             "VpcId": vsw["VpcId"],
             "VSwitchId": vsw["VSwitchId"],
-            "PrivateIpAddress": {"IpAddress": [_next_private_ip(cloud, vsw)]},
+            "PrivateIpAddress": {"IpAddress": [private_ip]},
             "NatIpAddress": "",
         },
         PublicIpAddress=[],
         EipAddress={"AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": ""},
         InternetChargeType=call.get("InternetChargeType", "PayByTraffic"),
-        InternetMaxBandwidthOut=call.integer("InternetMaxBandwidthOut", 0, low=0, high=1024),
+        InternetMaxBandwidthOut=bandwidth,
         IoOptimized=True,
         InstanceChargeType=call.get("InstanceChargeType", "PostPaid"),
         InstanceNetworkType="vpc",
         StoppedMode="Not-applicable",
-        Tags=call.tags(),
+        Tags=tags,
         StartTime="",
         ExpiredTime="2099-12-31T15:59Z",
         _image_file=image.get("_file"),
-        _user_data=call.user_data(),
+        _user_data=user_data,
         _disk_id=new_id("d-"),
         _disk_size=disk_size,
         _disk_category=call.get("SystemDisk.Category", "cloud_efficiency"),
-        _data_disks=[
-            {
-                "DiskId": new_id("d-"),
-                "Size": int(d.get("Size", "20") or 20),
-                "Category": d.get("Category", "cloud_efficiency"),
-                "DeleteWithInstance": d.get("DeleteWithInstance", "true").lower() != "false",
-                "DiskName": d.get("DiskName", ""),
-                "Device": f"/dev/xvd{chr(ord('b') + n)}",
-            }
-            for n, d in enumerate(call.structs("DataDisk")[:16])
-        ],
+        _data_disks=data_disks,
         _has_password=call.get("Password") is not None,
     )
 

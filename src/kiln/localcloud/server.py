@@ -47,7 +47,7 @@ class Server:
         self.cloud = cloud
         self.auth = Authenticator(cloud.store)
         self.faults = Faults()
-        self._token_locks: dict[str, asyncio.Lock] = {}
+        self._token_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         from kiln.localcloud import console
 
@@ -139,20 +139,28 @@ class Server:
         digest = hashlib.sha256(
             json.dumps(sorted((k, v) for k, v in params.items() if k not in _VOLATILE)).encode()
         ).hexdigest()
-        lock = self._token_locks.setdefault(token_key, asyncio.Lock())
-        async with lock:
-            saved = self.cloud.store.client_token(token_key)
-            if saved is not None:
-                if saved[0] != digest:
-                    raise ApiError(
-                        400,
-                        "IdempotentParameterMismatch",
-                        "The request uses the same client token as a previous, but non-identical request.",
-                    )
-                return saved[1]
-            result = await handler(self.cloud, call)
-            self.cloud.store.save_client_token(token_key, digest, result)
-        self._token_locks.pop(token_key, None)
+        # One lock per token while requests with it run; the last one to leave removes it, failed or not.
+        lock, users = self._token_locks.get(token_key, (asyncio.Lock(), 0))
+        self._token_locks[token_key] = (lock, users + 1)
+        try:
+            async with lock:
+                saved = self.cloud.store.client_token(token_key)
+                if saved is not None:
+                    if saved[0] != digest:
+                        raise ApiError(
+                            400,
+                            "IdempotentParameterMismatch",
+                            "The request uses the same client token as a previous, but non-identical request.",
+                        )
+                    return saved[1]
+                result = await handler(self.cloud, call)
+                self.cloud.store.save_client_token(token_key, digest, result)
+        finally:
+            lock, users = self._token_locks[token_key]
+            if users == 1:
+                del self._token_locks[token_key]
+            else:
+                self._token_locks[token_key] = (lock, users - 1)
         return result
 
     async def _admin(self, action: str, params: dict[str, str]) -> dict[str, Any]:
