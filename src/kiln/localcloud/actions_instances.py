@@ -34,8 +34,8 @@ def _data_disks(call: Call) -> list[dict[str, Any]]:
     disks = []
     for n, d in enumerate(call.structs("DataDisk")[:16]):
         size = d.get("Size") or "20"
-        if not size.isdigit() or not 20 <= int(size) <= 32768:
-            raise invalid(f"DataDisk.{n + 1}.Size", "must be an integer between 20 and 32768")
+        if not size.isdigit() or int(size) < 1:
+            raise invalid(f"DataDisk.{n + 1}.Size", "must be a positive integer")
         disks.append(
             {
                 "DiskId": new_id("d-"),
