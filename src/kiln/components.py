@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kiln.communicators.base import Communicator
 from kiln.config import DecodeContext, decode
-from kiln.engine.cancel import CancelToken
-from kiln.engine.ui import Ui
+from kiln.core.cancel import CancelToken
+from kiln.core.ui import Ui
 
 if TYPE_CHECKING:
     import logging

@@ -22,9 +22,9 @@ from kiln.alicloud.access import AccessConfig
 from kiln.alicloud.client import AlicloudClient
 from kiln.components import Artifact, BuildContext
 from kiln.config import DecodeContext
-from kiln.engine.cancel import CancelToken
-from kiln.engine.secrets import REDACTOR
-from kiln.engine.ui import BuildUi, Output
+from kiln.core.cancel import CancelToken
+from kiln.core.secrets import REDACTOR
+from kiln.core.ui import BuildUi, Output
 from kiln.localcloud import LocalCloudProcess, client, start
 
 REGION = "cn-beijing"

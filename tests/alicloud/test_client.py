@@ -17,7 +17,7 @@ import pytest
 from kiln.alicloud.access import AccessConfig
 from kiln.alicloud.client import AlicloudClient, ApiError, CallRecord, RetryPolicy
 from kiln.alicloud.waiter import WaitPolicy, WaitTimeout, wait_until
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.errors import CancelledError
 from kiln.localcloud import LocalCloudProcess
 

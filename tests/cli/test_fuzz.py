@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiln.cli import main
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 
 KEYS = [
     "builders", "provisioners", "post-processors", "variables", "sensitive-variables", "description",

@@ -15,9 +15,9 @@ import pytest
 
 from kiln.components import BuildContext, Component
 from kiln.config import DecodeContext
-from kiln.engine.cancel import CancelToken
-from kiln.engine.secrets import REDACTOR
-from kiln.engine.ui import BuildUi, Output
+from kiln.core.cancel import CancelToken
+from kiln.core.secrets import REDACTOR
+from kiln.core.ui import BuildUi, Output
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kiln.components import Artifact
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import BuildError
 from kiln.postprocessors.manifest import ManifestPostProcessor
 

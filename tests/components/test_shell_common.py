@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln.config import DecodeContext
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.provisioners import shell_common as sc
 
 NASTY = {

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kiln.components import Artifact
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import CancelledError
 from kiln.postprocessors.shell_local import ShellLocalPostProcessor
 from kiln.provisioners.shell_common import InvalidExitCode

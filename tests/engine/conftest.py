@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from kiln.components import BuildContext, OnError
-from kiln.engine.cancel import CancelToken
-from kiln.engine.secrets import REDACTOR
-from kiln.engine.ui import BuildUi, Output
+from kiln.core.cancel import CancelToken
+from kiln.core.secrets import REDACTOR
+from kiln.core.ui import BuildUi, Output
 
 
 class Terminal:

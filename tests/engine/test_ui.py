@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kiln.core.secrets import MASK, REDACTOR
+from kiln.core.ui import BuildUi, Ui
 from kiln.engine.run import format_duration
-from kiln.engine.secrets import MASK, REDACTOR
-from kiln.engine.ui import BuildUi, Ui
 from tests.engine.conftest import Terminal
 
 
@@ -131,6 +131,6 @@ def test_format_duration(seconds: float, text: str) -> None:
     ],
 )
 def test_visible_line_keeps_what_a_terminal_shows(raw: bytes, shown: str) -> None:
-    from kiln.engine.ui import visible_line
+    from kiln.core.ui import visible_line
 
     assert visible_line(raw) == shown

@@ -22,8 +22,8 @@ from sshd_server import Sshd, alive, descendants
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.ssh import SSHCommunicator
 from kiln.components import BuildContext
-from kiln.engine.cancel import CancelToken
-from kiln.engine.ui import BuildUi, Output
+from kiln.core.cancel import CancelToken
+from kiln.core.ui import BuildUi, Output
 from kiln.template import InterpContext, render
 
 IS_ROOT = os.geteuid() == 0

@@ -285,7 +285,7 @@ def test_silent_dead_peer_is_detected_by_read_write_timeout(server: Server) -> N
 
 
 def test_cancel_stops_a_running_command(comm: SSHCommunicator) -> None:
-    from kiln.engine.cancel import CancelToken
+    from kiln.core.cancel import CancelToken
 
     token = CancelToken()
     threading.Timer(0.5, token.cancel).start()
@@ -308,7 +308,7 @@ class SlowStream(io.RawIOBase):
 
 
 def test_cancel_stops_an_upload(server: Server, tmp_path: Path) -> None:
-    from kiln.engine.cancel import CancelToken
+    from kiln.core.cancel import CancelToken
 
     comm = SSHCommunicator(server.config())
     token = CancelToken()

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import Captured, Server, SudoUser, needs_root
 
+from kiln.builders.connect import StepCleanupTempKeys, StepConnect
 from kiln.communicators.base import Communicator, RemoteCommand
-from kiln.communicators.connect import StepCleanupTempKeys, StepConnect
 from kiln.communicators.keys import TemporaryKeyPair
 from kiln.communicators.ssh import SSHCommunicator
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.engine.steps import Step, run_steps
 
 

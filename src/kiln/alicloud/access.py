@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config import DecodeContext, option
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import KilnError
 
 ENDPOINT_ENV = "KILN_ALICLOUD_ENDPOINT"

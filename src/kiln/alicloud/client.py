@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.alicloud.access import AccessConfig, Endpoint, credential_client
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.errors import CloudError
 
 log = logging.getLogger("kiln.alicloud")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.errors import CloudError
 
 T = TypeVar("T")

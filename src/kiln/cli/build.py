@@ -79,9 +79,9 @@ def main(argv: list[str]) -> int:
 
 def run(path: str, values: dict[str, object], on_error: object) -> int:
     from kiln.components import OnError
+    from kiln.core.ui import Output
     from kiln.engine.prepare import prepare_builds
     from kiln.engine.run import RunOptions, run_builds
-    from kiln.engine.ui import Output
 
     assert isinstance(on_error, OnError)
     only = split_list(values["only"])  # type: ignore[arg-type]

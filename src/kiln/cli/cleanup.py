@@ -56,14 +56,14 @@ def main(argv: list[str]) -> int:
 
 
 def _say(line: str) -> None:
-    from kiln.engine.secrets import redact
+    from kiln.core.secrets import redact
 
     sys.stdout.write(redact(line) + "\n")
     sys.stdout.flush()
 
 
 def _error(line: str) -> None:
-    from kiln.engine.secrets import redact
+    from kiln.core.secrets import redact
 
     sys.stderr.write(redact(line) + "\n")
     sys.stderr.flush()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from kiln.cli.flags import FlagSet, parse_var
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import KilnError, TemplateProblems
 
 
@@ -42,6 +42,7 @@ def load(path: str, values: dict[str, Any], evaluate_datasources: bool = True) -
         dict(os.environ),
         evaluate_datasources=evaluate_datasources,
     )
+    REDACTOR.add(*template.sensitive_values)
     return Loaded(template, variables)
 
 

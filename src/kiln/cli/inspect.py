@@ -6,7 +6,7 @@ import sys
 
 from kiln.cli.common import add_template_flags, print_error
 from kiln.cli.flags import FlagSet
-from kiln.engine.secrets import MASK
+from kiln.core.secrets import MASK
 from kiln.errors import KilnError
 
 HELP = """Usage: kiln inspect TEMPLATE
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     values, args = parsed
-    from kiln.engine.ui import Output, Ui
+    from kiln.core.ui import Output, Ui
 
     try:
         from kiln.template import load_template
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
 
 
 def inspect_json(template: object, ui: object) -> None:
-    from kiln.engine.ui import Ui
+    from kiln.core.ui import Ui
     from kiln.template.model import Template
 
     assert isinstance(template, Template) and isinstance(ui, Ui)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.errors import CommunicatorError
 
 

@@ -1,24 +1,9 @@
-"""Connecting a build to its machine: `connect()` and the `StepConnect` step builders list.
+"""Connecting a build to its machine: `connect()` waits for SSH and returns the communicator;
+`clear_authorized_keys()` removes a temporary key from it (ssh_clear_authorized_keys).
 
-How a builder hands over the address: it passes `StepConnect` callables that read its own typed
-state, because the address is known only once an earlier step has made the machine (an EIP, a
-forwarded port). The state must have a `communicator` attribute; StepConnect puts the connection
-there and closes it on cleanup:
-
-    @dataclass
-    class State:
-        public_ip: str = ""
-        key_pair: TemporaryKeyPair | None = None
-        communicator: Communicator | None = None
-
-    steps = [
-        StepCreateInstance(...),                  # sets state.public_ip
-        StepConnect(cfg, host=lambda s: s.public_ip, private_key=lambda s: s.key_pair),
-        StepProvision(),                          # ctx.provision(state.communicator)
-        StepCleanupTempKeys(cfg, key=lambda s: s.key_pair),
-    ]
-
-Without `host`, ssh_host is used (the `null` builder, which calls `connect()` directly).
+Both take what they need of a build (its UI, cancel token and log) as a `ConnectContext`; a
+`kiln.components.BuildContext` is one. The steps builders list (`StepConnect`,
+`StepCleanupTempKeys`) are in `kiln.builders.connect`: communicators know nothing of builds.
 """
 
 from __future__ import annotations
@@ -26,16 +11,19 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 from kiln.communicators.banner import wait_for_banner
 from kiln.communicators.base import Communicator, NoneCommunicator, RemoteCommand, Unreachable
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.keys import TemporaryKeyPair
 from kiln.communicators.ssh import AuthFailed, SSHCommunicator
-from kiln.components import BuildContext
-from kiln.engine.steps import Step
+from kiln.core.cancel import CancelToken
+from kiln.core.ui import Ui
 from kiln.errors import CommunicatorError
+
+if TYPE_CHECKING:
+    import logging
 
 DEFAULT_TIMEOUT = 300.0
 #: Longest single connection attempt: a machine that accepts TCP but never answers (still booting,
@@ -43,16 +31,22 @@ DEFAULT_TIMEOUT = 300.0
 ATTEMPT_TIMEOUT = 30.0
 
 
-class HasCommunicator(Protocol):
-    communicator: Communicator | None
+class ConnectContext(Protocol):
+    """What connecting needs of a build: where to say what happens, when to stop, where to log."""
 
+    @property
+    def ui(self) -> Ui: ...
 
-S = TypeVar("S", bound=HasCommunicator)
+    @property
+    def cancel(self) -> CancelToken: ...
+
+    @property
+    def log(self) -> logging.Logger: ...
 
 
 def connect(
     config: SSHConfig,
-    ctx: BuildContext,
+    ctx: ConnectContext,
     host: str = "",
     port: int = 0,
     private_key: TemporaryKeyPair | None = None,
@@ -88,7 +82,7 @@ def connect(
 def wait_for_banner_or_fail(
     comm: SSHCommunicator,
     config: SSHConfig,
-    ctx: BuildContext,
+    ctx: ConnectContext,
     alive: Callable[[], str | None] | None,
     ready: Callable[[], bool],
     deadline: float,
@@ -125,7 +119,7 @@ def _timed_out(comm: SSHCommunicator, config: SSHConfig) -> CommunicatorError:
 def wait_for_ssh(
     comm: SSHCommunicator,
     config: SSHConfig,
-    ctx: BuildContext,
+    ctx: ConnectContext,
     alive: Callable[[], str | None] | None,
     deadline: float,
 ) -> None:
@@ -156,58 +150,7 @@ def wait_for_ssh(
         delay = min(delay * 2, 5.0)
 
 
-class StepConnect(Step[S]):
-    """Wait for SSH and store the connection in `state.communicator`; close it on cleanup."""
-
-    name = "StepConnect"
-
-    def __init__(
-        self,
-        config: SSHConfig,
-        host: Callable[[S], str] | None = None,
-        port: Callable[[S], int] | None = None,
-        private_key: Callable[[S], TemporaryKeyPair | None] | None = None,
-    ) -> None:
-        self.config = config
-        self.host = host
-        self.port = port
-        self.private_key = private_key
-
-    def run(self, state: S, ctx: BuildContext) -> None:
-        state.communicator = connect(
-            self.config,
-            ctx,
-            host=self.host(state) if self.host else "",
-            port=self.port(state) if self.port else 0,
-            private_key=self.private_key(state) if self.private_key else None,
-        )
-
-    def cleanup(self, state: S, ctx: BuildContext) -> None:
-        comm, state.communicator = state.communicator, None
-        if comm is not None:
-            comm.close()
-
-
-class StepCleanupTempKeys(Step[S]):
-    """ssh_clear_authorized_keys: remove the temporary public key from the machine's
-    authorized_keys files (the user's and root's), so that the image does not trust it."""
-
-    name = "StepCleanupTempKeys"
-
-    def __init__(self, config: SSHConfig, key: Callable[[S], TemporaryKeyPair | None]) -> None:
-        self.config = config
-        self.key = key
-
-    def run(self, state: S, ctx: BuildContext) -> None:
-        key = self.key(state)
-        comm = state.communicator
-        if not self.config.ssh_clear_authorized_keys or key is None or not isinstance(comm, SSHCommunicator):
-            return
-        ctx.ui.say("Trying to remove ephemeral keys from authorized_keys files")
-        clear_authorized_keys(comm, key.comment, ctx)
-
-
-def clear_authorized_keys(comm: Communicator, comment: str, ctx: BuildContext) -> None:
+def clear_authorized_keys(comm: Communicator, comment: str, ctx: ConnectContext) -> None:
     """Delete the lines tagged `comment` from ~/.ssh/authorized_keys and root's. Failures are
     reported, not fatal: the image is built either way."""
     pattern = shlex.quote(f"/{comment}/d")

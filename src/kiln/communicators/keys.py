@@ -16,7 +16,7 @@ from typing import Any
 import asyncssh
 
 from kiln import paths
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import CommunicatorError
 
 DEFAULT_RSA_BITS = 4096

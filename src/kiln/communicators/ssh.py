@@ -38,8 +38,8 @@ from kiln.communicators import _loop, transfer
 from kiln.communicators.base import Communicator, Disconnected, RemoteCommand, Unreachable
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.keys import load_private_key
-from kiln.engine.cancel import CancelToken
-from kiln.engine.ui import visible_line
+from kiln.core.cancel import CancelToken
+from kiln.core.ui import visible_line
 from kiln.errors import CancelledError, CommunicatorError
 
 #: AES-GCM first: it is the fastest cipher both asyncssh (through OpenSSL) and sshd have here.

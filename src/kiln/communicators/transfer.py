@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import asyncssh
 
 from kiln.communicators import _loop
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.errors import CommunicatorError
 
 CHUNK = 1 << 20

@@ -1,1 +1,1 @@
-"""The build engine: steps with cleanup, builds, the scheduler, output and secrets."""
+"""The build engine: steps with cleanup, preparing builds, running them, and the scheduler."""

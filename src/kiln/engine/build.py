@@ -9,7 +9,7 @@ from typing import Any
 from kiln.communicators.base import Communicator
 from kiln.components import Artifact, BuildContext, OnError
 from kiln.config import Duration
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.engine.prepare import Build, PreparedProvisioner, reprepare
 from kiln.errors import BuildError, CancelledError
 from kiln.template import render

@@ -12,7 +12,7 @@ from typing import Any
 from kiln import registry
 from kiln.components import Builder, PostProcessor, Provisioner
 from kiln.config import DecodeContext
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import TemplateProblems
 from kiln.template import InterpContext, render
 from kiln.template.model import ComponentSpec, Template

@@ -15,10 +15,10 @@ from pathlib import Path
 from types import FrameType
 
 from kiln.components import Artifact, BuildContext, OnError
+from kiln.core.cancel import CancelToken
+from kiln.core.ui import BUILD_COLORS, BuildUi, Output, Ui
 from kiln.engine.build import run_build
-from kiln.engine.cancel import CancelToken
 from kiln.engine.prepare import Build
-from kiln.engine.ui import BUILD_COLORS, BuildUi, Output, Ui
 from kiln.errors import CancelledError, KilnError
 
 log = logging.getLogger("kiln")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Protocol
 
-from kiln.engine.cancel import CancelToken
+from kiln.core.cancel import CancelToken
 from kiln.errors import BuildError
 from kiln.provisioners.shell_common import SPAWN_LOCK
 

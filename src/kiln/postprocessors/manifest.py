@@ -30,7 +30,7 @@ from typing import Any
 
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
 from kiln.config import option
-from kiln.engine.secrets import redact
+from kiln.core.secrets import redact
 from kiln.errors import BuildError
 from kiln.provisioners.shell_common import build_name
 

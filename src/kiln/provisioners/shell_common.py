@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.config import DecodeContext, option
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 from kiln.errors import BuildError
 
 #: Packer's default `env_var_format` on Unix: `NAME='value' ` (the value's quotes escaped).

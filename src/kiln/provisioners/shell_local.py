@@ -24,8 +24,8 @@ from typing import IO
 from kiln.communicators.base import Communicator
 from kiln.components import BuildContext, Provisioner
 from kiln.config import DecodeContext, option
-from kiln.engine.secrets import redact
-from kiln.engine.ui import visible_line
+from kiln.core.secrets import redact
+from kiln.core.ui import visible_line
 from kiln.errors import BuildError, CancelledError
 from kiln.provisioners import shell_common as sc
 

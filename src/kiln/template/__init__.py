@@ -7,6 +7,8 @@ The public surface, used by `kiln build/validate/inspect`:
                                              required_version; HCL2's other checks need the
                                              variables, so resolve_variables makes them)
     resolve_variables(template, var_files, cli_vars, environ) -> dict[str, str]
+                                             (and template.sensitive_values, for the caller to
+                                             register with kiln.core.secrets)
     parse_var_flag("name=value") -> (name, value)
     inspect_hcl2(template, var_files, cli_vars, environ) -> str     `inspect` text of HCL2
     undeclared_variable_warning(name) -> str     for each template.undeclared_variables

@@ -74,6 +74,9 @@ class Template:
     source: str = ""
     #: HCL2: names set in var files that no variable block declares (Packer warns about each)
     undeclared_variables: list[str] = field(default_factory=list)
+    #: the values of sensitive variables (and HCL2's sensitive locals), known once resolve_variables()
+    #: has run; whoever resolves the variables registers them with kiln.core.secrets before printing
+    sensitive_values: list[str] = field(default_factory=list)
     #: HCL2: the parsed files, until resolve_variables() evaluates them (private to the loader)
     hcl: Any = None
 

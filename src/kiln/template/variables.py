@@ -1,8 +1,8 @@
 """User variables of a JSON template: defaults < -var-file (in order) < -var (in order).
 
 Values may use `{{env `X`}}` (only here) and other user variables (`{{user `other`}}`, in any order,
-as long as they do not form a cycle). Sensitive values are registered with the redactor as soon as
-they are known, so that no later output shows them.
+as long as they do not form a cycle). The values of sensitive variables are put in
+`template.sensitive_values`; the caller registers them with the redactor before it prints anything.
 """
 
 from __future__ import annotations
@@ -56,9 +56,8 @@ def resolve_variables(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The value of every user variable; raises TemplateError/TemplateProblems naming each
-    problem (required and unset, -var for an undeclared variable, bad references)."""
-    from kiln.engine.secrets import REDACTOR
-
+    problem (required and unset, -var for an undeclared variable, bad references). The values of
+    sensitive variables go to template.sensitive_values."""
     if isinstance(cli_vars, Mapping):
         cli_vars = list(cli_vars.items())
     source = template.display_path
@@ -87,9 +86,7 @@ def resolve_variables(
         )
     resolved = _render_all({k: v for k, v in values.items() if v is not None}, template, environ, source)
     sensitive = set(template.sensitive_variables) | {n for n, v in template.variables.items() if v.sensitive}
-    for name in sensitive:
-        if resolved.get(name):
-            REDACTOR.add(resolved[name])
+    template.sensitive_values.extend(resolved[name] for name in sorted(sensitive) if resolved.get(name))
     return resolved
 
 

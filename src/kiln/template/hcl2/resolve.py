@@ -210,8 +210,6 @@ def resolve_hcl2(
     environ: Mapping[str, str],
     evaluate_datasources: bool = True,
 ) -> dict[str, str]:
-    from kiln.engine.secrets import REDACTOR
-
     ev = _Evaluator(tpl, environ, evaluate_datasources)
     body = ev.state.body
     decls = declarations(body)
@@ -227,8 +225,7 @@ def resolve_hcl2(
         _raise(tpl, problems)
     for name, decl in decls.items():
         if decl.get("sensitive") is True and ev.values.get(name) not in (None, ""):
-            for piece in _strings(ev.values[name]):
-                REDACTOR.add(piece)
+            tpl.sensitive_values.extend(_strings(ev.values[name]))
         for rule in blocks(decl.get("validation")):
             try:
                 ok = evaluate(rule.get("condition"), ev.scope())
@@ -251,8 +248,7 @@ def resolve_hcl2(
     if problems:
         _raise(tpl, problems)
     for name in sensitive_locals:
-        for piece in _strings(ev.locals.get(name)):
-            REDACTOR.add(piece)
+        tpl.sensitive_values.extend(_strings(ev.locals.get(name)))
     from .builds import build_components
 
     build_components(ev, body, problems)

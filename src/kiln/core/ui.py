@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from kiln.engine.secrets import REDACTOR
+from kiln.core.secrets import REDACTOR
 
 RESET = "\033[0m"
 COLORS = {
