@@ -6,6 +6,7 @@ which the test suite does so that tests never touch a user's real folders.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -42,3 +43,22 @@ def write_private(path: Path, data: bytes) -> Path:
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     return path
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding `path` (or its nearest existing parent)."""
+    current = Path(os.path.abspath(path))
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def disk_hint(exc: OSError, path: Path) -> str | None:
+    """A hint for an error writing `path` that is about its disk (full, over quota, read-only)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk holding {path.parent} (mounted at {mount_point(path)}) is full: free space there"
+    if exc.errno == errno.EROFS:
+        return f"the disk holding {path.parent} (mounted at {mount_point(path)}) is read-only"
+    return None

@@ -220,8 +220,10 @@ class AlicloudClient:
             client = clients[service] = sdk.client_cls(config)
         return client
 
-    def _request(self, action: str, params: Mapping[str, Any]) -> tuple[Any, str, Any]:
-        service = "vpc" if action in VPC_ACTIONS else "ecs"
+    def _request(
+        self, action: str, params: Mapping[str, Any], service: str | None = None
+    ) -> tuple[Any, str, Any]:
+        service = service or ("vpc" if action in VPC_ACTIONS else "ecs")
         sdk = self._sdk(service)
         method, model_cls = sdk.method_and_model(action)
         data = dict(params)
@@ -246,16 +248,18 @@ class AlicloudClient:
         retry: Iterable[str] = (),
         attempts: int | None = None,
         cancel: CancelToken | None = None,
+        service: str | None = None,
     ) -> dict[str, Any]:
         """Call `action` and return the response body. Raises ApiError once retries are exhausted.
         `retry` adds codes to retry for this call; `cancel` makes the backoff sleeps interruptible
-        (cleanup passes None: it must finish even after a cancel)."""
+        (cleanup passes None: it must finish even after a cancel); `service` ("ecs" or "vpc") names
+        the product for an action both have (TagResources), by default VPC's for VPC_ACTIONS."""
         from darabonba.runtime import RuntimeOptions  # type: ignore[import-untyped]
 
         data = {k: v for k, v in (params or {}).items() if v is not None}
         if token and "ClientToken" not in data:
             data["ClientToken"] = str(uuid.uuid4())
-        client, method, request = self._request(action, data)
+        client, method, request = self._request(action, data, service)
         runtime = RuntimeOptions(autoretry=False, max_attempts=0, connect_timeout=5000, read_timeout=20000)
         extra = tuple(retry)
         limit = attempts or self.policy.attempts

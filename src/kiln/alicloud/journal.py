@@ -12,16 +12,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kiln import paths
+from kiln.errors import KilnError
+from kiln.liveness import Owner, Verdict, boot_id, host_name, pid_namespace
 
 TAG_KEY = "kiln-run-id"
+#: The host the build runs on, and when it last said it was alive (refreshed while it runs).
+HOST_TAG = "kiln-host"
+HEARTBEAT_TAG = "kiln-heartbeat"
+#: The build's process (pid, start time, boot id, pid namespace): a reader on the same machine can
+#: prove from it that the build is gone, even without the journal.
+OWNER_TAG = "kiln-owner"
 
 #: Resource kinds, in the order a cleanup deletes them (dependents first).
 KINDS = ("eip", "instance", "image", "snapshot", "security_group", "vswitch", "vpc", "key_pair")
@@ -43,6 +51,28 @@ def journal_dir() -> Path:
     return paths.state_dir() / "journal"
 
 
+def heartbeat_text(when: float) -> str:
+    """A heartbeat as a tag value: UTC, to the second (`2026-12-02T00:45:12Z`)."""
+    return datetime.fromtimestamp(int(when), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_heartbeat(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def run_tags(run_id: str, when: float | None = None) -> list[dict[str, str]]:
+    """The tags every temporary resource of a run carries from its creation on."""
+    return [
+        {"Key": TAG_KEY, "Value": run_id},
+        {"Key": HOST_TAG, "Value": host_name()},
+        {"Key": OWNER_TAG, "Value": Owner.current().to_tag()},
+        {"Key": HEARTBEAT_TAG, "Value": heartbeat_text(time.time() if when is None else when)},
+    ]
+
+
 class Journal:
     """One build's journal. Thread-safe; every change is on disk (fsynced) before it returns."""
 
@@ -51,9 +81,9 @@ class Journal:
         self.region = region
         self.endpoint = endpoint
         self.path = path or journal_dir() / f"{run_id}.json"
-        self.pid = os.getpid()
-        self.host = socket.gethostname()
+        self.owner = Owner.current()
         self.started = time.time()
+        self.heartbeat = self.started
         self.status = RUNNING
         self.entries: list[Entry] = []
         self._lock = threading.Lock()
@@ -91,6 +121,12 @@ class Journal:
             self.entries = [e for e in self.entries if not (e.state == "pending" and e.token == token)]
             self._save()
 
+    def beat(self) -> None:
+        """Say that the build is still alive (for readers that cannot look its process up)."""
+        with self._lock:
+            self.heartbeat = time.time()
+            self._save()
+
     def finish(self, status: str) -> None:
         with self._lock:
             self.status = status
@@ -104,9 +140,11 @@ class Journal:
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
-            "pid": self.pid,
-            "host": self.host,
+            "pid": self.owner.pid,
+            "host": self.owner.host,
+            "owner": self.owner.to_json(),
             "started": self.started,
+            "heartbeat": self.heartbeat,
             "status": self.status,
             "region": self.region,
             "endpoint": self.endpoint,
@@ -117,13 +155,21 @@ class Journal:
         directory = paths.private_dir(self.path.parent)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
         data = json.dumps(self.to_json(), indent=1).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise KilnError(
+                f"cannot write the build journal {self.path}: {exc.strerror or exc}",
+                paths.disk_hint(exc, self.path),
+            ) from exc
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -134,24 +180,37 @@ class Journal:
     def load(cls, path: Path) -> Journal:
         data = json.loads(path.read_text())
         journal = cls(str(data["run_id"]), str(data.get("region") or ""), data.get("endpoint"), path)
-        journal.pid = int(data.get("pid") or 0)
-        journal.host = str(data.get("host") or "")
+        if isinstance(data.get("owner"), dict):
+            journal.owner = Owner.from_json(data["owner"])
+        else:  # written by an older kiln: pid and host only, taken as this boot's
+            host = str(data.get("host") or "")
+            local = host == host_name()
+            journal.owner = Owner(
+                int(data.get("pid") or 0),
+                None,
+                host,
+                boot_id() if local else "",
+                pid_namespace() if local else "",
+            )
         journal.started = float(data.get("started") or 0)
+        journal.heartbeat = float(data.get("heartbeat") or journal.started)
         journal.status = str(data.get("status") or RUNNING)
         journal.entries = [Entry(**e) for e in data.get("resources", [])]
         return journal
 
-    def is_alive(self) -> bool:
-        """Whether the build that writes this journal still runs (on this host)."""
-        if self.status != RUNNING or self.host != socket.gethostname() or self.pid <= 0:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _process_started_before(self.pid, self.started)
+    def verdict(self) -> Verdict:
+        """Whether the build that writes this journal still runs: ALIVE or DEAD when this process
+        can look it up (same host, boot and pid namespace), else UNKNOWN (go by the heartbeat)."""
+        if self.status != RUNNING:
+            return Verdict.DEAD
+        verdict = self.owner.verdict()
+        if (
+            verdict is Verdict.ALIVE
+            and self.owner.start_time is None
+            and not _process_started_before(self.owner.pid, self.started)
+        ):
+            return Verdict.DEAD  # an older journal's pid, reused by a newer process
+        return verdict
 
 
 def _process_started_before(pid: int, started: float) -> bool:

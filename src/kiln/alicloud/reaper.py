@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kiln.alicloud.client import AlicloudClient, ApiError
-from kiln.alicloud.journal import KINDS, TAG_KEY
+from kiln.alicloud.journal import HEARTBEAT_TAG, HOST_TAG, KINDS, OWNER_TAG, TAG_KEY, parse_heartbeat
 from kiln.alicloud.waiter import wait_until
+from kiln.liveness import Owner
 
 #: DescribeImages lists only Available images unless asked for the others.
 ALL_IMAGES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
@@ -192,6 +193,9 @@ class Tagged:
     region: str
     run_id: str
     status: str = ""
+    host: str = ""  #: the `kiln-host` tag: where the run's build ran
+    heartbeat: float | None = None  #: the `kiln-heartbeat` tag: when that build last said it was alive
+    owner: Owner | None = None  #: the `kiln-owner` tag: that build's process
 
 
 def find_tagged(client: AlicloudClient, run_id: str | None) -> list[Tagged]:
@@ -208,18 +212,23 @@ def find_tagged(client: AlicloudClient, run_id: str | None) -> list[Tagged]:
             body = client.call(action, {**params, "PageSize": 50, "PageNumber": page})
             items = (body.get(outer) or {}).get(inner) or []
             for item in items:
-                tags = (item.get("Tags") or {}).get("Tag") or []
-                value = next(
-                    (
-                        str(t.get("TagValue", t.get("Value", "")))
-                        for t in tags
-                        if t.get("TagKey", t.get("Key")) == TAG_KEY
-                    ),
-                    run_id or "",
-                )
+                tags = {
+                    str(t.get("TagKey", t.get("Key"))): str(t.get("TagValue", t.get("Value", "")))
+                    for t in (item.get("Tags") or {}).get("Tag") or []
+                }
+                value = tags.get(TAG_KEY, run_id or "")
                 if run_id is None or value == run_id:
                     found.append(
-                        Tagged(kind, str(item[id_field]), client.region, value, str(item.get("Status", "")))
+                        Tagged(
+                            kind,
+                            str(item[id_field]),
+                            client.region,
+                            value,
+                            str(item.get("Status", "")),
+                            tags.get(HOST_TAG, ""),
+                            parse_heartbeat(tags.get(HEARTBEAT_TAG, "")),
+                            Owner.from_tag(tags.get(OWNER_TAG, ""), tags.get(HOST_TAG, "")),
+                        )
                     )
             total = int(body.get("TotalCount") or 0)
             if not items or page * 50 >= total:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-USAGE = "kiln cleanup [--run-id ID | --stale] [--region R] [--dry-run]"
+USAGE = "kiln cleanup [--run-id ID [--force] | --stale [--older-than D]] [--region R] [--dry-run]"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +26,16 @@ def _parser() -> argparse.ArgumentParser:
         "--region", "-region", action="append", default=[], help="region to search by tag (repeatable)"
     )
     parser.add_argument("--dry-run", "-dry-run", dest="dry_run", action="store_true", help="only list")
+    parser.add_argument(
+        "--older-than",
+        "-older-than",
+        dest="older_than",
+        default="30m",
+        help="a run this host cannot look up is stale once its last heartbeat is this old (default 30m)",
+    )
+    parser.add_argument(
+        "--force", "-force", action="store_true", help="--run-id: delete even if its heartbeat is recent"
+    )
     return parser
 
 
@@ -35,7 +45,18 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"Error: give --run-id ID or --stale\n  usage: {USAGE}\n")
         return 1
     from kiln.alicloud.cleanup import Cleanup
+    from kiln.config import Duration
     from kiln.errors import KilnError
+
+    try:
+        older_than = float(Duration.parse(args.older_than))
+    except ValueError:
+        older_than = -1.0
+    if older_than < 0:
+        sys.stderr.write(
+            f"Error: --older-than {args.older_than!r} is not a duration\n  hint: for example 45m, 2h or 90s\n"
+        )
+        return 1
 
     if args.stale:
         # Local machines (processes, mounts, loop devices, network namespaces) of killed builds.
@@ -47,7 +68,14 @@ def main(argv: list[str]) -> int:
             for machine_id in sweep_stale():
                 _say(f"Removed what machine {machine_id} left (processes, mounts, loop devices, namespace)")
     try:
-        job = Cleanup(regions=args.region, dry_run=args.dry_run, say=_say, error=_error)
+        job = Cleanup(
+            regions=args.region,
+            dry_run=args.dry_run,
+            say=_say,
+            error=_error,
+            older_than=older_than,
+            force=args.force,
+        )
         failed = job.run_id(args.run_id) if args.run_id else job.stale()
     except KilnError as exc:
         sys.stderr.write(f"Error: {exc.render()}\n")

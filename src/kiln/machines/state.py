@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln import paths
+from kiln.liveness import process_start_time, running
 
 
 def records_dir() -> Path:
@@ -27,24 +28,6 @@ def records_dir() -> Path:
 
 def record_path(machine_id: str) -> Path:
     return records_dir() / machine_id / "machine.json"
-
-
-def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of `pid` (clock ticks since boot), or None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name may hold spaces and parentheses: fields start after the last ')'
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def alive(pid: int, start_time: int | None) -> bool:
-    now = process_start_time(pid)
-    if now is None:
-        return False
-    return start_time is None or now == start_time
 
 
 class Record:
@@ -95,7 +78,9 @@ def forget(machine_id: str) -> None:
 # -- releasing resources (used by the runners and by the sweep; never raise) ----------------------------
 def kill_process(pid: int, start_time: int | None, grace: float = 0.0) -> None:
     """SIGTERM (if grace) then SIGKILL `pid` and its process group if it leads one; wait for it to go."""
-    if not alive(pid, start_time):
+    if not running(pid, start_time):
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)  # a zombie child of ours: reap it
         return
     targets = [pid]
     with contextlib.suppress(OSError):
@@ -109,17 +94,9 @@ def kill_process(pid: int, start_time: int | None, grace: float = 0.0) -> None:
         while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
-            if not alive(pid, start_time) or _zombie(pid):
+            if not running(pid, start_time):
                 return
             time.sleep(0.02)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
 
 
 def netns_pids(name: str) -> list[int]:
@@ -207,7 +184,7 @@ def sweep_stale() -> list[str]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if alive(int(data["owner_pid"]), data.get("owner_start")):
+        if running(int(data["owner_pid"]), data.get("owner_start")):
             continue
         release(data)
         shutil.rmtree(data["work_dir"], ignore_errors=True)

@@ -13,6 +13,7 @@ import uuid
 
 from kiln.alicloud import reaper
 from kiln.alicloud.client import AlicloudClient
+from kiln.alicloud.heartbeat import Heartbeat
 from kiln.alicloud.journal import FAILED, FINISHED, KINDS, Journal
 from kiln.builders.alicloud_ecs.artifact import images_artifact
 from kiln.builders.alicloud_ecs.builder import AlicloudEcsBuilder
@@ -82,7 +83,8 @@ def build_image(builder: AlicloudEcsBuilder, ctx: BuildContext) -> Artifact | No
     state = EcsState(cfg, client, journal, run_id, policy=builder.wait_policy, parallel=builder.parallel)
     ctx.generated["SourceImage"] = cfg.source_image or cfg.image_family
     try:
-        run_steps(build_steps(cfg), state, ctx)
+        with Heartbeat(journal, client):
+            run_steps(build_steps(cfg), state, ctx)
     except BaseException:
         sweep(state, ctx)
         journal.finish(FAILED)

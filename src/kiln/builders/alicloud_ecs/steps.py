@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from kiln.alicloud import reaper
 from kiln.alicloud.client import AlicloudClient, ApiError
-from kiln.alicloud.journal import TAG_KEY, Journal
+from kiln.alicloud.journal import Journal, run_tags
 from kiln.alicloud.waiter import ADAPTIVE, WaitPolicy, wait_until
 from kiln.builders.alicloud_ecs.config import DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR, AlicloudEcsConfig
 from kiln.communicators.base import Communicator
@@ -67,9 +67,9 @@ class EcsState:
         return self.client.region
 
     def tags(self, extra: dict[str, str] | None = None) -> list[dict[str, str]]:
-        """Tag.N of a create call: the user's tags, then the run id."""
+        """Tag.N of a create call: the user's tags, then the run's (id, host, heartbeat)."""
         tags = [{"Key": k, "Value": v} for k, v in (extra or {}).items()]
-        return [*tags, {"Key": TAG_KEY, "Value": self.run_id}]
+        return [*tags, *run_tags(self.run_id)]
 
 
 def create_tracked(

@@ -220,6 +220,7 @@ class StepCreateTags(Step[EcsState]):
                     "Tag": [{"Key": k, "Value": v} for k, v in tags.items()],
                 },
                 cancel=ctx.cancel,
+                service="ecs",
             )
 
 
