@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import pytest
 
 from kiln.localcloud import LocalCloudProcess, start
 
-from .conftest import SEED_BUILDER, inventory, kiln, leaks, template
+from .conftest import SEED_BUILDER, api, inventory, kiln, leaks, popen_kiln, template
 from .test_build import SEED_LINES, _in_order
+from .test_signals import Reader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,3 +84,39 @@ def test_seed_build_then_redis_answers(machines_cloud: LocalCloudProcess, tmp_pa
     journals = list((tmp_path / "state" / "journal").glob("*.json"))
     assert len(journals) == 2
     assert all(json.loads(j.read_text())["status"] == "finished" for j in journals)
+
+
+def test_instance_deleted_under_a_running_script_fails_the_build_at_once(
+    machines_cloud: LocalCloudProcess, tmp_path: Path
+) -> None:
+    """The machine goes away mid-script: the build fails within 30 s (no waiting ssh_timeout to
+    remove the script from a machine that is gone), says why, and leaves nothing."""
+    cloud = machines_cloud
+    env = {
+        "ALICLOUD_ACCESS_KEY": cloud.access_key_id,
+        "ALICLOUD_SECRET_KEY": cloud.secret,
+        "KILN_ALICLOUD_ENDPOINT": cloud.url,
+        "KILN_STATE_DIR": str(tmp_path / "state"),
+    }
+    before = inventory(cloud)
+    builder = {**SEED_BUILDER, "image_name": "never_made", "ssh_timeout": "5m"}
+    path = template(
+        tmp_path, builder, provisioners=[{"type": "shell", "inline": ["echo started", "sleep 600"]}]
+    )
+    reader = Reader(popen_kiln("build", str(path), env=env, cwd=tmp_path))
+    try:
+        reader.wait_for("alicloud-ecs: started", timeout=600)
+        found = api(cloud).call("DescribeInstances", {"Tag": [{"Key": "kiln-run-id"}]})
+        (instance,) = found["Instances"]["Instance"]
+        api(cloud).call("DeleteInstance", {"InstanceId": instance["InstanceId"], "Force": True})
+        deleted = time.monotonic()
+        reader.proc.wait(120)
+        took = time.monotonic() - deleted
+        out = reader.finish()
+    finally:
+        if reader.proc.poll() is None:
+            reader.proc.kill()
+    assert reader.proc.returncode == 1, out
+    assert took < 30, f"the build took {took:.0f} s to fail:\n{out}"
+    assert "Script disconnected unexpectedly" in out, out
+    assert leaks(cloud, before) == {}, out

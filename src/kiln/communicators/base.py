@@ -44,6 +44,12 @@ class Communicator(ABC):
         """Run the command to completion and return its exit status. Raises Disconnected if the
         connection drops before the command exits."""
 
+    def run_once(self, cmd: RemoteCommand, timeout: float = 10.0, cancel: CancelToken | None = None) -> int:
+        """Best effort (removing a temporary file after a failure): like `run`, but one short try,
+        `timeout` seconds in all, with no waiting for a machine that went away. Raises
+        CommunicatorError if it cannot be done at once."""
+        return self.run(cmd, cancel)
+
     @abstractmethod
     def upload(
         self, dst: str, src: BinaryIO, mode: int | None = None, cancel: CancelToken | None = None

@@ -244,6 +244,21 @@ class SSHCommunicator(Communicator):
                 _loop.call(self._aclose(), None)  # the command may still run; drop it with the session
                 raise
 
+    def run_once(self, cmd: RemoteCommand, timeout: float = 10.0, cancel: CancelToken | None = None) -> int:
+        with self._lock:
+            if not self.connected:
+                self.connect(timeout, cancel)  # one attempt: Unreachable at once if nothing answers
+            conn = self._conn
+
+            async def once() -> int:
+                return await self._afinish(conn, await self._start(conn, cmd.command), cmd)
+
+            try:
+                return _loop.call(asyncio.wait_for(once(), timeout), cancel)
+            except TimeoutError:
+                _loop.call(self._aclose(), None)
+                raise Unreachable(f"{self.target.address} did not answer within {timeout:.0f}s") from None
+
     async def _afinish(self, conn: Any, proc: Any, cmd: RemoteCommand) -> int:
         try:
             if cmd.stdin:

@@ -218,9 +218,10 @@ def _local(ctx: BuildContext, name: str) -> Path:
 
 
 def _remove_quietly(comm: Communicator, paths: list[str], ctx: BuildContext) -> None:
-    """Best effort, one try: the machine may be gone (that is often why the script failed)."""
+    """Best effort, one short try: the machine may be gone (that is often why the script failed),
+    and waiting for it to come back would stall the failed build for ssh_timeout."""
     targets = " ".join(shlex.quote(p) for p in paths if p)
     try:
-        comm.run(RemoteCommand(f"rm -f {targets}"), ctx.cancel)
+        comm.run_once(RemoteCommand(f"rm -f {targets}"), cancel=ctx.cancel)
     except Exception as exc:
         ctx.log.info("shell: could not remove %s after the failure: %s", targets, exc)
