@@ -2,8 +2,10 @@
 
 A component class declares its options as a dataclass (`Config`, see kiln.config) and implements
 one method: `Builder.run`, `Provisioner.provision` or `PostProcessor.post_process`. The engine
-decodes and validates the config (`prepare`), then calls that method with a `BuildContext`.
-Components are found by type name in `kiln.registry` and imported only when a template uses them.
+decodes and validates the config (`prepare`), which is then frozen, and calls that method with a
+`BuildContext`. Components are found by type name in `kiln.registry` and imported only when a
+template uses them; what they declare about themselves (options, generated data, whether they need
+the machine) is what `kiln inspect -options TYPE` and docs/options.md show.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kiln.communicators.base import Communicator
-from kiln.config import DecodeContext, decode
+from kiln.config import DecodeContext, decode, freeze
 from kiln.core.cancel import CancelToken
 from kiln.core.ui import Ui
 
@@ -100,9 +102,8 @@ class Artifact:
 
 
 class Component(ABC):
-    """Shared config handling: decode the template's mapping into `Config`, then `validate()`."""
+    """Shared config handling: decode the template's mapping into `Config`, `validate()`, freeze."""
 
-    type_name: ClassVar[str] = ""
     Config: ClassVar[type[Any]]
 
     def __init__(self) -> None:
@@ -111,13 +112,16 @@ class Component(ABC):
     def prepare(self, raw: Mapping[str, Any], dctx: DecodeContext, path: str) -> None:
         self.config = decode(self.Config, raw, path, dctx)
         self.validate(dctx, path)
+        freeze(self.config)
 
     def validate(self, dctx: DecodeContext, path: str) -> None:  # noqa: B027 - optional hook
-        """Cross-field checks; report problems with `dctx.error(path, ...)`."""
+        """Cross-field checks, and defaults that depend on other options (the config is frozen
+        once this returns); report problems with `dctx.error(path, ...)`."""
 
 
 class Builder(Component):
-    #: keys of `BuildContext.generated` this builder fills (so templates can refer to them).
+    #: keys of `BuildContext.generated` this builder fills, besides PackerRunUUID: what templates can
+    #: refer to as `{{ build `KEY` }}` (the options reference lists them)
     generated_keys: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
@@ -126,7 +130,8 @@ class Builder(Component):
 
 
 class Provisioner(Component):
-    #: whether this provisioner needs a communicator (shell, file) or runs locally (shell-local).
+    #: whether this provisioner works on the machine through its communicator (shell, file) or runs
+    #: on this host (shell-local); the options reference says which
     needs_communicator: ClassVar[bool] = True
 
     @abstractmethod

@@ -1,66 +1,70 @@
-"""Typed component configuration, decoded from template data.
+"""Typed component configuration, decoded from template data: each option declared once.
 
-Every builder, provisioner and post-processor declares its options as a dataclass whose fields are
-made with `option(...)`. `decode()` turns the template's (already variable-expanded) mapping into
-that dataclass, collecting *every* problem with its path in the template (`builders[1].ssh_port`)
-instead of stopping at the first. Conversions follow Packer's weakly typed decoding: "true" is a
-bool, "22" an int, 22 a string, "5m" a duration, a single value a one-element list.
+Every builder, provisioner and post-processor declares its options as a dataclass (a subclass of
+`Options`) whose fields are made with `option(...)`: the default, whether it is required or secret,
+the values it accepts (`choices`) and what it means (`doc`). That one declaration drives decoding,
+the checks, and what users read about the option (`describe`, which `kiln inspect -options` and
+docs/options.md show).
+
+`decode()` turns the template's (already variable-expanded) mapping into that dataclass, collecting
+*every* problem with its path in the template (`builders[1].ssh_port`) instead of stopping at the
+first. Conversions are Packer's weak typing (kiln.weak): "true" is a bool, "22" an int, 22 a string,
+"5m" a duration, a single value a one-element list.
 
 Strings are run through the template engine (`render`) as they are decoded, except fields marked
 `raw=True`, which a component renders itself later (`execute_command` needs `{{.Path}}`, known only
 when the script runs).
+
+A component's `validate` hook may still fill in defaults that depend on other options; once it has
+run the config is frozen (`freeze`): what a build reads is what was validated.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from kiln import weak
+from kiln.duration import Duration
+
+__all__ = ["DecodeContext", "Duration", "OptionInfo", "Options", "decode", "describe", "freeze", "option"]
+
 T = TypeVar("T")
 
 _MISSING = dataclasses.MISSING
+_FROZEN = "_kiln_frozen"
 
 
-class Duration(float):
-    """A length of time in seconds, written in templates as Go durations: "1h2m3.5s", "300ms", or a
-    number of seconds."""
+class FrozenOptionError(AttributeError):
+    """A validated config was changed: a programming error, never a user's."""
 
-    _UNITS: typing.ClassVar[dict[str, float]] = {
-        "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-    }  # fmt: skip
-    _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
-    @classmethod
-    def parse(cls, text: str) -> Duration:
-        text = text.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            return cls(float(text))
-        sign = -1.0 if text.startswith("-") else 1.0
-        body = text.lstrip("+-")
-        if not body:
-            raise ValueError(f"invalid duration {text!r}")
-        pos, total = 0, 0.0
-        for match in cls._PART.finditer(body):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * cls._UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(body):
-            raise ValueError(f'invalid duration "{text}" (use e.g. "30s", "5m", "1h30m")')
-        return cls(sign * total)
+class Options:
+    """Base of every config dataclass: settable while it is decoded and validated, frozen after."""
 
-    def __str__(self) -> str:
-        seconds = float(self)
-        if seconds and seconds == int(seconds):
-            h, rest = divmod(int(seconds), 3600)
-            m, s = divmod(rest, 60)
-            return (f"{h}h" if h else "") + (f"{m}m" if m or h else "") + f"{s}s"
-        return f"{seconds:g}s"
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get(_FROZEN):
+            raise FrozenOptionError(f"{type(self).__name__}.{name}: options are frozen once validated")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get(_FROZEN):
+            raise FrozenOptionError(f"{type(self).__name__}.{name}: options are frozen once validated")
+        object.__delattr__(self, name)
+
+
+def freeze(config: Any) -> None:
+    """Make a validated config (and the option dataclasses inside it) read-only."""
+    if isinstance(config, Options):
+        for f in dataclasses.fields(config):  # type: ignore[arg-type]
+            value = getattr(config, f.name)
+            for inner in value if isinstance(value, list | tuple) else [value]:
+                freeze(inner)
+        object.__setattr__(config, _FROZEN, True)
 
 
 def option(
@@ -71,11 +75,20 @@ def option(
     secret: bool = False,
     raw: bool = False,
     aliases: tuple[str, ...] = (),
+    choices: tuple[str, ...] = (),
+    invalid: str = "",
+    unique: bool = False,
     doc: str = "",
 ) -> Any:
     """Declare a config option. `required` options must be present and non-empty; `secret` ones are
-    redacted from every output; `raw` ones are not rendered at decode time."""
-    meta = {"required": required, "secret": secret, "raw": raw, "aliases": aliases, "doc": doc}
+    redacted from every output; `raw` ones are not rendered at decode time. `choices` are the values
+    a string option (or each item of a list of strings) may take; an empty string means the default,
+    as in Packer; `invalid` is the error for any other value, with `{value}` and `{choices}` in it.
+    `unique` lists drop repeated items, keeping the first."""
+    meta = {
+        "required": required, "secret": secret, "raw": raw, "aliases": aliases, "choices": choices,
+        "invalid": invalid, "unique": unique, "doc": doc,
+    }  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
     if default is _MISSING and not required:
@@ -93,6 +106,10 @@ class DecodeContext:
     render: Callable[[str], str] | None = None
     errors: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    #: the template is HCL2 (cty's conversions: a bool read as a string is "true", not "1")
+    hcl2: bool = False
+    #: the build runs with -force (Packer's packer_force): components derive their effective options
+    force: bool = False
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(f"{path}: {message}" if path else message)
@@ -100,6 +117,69 @@ class DecodeContext:
 
 class _Invalid(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """One option as users read about it."""
+
+    name: str
+    type: str  #: "string", "bool", "number", "duration", "list of string", "object"...
+    default: str  #: as a template would write it; "" when there is none to show
+    required: bool
+    secret: bool
+    aliases: tuple[str, ...]
+    choices: tuple[str, ...]
+    doc: str
+
+
+def describe(cls: type[Any]) -> list[OptionInfo]:
+    """Every option of config dataclass `cls`, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    infos = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        default: Any = f.default_factory() if f.default_factory is not _MISSING else f.default
+        infos.append(
+            OptionInfo(
+                name=f.name,
+                type=_type_text(hints[f.name]),
+                default="" if meta.get("required") else _default_text(default),
+                required=bool(meta.get("required")),
+                secret=bool(meta.get("secret")),
+                aliases=tuple(meta.get("aliases", ())),
+                choices=tuple(meta.get("choices", ())),
+                doc=str(meta.get("doc", "")),
+            )
+        )
+    return infos
+
+
+def _type_text(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return " or ".join(_type_text(a) for a in inner)
+    if origin is list:
+        return f"list of {_type_text(args[0])}"
+    if origin is dict:
+        return f"map of {_type_text(args[1])}"
+    names = {str: "string", bool: "bool", int: "number", float: "number", Duration: "duration"}
+    if tp in names:
+        return names[tp]
+    return "object" if dataclasses.is_dataclass(tp) else "any"
+
+
+def _default_text(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if dataclasses.is_dataclass(value):
+        return ""
+    if isinstance(value, list):
+        return ", ".join(_default_text(v) for v in value)
+    return str(value)
 
 
 def option_names(cls: type[Any]) -> list[str]:
@@ -135,6 +215,7 @@ def decode(cls: type[T], data: Mapping[str, Any], path: str, ctx: DecodeContext)
             converted = _convert(
                 hints[f.name], value, _join(path, key), ctx, raw=f.metadata.get("raw", False)
             )
+            converted = _declared(f, converted, _join(path, key), ctx)
         except _Invalid:
             continue
         if f.metadata.get("secret") and converted:
@@ -144,6 +225,28 @@ def decode(cls: type[T], data: Mapping[str, Any], path: str, ctx: DecodeContext)
         if f.metadata.get("required") and values.get(f.name) in (None, "", [], {}):
             ctx.error(path, f"{f.name} must be specified")
     return cls(**values)
+
+
+def _declared(f: dataclasses.Field[Any], value: Any, path: str, ctx: DecodeContext) -> Any:
+    """Apply what the option declares beyond its type: its choices, and unique items."""
+    if f.metadata.get("choices"):
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                _choose(f, item, _join(path, i), ctx)
+        elif value == "" and isinstance(f.default, str):
+            value = f.default
+        else:
+            _choose(f, value, path, ctx)
+    if f.metadata.get("unique") and isinstance(value, list):
+        value = list(dict.fromkeys(value))
+    return value
+
+
+def _choose(f: dataclasses.Field[Any], value: Any, path: str, ctx: DecodeContext) -> None:
+    choices: tuple[str, ...] = f.metadata["choices"]
+    if value not in choices and not (value == "" and f.default == ""):
+        message = f.metadata.get("invalid") or '"{value}" is not one of {choices}'
+        ctx.error(path, message.format(value=value, choices=", ".join(choices)))
 
 
 def _secret_strings(value: Any) -> list[str]:
@@ -162,13 +265,6 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _type_name(value: Any) -> str:
-    return {
-        str: "string", bool: "bool", int: "number", float: "number",
-        list: "list", dict: "object", type(None): "null",
-    }.get(type(value), type(value).__name__)  # fmt: skip
-
-
 def _convert(tp: Any, value: Any, path: str, ctx: DecodeContext, raw: bool = False) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -179,65 +275,67 @@ def _convert(tp: Any, value: Any, path: str, ctx: DecodeContext, raw: bool = Fal
         if len(inner) == 1:
             return _convert(inner[0], value, path, ctx, raw)
         for candidate in inner:
-            sub = DecodeContext(render=ctx.render)
+            sub = DecodeContext(render=ctx.render, hcl2=ctx.hcl2, force=ctx.force)
             result = _convert(candidate, value, path, sub, raw)
             if not sub.errors:
                 ctx.secrets.extend(sub.secrets)
                 return result
-        return _fail(ctx, path, f"unexpected type {_type_name(value)}")
+        return _fail(ctx, path, f"unexpected type {weak.type_name(value)}")
     if tp is Any:
         return _render_any(value, ctx, path) if not raw else value
     if tp is str:
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int | float):
-            value = str(value)
-        if not isinstance(value, str):
-            return _fail(ctx, path, f"expected type 'string', got {_type_name(value)}")
-        return value if raw else _render(value, ctx, path)
+        text = weak.to_str(value, hcl2=ctx.hcl2)
+        if text is None:
+            return _fail(ctx, path, f"expected type 'string', got {weak.type_name(value)}")
+        return text if raw else _render(text, ctx, path)
     if tp is bool:
         if isinstance(value, str):
-            value = _render(value, ctx, path).strip().lower()
-            if value in ("true", "1", "t", "yes"):
-                return True
-            if value in ("false", "0", "f", "no", ""):
-                return False
-            return _fail(ctx, path, f"cannot parse '{value}' as bool")
+            text = _render(value, ctx, path)
+            parsed = weak.parse_bool(text)
+            if parsed is None:
+                return _fail(ctx, path, f'cannot parse "{text}" as bool')
+            return parsed
         if isinstance(value, bool):
             return value
         if isinstance(value, int | float):
             return value != 0
-        return _fail(ctx, path, f"expected type 'bool', got {_type_name(value)}")
+        return _fail(ctx, path, f"expected type 'bool', got {weak.type_name(value)}")
     if tp is Duration:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            # A bare number in a Go duration field is nanoseconds; Packer users write strings.
-            return Duration(value / 1e9) if value > 1e6 else Duration(value)
+            return weak.number_duration(value)
         if isinstance(value, str):
             text = _render(value, ctx, path)
             try:
                 return Duration.parse(text) if text else Duration(0)
             except ValueError as exc:
                 return _fail(ctx, path, str(exc))
-        return _fail(ctx, path, f'expected a duration such as "5m", got {_type_name(value)}')
+        return _fail(ctx, path, f'expected a duration such as "5m", got {weak.type_name(value)}')
     if tp in (int, float):
         if isinstance(value, bool):
             return _fail(ctx, path, f"expected type '{tp.__name__}', got bool")
         if isinstance(value, str):
-            text = _render(value, ctx, path).strip()
-            try:
-                return tp(text) if tp is float else int(text, 0)
-            except ValueError:
-                return _fail(ctx, path, f"cannot parse '{text}' as {tp.__name__}")
+            text = _render(value, ctx, path)
+            number: int | float | None
+            if tp is int:
+                number = weak.parse_int(text)
+            else:
+                try:
+                    number = float(text)
+                except ValueError:
+                    number = None
+            if number is None:
+                return _fail(ctx, path, f'cannot parse "{text}" as {tp.__name__}')
+            return number
         if isinstance(value, int | float):
             if tp is int and isinstance(value, float) and not value.is_integer():
-                return _fail(ctx, path, f"expected an integer, got {value}")
+                return _fail(ctx, path, f"expected an integer, got {weak.go_number(value)}")
             return tp(value)
-        return _fail(ctx, path, f"expected type '{tp.__name__}', got {_type_name(value)}")
+        return _fail(ctx, path, f"expected type '{tp.__name__}', got {weak.type_name(value)}")
     if origin is list:
         (item_tp,) = args or (Any,)
         if not isinstance(value, list):
             if isinstance(value, dict) and not dataclasses.is_dataclass(item_tp):
-                return _fail(ctx, path, f"expected a list, got {_type_name(value)}")
+                return _fail(ctx, path, f"expected a list, got {weak.type_name(value)}")
             value = [value]
         out = []
         for i, item in enumerate(value):
@@ -249,7 +347,7 @@ def _convert(tp: Any, value: Any, path: str, ctx: DecodeContext, raw: bool = Fal
     if origin is dict:
         key_tp, val_tp = args or (str, Any)
         if not isinstance(value, dict):
-            return _fail(ctx, path, f"expected an object, got {_type_name(value)}")
+            return _fail(ctx, path, f"expected an object, got {weak.type_name(value)}")
         mapping: dict[Any, Any] = {}
         for k, v in value.items():
             try:
@@ -261,7 +359,7 @@ def _convert(tp: Any, value: Any, path: str, ctx: DecodeContext, raw: bool = Fal
         return mapping
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
-            return _fail(ctx, path, f"expected an object, got {_type_name(value)}")
+            return _fail(ctx, path, f"expected an object, got {weak.type_name(value)}")
         return decode(tp, value, path, ctx)
     raise TypeError(f"unsupported option type {tp!r} at {path}")  # a programming error, not a user's
 

@@ -52,3 +52,25 @@ def test_secrets_hidden_in_machine_readable_and_errors(kiln: Kiln) -> None:
     assert result.code == 1
     assert "<sensitive>" in result.out
     assert_clean(result.text)
+
+
+def test_a_wrong_option_value_is_shown_as_written_so_a_secret_in_it_stays_hidden(kiln: Kiln) -> None:
+    """A sensitive value used where a bool or a number belongs is quoted in the error exactly as
+    written (not lower-cased or trimmed, which the redactor would no longer recognise)."""
+    secret = "TrUe-Secret"
+    path = kiln.template(
+        {
+            "variables": {"flag": secret, "port": f" {secret}9 "},
+            "sensitive-variables": ["flag", "port"],
+            "builders": [{"type": "null", "communicator": "none"}],
+            "provisioners": [
+                {"type": "shell-local", "inline": ["true"], "use_linux_pathing": "{{user `flag`}}"},
+            ],
+            "post-processors": [{"type": "compress", "compression_level": "{{user `port`}}"}],
+        }
+    )
+    result = kiln("validate", str(path))
+    assert result.code == 1
+    assert 'provisioners[0].use_linux_pathing: cannot parse "<sensitive>" as bool' in result.err, result.err
+    assert 'compression_level: cannot parse "<sensitive>" as int' in result.err, result.err
+    assert "secret" not in result.text.lower()

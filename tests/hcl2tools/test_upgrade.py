@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from kiln.duration import go_duration
 from kiln.template.hcl2.loader import load_hcl2_template, parse_hcl_file
-from kiln.template.hcl2.upgrade import body_text, go_duration, upgrade, value_text
+from kiln.template.hcl2.upgrade import body_text, upgrade, value_text
 from kiln.template.hcl2.upgrade_tpl import (
     UpgradeState,
     fix_quoting,

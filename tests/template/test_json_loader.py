@@ -199,7 +199,7 @@ def test_syntax_error_positions(tmp_path: Path, text: str, where: str) -> None:
 
 
 def test_not_an_object_missing_file_and_folder(tmp_path: Path) -> None:
-    with pytest.raises(TemplateError, match="must be a JSON object, got array"):
+    with pytest.raises(TemplateError, match="must be a JSON object, got list"):
         load_template(write(tmp_path, "[]"))
     with pytest.raises(TemplateError, match="no such template file"):
         load_template(str(tmp_path / "absent.json"))

@@ -95,7 +95,7 @@ def test_var_file_problems(tmp_path: Path) -> None:
     bad.write_text('{"a": 1,}')
     with pytest.raises(TemplateError, match=r"bad.json: Error parsing JSON: .* line 1, column 9"):
         resolve_variables(tpl, [str(bad)], [], {})
-    with pytest.raises(TemplateProblems, match="expected a string value, got int"):
+    with pytest.raises(TemplateProblems, match="expected a string value, got number"):
         resolve_variables(tpl, [var_file(tmp_path, "n.json", {"a": 3})], [], {})
     with pytest.raises(TemplateError, match="must be a JSON object"):
         resolve_variables(tpl, [var_file(tmp_path, "l.json", ["a"])], [], {})  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 from kiln.core.secrets import REDACTOR
 from kiln.errors import KilnError
 
@@ -32,7 +32,7 @@ ENDPOINT_ENV = "KILN_ALICLOUD_ENDPOINT"
 
 
 @dataclass
-class AccessConfig:
+class AccessConfig(Options):
     access_key: str = option("", secret=True, doc="Access key ID; also ALICLOUD_ACCESS_KEY")
     secret_key: str = option("", secret=True, doc="Access key secret; also ALICLOUD_SECRET_KEY")
     region: str = option("", doc="Region, e.g. cn-beijing; also ALICLOUD_REGION")

@@ -10,21 +10,20 @@ from pathlib import Path
 
 from kiln.communicators.base import NoneCommunicator
 from kiln.components import Artifact, BuildContext, Builder
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 from kiln.errors import BuildError
 
 BUILDER_ID = "packer.file"
 
 
 @dataclass
-class FileConfig:
+class FileConfig(Options):
     target: str = option(required=True, doc="the file to write")
     source: str = option("", doc="a file to copy to target")
     content: str = option("", doc="text to write to target")
 
 
 class FileBuilder(Builder):
-    type_name = "file"
     Config = FileConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:

@@ -19,8 +19,8 @@ class NullConfig(SSHConfig):
 
 
 class NullBuilder(Builder):
-    type_name = "null"
     Config = NullConfig
+    generated_keys = ("ID",)
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         validate_ssh_config(self.config, dctx, path, needs_host=True)

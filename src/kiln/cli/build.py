@@ -90,7 +90,9 @@ def run(path: str, values: dict[str, object], on_error: object) -> int:
     try:
         loaded = load(path, values)
         unknown: dict[str, str] = {}
-        builds = prepare_builds(loaded.template, loaded.variables, only, except_, unknown)
+        builds = prepare_builds(
+            loaded.template, loaded.variables, only, except_, unknown, force=bool(values["force"])
+        )
     except KilnError as err:
         print_error(err)
         return 1

@@ -14,13 +14,11 @@ from kiln.errors import KilnError, TemplateProblems
 
 
 def add_template_flags(flags: FlagSet) -> None:
-    flags.add("var", "list", [], "Variable for templates, can be used multiple times.")
-    flags.add(
-        "var-file", "list", [], "JSON or HCL2 file containing user variables, can be used multiple times."
-    )
-    flags.add("only", "list", [], "Build only the specified builds (comma separated, or repeated).")
-    flags.add("except", "list", [], "Run all builds and post-processors other than these.")
-    flags.add("machine-readable", "bool", False, "Produce machine-readable output.")
+    flags.add("var", "list", [])
+    flags.add("var-file", "list", [])
+    flags.add("only", "list", [])
+    flags.add("except", "list", [])
+    flags.add("machine-readable", "bool", False)
 
 
 @dataclass

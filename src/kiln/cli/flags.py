@@ -19,7 +19,6 @@ class Flag:
     name: str
     kind: str  # "bool" | "str" | "int" | "list"
     default: Any = None
-    help: str = ""
 
 
 @dataclass
@@ -27,8 +26,8 @@ class FlagSet:
     command: str
     flags: dict[str, Flag] = field(default_factory=dict)
 
-    def add(self, name: str, kind: str, default: Any = None, help: str = "") -> None:
-        self.flags[name] = Flag(name, kind, default, help)
+    def add(self, name: str, kind: str, default: Any = None) -> None:
+        self.flags[name] = Flag(name, kind, default)
 
     def parse_command(
         self, argv: list[str], usage: str, min_args: int = 1, max_args: int = 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiln.config import DecodeContext, Duration, option
+from kiln.config import DecodeContext, Duration, Options, option
 
 COMMUNICATORS = ("ssh", "none")
 FILE_TRANSFER_METHODS = ("scp", "sftp")
@@ -20,8 +20,13 @@ _5M, _5S, _ZERO = Duration(300), Duration(5), Duration(0)
 
 
 @dataclass
-class SSHConfig:
-    communicator: str = option("ssh", doc="ssh | none")
+class SSHConfig(Options):
+    communicator: str = option(
+        "ssh",
+        choices=COMMUNICATORS,
+        invalid='unknown communicator "{value}" (use "ssh" or "none")',
+        doc="how kiln reaches the machine (none: provisioners that need it cannot run)",
+    )
     ssh_host: str = option("", doc="address to connect to; builders that create the machine fill it in")
     ssh_port: int = option(22)
     ssh_username: str = option("")
@@ -47,10 +52,10 @@ class SSHConfig:
     ssh_bastion_password: str = option("", secret=True)
     ssh_bastion_private_key_file: str = option("")
     ssh_bastion_agent_auth: bool = option(False)
-    ssh_file_transfer_method: str = option("scp", doc="scp | sftp")
+    ssh_file_transfer_method: str = option("scp", choices=FILE_TRANSFER_METHODS)
     ssh_clear_authorized_keys: bool = option(False)
     ssh_temporary_key_pair_type: str = option(
-        "rsa", aliases=("temporary_key_pair_type",), doc="rsa | ed25519"
+        "rsa", aliases=("temporary_key_pair_type",), choices=TEMPORARY_KEY_TYPES
     )
     ssh_temporary_key_pair_bits: int = option(
         0, aliases=("temporary_key_pair_bits",), doc="rsa: 4096 by default"
@@ -62,10 +67,7 @@ class SSHConfig:
 def validate_ssh_config(cfg: SSHConfig, dctx: DecodeContext, path: str, *, needs_host: bool = False) -> None:
     """Report every problem of the communicator options. `needs_host`: the builder cannot find the
     address by itself (the `null` builder), so ssh_host is required."""
-    if cfg.communicator not in COMMUNICATORS:
-        dctx.error(path, f'communicator: unknown communicator "{cfg.communicator}" (use "ssh" or "none")')
-        return
-    if cfg.communicator == "none":
+    if cfg.communicator != "ssh":  # "none", or one decoding has already refused
         return
     if needs_host and not cfg.ssh_host:
         dctx.error(path, "ssh_host must be specified")
@@ -75,12 +77,6 @@ def validate_ssh_config(cfg: SSHConfig, dctx: DecodeContext, path: str, *, needs
         dctx.error(path, f"ssh_port: {cfg.ssh_port} is not a valid port")
     if cfg.ssh_handshake_attempts < 1:
         dctx.error(path, "ssh_handshake_attempts must be at least 1")
-    if cfg.ssh_file_transfer_method not in FILE_TRANSFER_METHODS:
-        dctx.error(path, f'ssh_file_transfer_method: "{cfg.ssh_file_transfer_method}" is not scp or sftp')
-    if cfg.ssh_temporary_key_pair_type not in TEMPORARY_KEY_TYPES:
-        dctx.error(
-            path, f'ssh_temporary_key_pair_type: "{cfg.ssh_temporary_key_pair_type}" is not rsa or ed25519'
-        )
     bits = cfg.ssh_temporary_key_pair_bits
     if bits and cfg.ssh_temporary_key_pair_type == "rsa" and not 2048 <= bits <= 16384:
         dctx.error(path, f"ssh_temporary_key_pair_bits: {bits} is out of range for rsa (2048 to 16384)")

@@ -50,6 +50,7 @@ class Build:
     provisioners: list[PreparedProvisioner] = field(default_factory=list)
     post_processors: list[list[PreparedPostProcessor]] = field(default_factory=list)
     error_cleanup: PreparedProvisioner | None = None
+    force: bool = False  #: -force: components derive their effective options from it when prepared
 
     @property
     def build_name(self) -> str:
@@ -99,7 +100,9 @@ def select_builders(template: Template, only: list[str], except_: list[str]) -> 
 
 def _decode_ctx(build: Build, generated: Mapping[str, str] | None = None) -> DecodeContext:
     ictx = build.interp(generated)
-    return DecodeContext(render=lambda text: render(text, ictx))
+    return DecodeContext(
+        render=lambda text: render(text, ictx), hcl2=build.template.kind == "hcl2", force=build.force
+    )
 
 
 def prepare_builds(
@@ -108,6 +111,7 @@ def prepare_builds(
     only: list[str] | None = None,
     except_: list[str] | None = None,
     unknown_builders: dict[str, str] | None = None,
+    force: bool = False,
 ) -> list[Build]:
     """Create and validate every selected build. Raises TemplateProblems listing every problem.
 
@@ -125,7 +129,7 @@ def prepare_builds(
             else:
                 unknown_builders[spec.name] = message
             continue
-        build = Build(spec.name, spec.type, spec, builder_cls(), template, variables)
+        build = Build(spec.name, spec.type, spec, builder_cls(), template, variables, force=force)
         dctx = _decode_ctx(build)
         build.builder.prepare(spec.config, dctx, spec.path)
         problems += dctx.errors

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 from kiln.errors import BuildError
 from kiln.provisioners.shell_common import build_name
 
@@ -27,9 +27,12 @@ CHUNK = 1 << 20
 
 
 @dataclass
-class ChecksumConfig:
+class ChecksumConfig(Options):
     checksum_types: list[str] = option(  # noqa: RUF009 - option() returns a dataclass field
-        default_factory=lambda: ["md5"], doc="md5, sha1, sha224, sha256, sha384, sha512"
+        default_factory=lambda: ["md5"],
+        choices=TYPES,
+        invalid="Unrecognized checksum type: {value} (use one of {choices})",
+        doc="one checksum file per type",
     )
     output: str = option("", raw=True, doc="{{.BuildName}} {{.BuilderType}} {{.ChecksumType}}")
 
@@ -47,18 +50,11 @@ def file_digests(path: Path, types: list[str], ctx: BuildContext | None = None) 
 
 
 class ChecksumPostProcessor(PostProcessor):
-    type_name = "checksum"
     Config = ChecksumConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         if not self.config.checksum_types:
             self.config.checksum_types = ["md5"]
-        for index, name in enumerate(self.config.checksum_types):
-            if name not in TYPES:
-                dctx.error(
-                    f"{path}.checksum_types[{index}]",
-                    f"Unrecognized checksum type: {name} (use one of {', '.join(TYPES)})",
-                )
         if not self.config.output:
             self.config.output = DEFAULT_OUTPUT
 

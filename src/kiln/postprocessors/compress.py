@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 from kiln.errors import BuildError, CancelledError
 from kiln.postprocessors import _codecs
 from kiln.provisioners.shell_common import build_name
@@ -46,7 +46,7 @@ _TAR_SHORT = {"tgz": "gzip", "txz": "xz", "tbz2": "bzip2", "tbz": "bzip2", "tzst
 
 
 @dataclass
-class CompressConfig:
+class CompressConfig(Options):
     output: str = option(DEFAULT_OUTPUT, raw=True, doc="the archive; {{.BuildName}} {{.BuilderType}}")
     format: str = option("", doc="the format, instead of output's extension: tar.gz, zip, xz...")
     compression_level: int = option(DEFAULT_LEVEL, doc="1 (fast) .. 9 (small)")
@@ -79,7 +79,6 @@ def detect_format(output: str, fmt: str = "") -> Format:
 
 
 class CompressPostProcessor(PostProcessor):
-    type_name = "compress"
     Config = CompressConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
-from kiln.config import option
+from kiln.config import Options, option
 from kiln.core.secrets import redact
 from kiln.errors import BuildError
 from kiln.provisioners.shell_common import build_name
@@ -40,7 +40,7 @@ LOCK_WAIT = 3.0
 
 
 @dataclass
-class ManifestConfig:
+class ManifestConfig(Options):
     output: str = option("packer-manifest.json", doc="the manifest file")
     strip_path: bool = option(False, doc="record file names without their folder")
     strip_time: bool = option(False, doc="leave out build_time")
@@ -125,7 +125,6 @@ def _umask() -> int:
 
 
 class ManifestPostProcessor(PostProcessor):
-    type_name = "manifest"
     Config = ManifestConfig
 
     def post_process(self, ctx: BuildContext, artifact: Artifact) -> PostProcessResult:

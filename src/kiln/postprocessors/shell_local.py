@@ -11,7 +11,6 @@ from kiln.provisioners.shell_local import ShellLocalConfig, run_shell_local, val
 
 
 class ShellLocalPostProcessor(PostProcessor):
-    type_name = "shell-local"
     Config = ShellLocalConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:

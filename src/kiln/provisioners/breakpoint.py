@@ -9,18 +9,17 @@ from dataclasses import dataclass
 
 from kiln.communicators.base import Communicator
 from kiln.components import BuildContext, Provisioner
-from kiln.config import option
+from kiln.config import Options, option
 from kiln.errors import CancelledError
 
 
 @dataclass
-class BreakpointConfig:
+class BreakpointConfig(Options):
     note: str = option("", doc="shown when the build pauses")
     disable: bool = option(False, doc="skip this breakpoint")
 
 
 class BreakpointProvisioner(Provisioner):
-    type_name = "breakpoint"
     Config = BreakpointConfig
     needs_communicator = False
 

@@ -22,33 +22,33 @@ from pathlib import Path
 
 from kiln.communicators.base import Communicator
 from kiln.components import BuildContext, Provisioner
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 from kiln.errors import BuildError, CommunicatorError
 
 CONTENT_FILE_NAME = "pkr-file-content"
+DIRECTIONS = ("upload", "download")
 
 
 @dataclass
-class FileConfig:
+class FileConfig(Options):
     source: str = option("", doc="a local file or folder (remote, with direction download)")
     sources: list[str] = option(default_factory=list, doc="several sources; destination should end with /")  # noqa: RUF009
     content: str = option("", doc="text to write to destination, instead of a source")
     destination: str = option("")
-    direction: str = option("upload", doc="upload | download")
+    direction: str = option(
+        "upload", choices=DIRECTIONS, invalid="Direction must be one of: download, upload."
+    )
     generated: bool = option(
         False, doc="the sources are made during the build: check them only when uploading"
     )
 
 
 class FileProvisioner(Provisioner):
-    type_name = "file"
     Config = FileConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         cfg: FileConfig = self.config
-        direction = cfg.direction or "upload"
-        if direction not in ("upload", "download"):
-            dctx.error(f"{path}.direction", "Direction must be one of: download, upload.")
+        direction = cfg.direction
         sources = self.sources
         if direction == "upload" and not cfg.generated:
             for src in sources:

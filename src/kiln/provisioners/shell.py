@@ -63,7 +63,6 @@ class ShellConfig(ShellCommonConfig):
 
 
 class ShellProvisioner(Provisioner):
-    type_name = "shell"
     Config = ShellConfig
 
     def validate(self, dctx: DecodeContext, path: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 from kiln.core.secrets import REDACTOR
 from kiln.errors import BuildError
 
@@ -40,7 +40,7 @@ _GO_VERB = re.compile(r"%[%sqv]")
 
 
 @dataclass
-class ShellCommonConfig:
+class ShellCommonConfig(Options):
     """Options both shell provisioners accept. Subclass it (as a dataclass) to add your own."""
 
     # RUF009: option() returns a dataclass field, not a shared mutable default.

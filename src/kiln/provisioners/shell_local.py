@@ -47,7 +47,12 @@ class ShellLocalConfig(sc.ShellCommonConfig):
     # RUF009: option() returns a dataclass field, not a shared mutable default.
     command: str = option("", doc="deprecated: one command (use inline)")
     execute_command: list[str] = option(default_factory=list, raw=True, doc="argv; {{.Vars}} {{.Script}}")  # noqa: RUF009
-    only_on: list[str] = option(default_factory=list, doc="run only on these OSes (linux, darwin...)")  # noqa: RUF009
+    only_on: list[str] = option(  # noqa: RUF009
+        default_factory=list,
+        choices=SUPPORTED_OS,
+        invalid="Invalid OS specified in only_on: '{value}' (supported: {choices})",
+        doc="run only on these OSes (Go's names for them)",
+    )
     tempfile_extension: str = option("", doc="extension of the script made from `inline`")
     use_linux_pathing: bool = option(False, doc="Windows Subsystem for Linux only; ignored here")
 
@@ -76,12 +81,6 @@ def validate_shell_local(config: ShellLocalConfig, dctx: DecodeContext, path: st
     elif config.scripts and config.inline is not None:
         dctx.error(path, _TOO_MANY)
     sc.validate_scripts_exist(config.scripts, dctx, f"{path}.scripts")
-    for item in config.only_on:
-        if item not in SUPPORTED_OS:
-            dctx.error(
-                f"{path}.only_on",
-                f"Invalid OS specified in only_on: '{item}' (supported: {', '.join(SUPPORTED_OS)})",
-            )
     sc.validate_env_vars(config.environment_vars, config.env, dctx, path)
     sc.validate_env_var_format(config.env_var_format, dctx, path)
     config.tempfile_extension = config.tempfile_extension.removeprefix(".")
@@ -236,7 +235,6 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class ShellLocalProvisioner(Provisioner):
-    type_name = "shell-local"
     Config = ShellLocalConfig
     needs_communicator = False
 

@@ -7,18 +7,17 @@ from dataclasses import dataclass
 
 from kiln.communicators.base import Communicator
 from kiln.components import BuildContext, Provisioner
-from kiln.config import DecodeContext, Duration, option
+from kiln.config import DecodeContext, Duration, Options, option
 
 
 @dataclass
-class SleepConfig:
+class SleepConfig(Options):
     duration: Duration = option(  # noqa: RUF009 - option() returns a dataclass field
         Duration(0), doc='how long to wait: "30s", "5m", "1h30m"'
     )
 
 
 class SleepProvisioner(Provisioner):
-    type_name = "sleep"
     Config = SleepConfig
     needs_communicator = False
 

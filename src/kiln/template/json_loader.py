@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kiln import weak
+from kiln.duration import Duration
 from kiln.errors import TemplateError, TemplateProblems
 
 from .jsonsyntax import loads
@@ -57,13 +59,6 @@ def load_json_template(path: str) -> Template:
     return parse_template(raw, source, tpl_path, tpl_dir)
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {str: "string", bool: "bool", int: "number", float: "number", list: "array",
-            dict: "object"}.get(type(value), type(value).__name__)  # fmt: skip
-
-
 class MinVersionError(TemplateError):
     """The template needs a newer Packer than the one kiln is compatible with (Packer prints this
     one as "Error: \n\n<message>\n\n\n")."""
@@ -77,48 +72,33 @@ class _Problems:
         self.items.append(f"{path}: {message}" if path else message)
 
 
-def _weak_str(value: Any) -> str | None:
-    """mapstructure's weak decoding into a string (numbers and bools become text)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if not value.is_integer() else str(int(value))
-    return None
-
-
-def _names(value: Any, path: str, problems: _Problems, weak: bool) -> list[str]:
+def _names(value: Any, path: str, problems: _Problems, weakly: bool) -> list[str]:
     """only/except: a list of builder names (weak decoding also takes a single name)."""
     if value is None:
         return []
-    if weak and not isinstance(value, list):
+    if weakly and not isinstance(value, list):
         value = [value]
     if not isinstance(value, list):
-        problems.add(path, f"expected a list of builder names, got {_type_name(value)}")
+        problems.add(path, f"expected a list of builder names, got {weak.type_name(value)}")
         return []
     names: list[str] = []
     for i, item in enumerate(value):
-        text = _weak_str(item) if weak else (item if isinstance(item, str) else None)
+        text = weak.to_str(item) if weakly else (item if isinstance(item, str) else None)
         if text is None:
-            problems.add(f"{path}[{i}]", f"expected a builder name (string), got {_type_name(item)}")
+            problems.add(f"{path}[{i}]", f"expected a builder name (string), got {weak.type_name(item)}")
         else:
             names.append(text)
     return names
 
 
 def _duration(value: Any, path: str, problems: _Problems) -> float:
-    from kiln.config import Duration
-
     if value is None:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        problems.add(path, f'expected a duration such as "30s", got {_type_name(value)}')
+        problems.add(path, f'expected a duration such as "30s", got {weak.type_name(value)}')
         return 0.0
     if isinstance(value, int | float):
-        return float(value) / 1e9 if value > 1e6 else float(value)  # Go reads bare numbers as ns
+        return float(weak.number_duration(value))
     if value.strip().lstrip("+-").replace(".", "", 1).isdigit() and value.strip() != "0":
         # Go's time.ParseDuration, which Packer uses here, wants a unit
         problems.add(path, f'time: missing unit in duration "{value}" (write e.g. "{value}s")')
@@ -135,7 +115,7 @@ def parse_template(raw: Any, source: str, path: Path | None, folder: Path) -> Te
     tpl = Template(path=path, dir=folder, kind="json", source=source)
     if not isinstance(raw, dict):
         raise TemplateError(
-            f"{source}: a template must be a JSON object, got {_type_name(raw)}",
+            f"{source}: a template must be a JSON object, got {weak.type_name(raw)}",
             'start from {"builders": [{"type": "null", "communicator": "none"}]}',
         )
     for key in sorted(raw):
@@ -147,7 +127,7 @@ def parse_template(raw: Any, source: str, path: Path | None, folder: Path) -> Te
     for key in ("description", "min_packer_version"):
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
-            problems.add(key, f"expected a string, got {_type_name(value)}")
+            problems.add(key, f"expected a string, got {weak.type_name(value)}")
     description = raw.get("description")
     tpl.description = description if isinstance(description, str) else ""
     version = raw.get("min_packer_version")
@@ -161,7 +141,7 @@ def parse_template(raw: Any, source: str, path: Path | None, folder: Path) -> Te
         tpl.error_cleanup_provisioner = _provisioner(cleanup, "error-cleanup-provisioner", problems)
     push = raw.get("push")
     if push is not None and not isinstance(push, dict):
-        problems.add("push", f"expected an object, got {_type_name(push)}")
+        problems.add("push", f"expected an object, got {weak.type_name(push)}")
     if problems.items:
         raise TemplateProblems(source, problems.items)
     return tpl
@@ -170,25 +150,25 @@ def parse_template(raw: Any, source: str, path: Path | None, folder: Path) -> Te
 def _variables(raw: dict[str, Any], tpl: Template, problems: _Problems) -> None:
     variables = raw.get("variables")
     if variables is not None and not isinstance(variables, dict):
-        problems.add("variables", f"expected an object of name: default, got {_type_name(variables)}")
+        problems.add("variables", f"expected an object of name: default, got {weak.type_name(variables)}")
         variables = None
     sensitive = raw.get("sensitive-variables")
     names: list[str] = []
     if sensitive is not None:
         if not isinstance(sensitive, list):
-            problems.add("sensitive-variables", f"expected a list of names, got {_type_name(sensitive)}")
+            problems.add("sensitive-variables", f"expected a list of names, got {weak.type_name(sensitive)}")
         else:
             for i, item in enumerate(sensitive):
                 if isinstance(item, str):
                     names.append(item)
                 else:
-                    problems.add(f"sensitive-variables[{i}]", f"expected a name, got {_type_name(item)}")
+                    problems.add(f"sensitive-variables[{i}]", f"expected a name, got {weak.type_name(item)}")
     tpl.sensitive_variables = names
     for name, default in (variables or {}).items():
         if default is not None and not isinstance(default, str):
             problems.add(
                 f"variables.{name}",
-                f"expected a string default (or null for a required variable), got {_type_name(default)}",
+                f"expected a string default (or null for a required variable), got {weak.type_name(default)}",
             )
             continue
         tpl.variables[name] = Variable(name=name, default=default, sensitive=name in names)
@@ -198,7 +178,7 @@ def _list(value: Any, key: str, problems: _Problems) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        problems.add(key, f"expected an array, got {_type_name(value)}")
+        problems.add(key, f"expected a list, got {weak.type_name(value)}")
         return []
     return value
 
@@ -208,15 +188,15 @@ def _builders(value: Any, tpl: Template, problems: _Problems) -> None:
     for i, item in enumerate(_list(value, "builders", problems)):
         path = f"builders[{i}]"
         if not isinstance(item, dict):
-            problems.add(path, f"expected an object, got {_type_name(item)}")
+            problems.add(path, f"expected an object, got {weak.type_name(item)}")
             continue
-        btype = _weak_str(item.get("type", ""))
-        name = _weak_str(item.get("name", ""))
+        btype = weak.to_str(item.get("type", ""))
+        name = weak.to_str(item.get("name", ""))
         if btype is None:
-            problems.add(f"{path}.type", f"expected a string, got {_type_name(item['type'])}")
+            problems.add(f"{path}.type", f"expected a string, got {weak.type_name(item['type'])}")
             continue
         if name is None:
-            problems.add(f"{path}.name", f"expected a string, got {_type_name(item['name'])}")
+            problems.add(f"{path}.name", f"expected a string, got {weak.type_name(item['name'])}")
             continue
         if not btype:
             problems.add(path, "missing 'type'")
@@ -242,25 +222,25 @@ def _provisioners(value: Any, tpl: Template, problems: _Problems) -> None:
 
 def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | None:
     if not isinstance(item, dict):
-        problems.add(path, f"expected an object, got {_type_name(item)}")
+        problems.add(path, f"expected an object, got {weak.type_name(item)}")
         return None
     before = len(problems.items)
-    ptype = _weak_str(item.get("type", ""))
+    ptype = weak.to_str(item.get("type", ""))
     if ptype is None:
-        problems.add(f"{path}.type", f"expected a string, got {_type_name(item['type'])}")
+        problems.add(f"{path}.type", f"expected a string, got {weak.type_name(item['type'])}")
     elif not ptype:
         problems.add(path, "missing 'type'")
-    only = _names(item.get("only"), f"{path}.only", problems, weak=True)
-    except_ = _names(item.get("except"), f"{path}.except", problems, weak=True)
+    only = _names(item.get("only"), f"{path}.only", problems, weakly=True)
+    except_ = _names(item.get("except"), f"{path}.except", problems, weakly=True)
     override: dict[str, dict[str, Any]] = {}
     raw_override = item.get("override")
     if raw_override is not None:
         if not isinstance(raw_override, dict):
-            problems.add(f"{path}.override", f"expected an object, got {_type_name(raw_override)}")
+            problems.add(f"{path}.override", f"expected an object, got {weak.type_name(raw_override)}")
         else:
             for name, cfg in raw_override.items():
                 if not isinstance(cfg, dict):
-                    problems.add(f"{path}.override.{name}", f"expected an object, got {_type_name(cfg)}")
+                    problems.add(f"{path}.override.{name}", f"expected an object, got {weak.type_name(cfg)}")
                 else:
                     override[name] = cfg
     pause = _duration(item.get("pause_before"), f"{path}.pause_before", problems)
@@ -268,9 +248,9 @@ def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | N
     retries, retries_text = 0, ""
     raw_retries = item.get("max_retries")
     if raw_retries is not None:
-        text = _weak_str(raw_retries)
+        text = weak.to_str(raw_retries)
         if text is None:
-            problems.add(f"{path}.max_retries", f"expected a number, got {_type_name(raw_retries)}")
+            problems.add(f"{path}.max_retries", f"expected a number, got {weak.type_name(raw_retries)}")
         elif "{{" in text:
             retries_text = text
         elif text:
@@ -300,9 +280,11 @@ def _post_processors(value: Any, tpl: Template, problems: _Problems) -> None:
                 elif isinstance(inner, str | dict):
                     elements.append((f"{path}[{j}]", inner))
                 else:
-                    problems.add(f"{path}[{j}]", f"unknown format: {_type_name(inner)}")
+                    problems.add(f"{path}[{j}]", f"unknown format: {weak.type_name(inner)}")
         else:
-            problems.add(path, f"bad format: expected a name, an object or an array, got {_type_name(item)}")
+            problems.add(
+                path, f"bad format: expected a name, an object or an array, got {weak.type_name(item)}"
+            )
             continue
         chain = [spec for p, e in elements if (spec := _post_processor(e, p, problems)) is not None]
         if chain:
@@ -317,14 +299,14 @@ def _post_processor(item: str | dict[str, Any], path: str, problems: _Problems) 
     for key in ("type", "name"):
         value = item.get(key, "")
         if not isinstance(value, str):
-            problems.add(f"{path}.{key}", f"expected a string, got {_type_name(value)}")
+            problems.add(f"{path}.{key}", f"expected a string, got {weak.type_name(value)}")
         values[key] = value if isinstance(value, str) else ""
     keep = item.get("keep_input_artifact")
     if keep is not None and not isinstance(keep, bool):
-        problems.add(f"{path}.keep_input_artifact", f"expected true or false, got {_type_name(keep)}")
+        problems.add(f"{path}.keep_input_artifact", f"expected true or false, got {weak.type_name(keep)}")
         keep = None
-    only = _names(item.get("only"), f"{path}.only", problems, weak=False)
-    except_ = _names(item.get("except"), f"{path}.except", problems, weak=False)
+    only = _names(item.get("only"), f"{path}.only", problems, weakly=False)
+    except_ = _names(item.get("except"), f"{path}.except", problems, weakly=False)
     if "type" in values and not values["type"] and len(problems.items) == before:
         problems.add(path, "type is required")
     if len(problems.items) != before:

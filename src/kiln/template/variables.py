@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
+from kiln import weak
 from kiln.errors import TemplateError, TemplateProblems
 
 from .interpolate import InterpContext, UnknownUserVariable, render
@@ -42,8 +43,7 @@ def load_var_file(path: str) -> dict[str, str]:
         if isinstance(value, str):
             values[name] = value
         else:
-            kind = "null" if value is None else type(value).__name__
-            problems.append(f"{name}: expected a string value, got {kind}")
+            problems.append(f"{name}: expected a string value, got {weak.type_name(value)}")
     if problems:
         raise TemplateProblems(source, problems, 'quote the value: "count": "3"')
     return values

@@ -72,8 +72,6 @@ def build_steps(cfg: AlicloudEcsConfig) -> list[Step[EcsState]]:
 
 def build_image(builder: AlicloudEcsBuilder, ctx: BuildContext) -> Artifact | None:
     cfg: AlicloudEcsConfig = builder.config
-    if ctx.force:
-        cfg.image_force_delete = cfg.image_force_delete_snapshots = True
     run_id = f"{ctx.run_uuid[:8]}-{uuid.uuid4().hex[:8]}"
     client = AlicloudClient(cfg, cfg.region)
     client.warm_up("ecs", "vpc")

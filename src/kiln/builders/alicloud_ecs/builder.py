@@ -14,7 +14,6 @@ from kiln.config import DecodeContext
 
 
 class AlicloudEcsBuilder(Builder):
-    type_name = "alicloud-ecs"
     Config = AlicloudEcsConfig
     generated_keys: ClassVar[tuple[str, ...]] = ("ID", "SourceImage")
     #: Replaced by the benchmark to replay Packer's pace (5 s polls, one thing at a time).

@@ -11,18 +11,20 @@ from pathlib import Path
 
 from kiln.alicloud.access import AccessConfig
 from kiln.communicators.config import SSHConfig, validate_ssh_config
-from kiln.config import DecodeContext, option
+from kiln.config import DecodeContext, Options, option
 
 DEFAULT_VPC_CIDR = "172.16.0.0/16"
 DEFAULT_VSWITCH_CIDR = "172.16.0.0/24"
 DEFAULT_COPY_TIMEOUT = 3600
 DEFAULT_SNAPSHOT_TIMEOUT = 3600
+BOOT_MODES = ("BIOS", "UEFI")
+INTERNET_CHARGE_TYPES = ("PayByTraffic", "PayByBandwidth")
 
 
 @dataclass
-class DiskDevice:
+class DiskDevice(Options):
     disk_name: str = option("")
-    disk_category: str = option("", doc="cloud | cloud_efficiency | cloud_ssd | cloud_essd")
+    disk_category: str = option("", doc="the disk's category: cloud_efficiency, cloud_ssd, cloud_essd...")
     disk_size: int = option(0, doc="GiB")
     disk_snapshot_id: str = option("")
     disk_description: str = option("")
@@ -33,7 +35,7 @@ class DiskDevice:
 
 
 @dataclass
-class KeyValue:
+class KeyValue(Options):
     key: str = option("", required=True)
     value: str = option("")
 
@@ -50,14 +52,18 @@ class AlicloudEcsConfig(AccessConfig, SSHConfig):
     tag: list[KeyValue] = option(default_factory=list, doc="Same as tags, as key/value blocks")
     image_share_account: list[str] = option(default_factory=list)
     image_unshare_account: list[str] = option(default_factory=list)
-    image_copy_regions: list[str] = option(default_factory=list)
+    image_copy_regions: list[str] = option(
+        default_factory=list, unique=True, doc="copy the image to these regions (repeats are dropped)"
+    )
     image_copy_names: list[str] = option(default_factory=list)
     image_encrypted: bool | None = option(None)
-    image_force_delete: bool = option(False)
-    image_force_delete_snapshots: bool = option(False)
+    image_force_delete: bool = option(False, doc="delete images that have the target name (-force sets it)")
+    image_force_delete_snapshots: bool = option(
+        False, doc="with image_force_delete, delete their snapshots too (-force sets it)"
+    )
     image_force_delete_instances: bool = option(False)
     image_ignore_data_disks: bool = option(False)
-    boot_mode: str = option("", doc="BIOS | UEFI")
+    boot_mode: str = option("", choices=BOOT_MODES, doc="the image's boot mode")
     kms_key_id: str = option("")
     system_disk_mapping: DiskDevice = option(default_factory=DiskDevice)
     image_disk_mappings: list[DiskDevice] = option(default_factory=list)
@@ -70,7 +76,9 @@ class AlicloudEcsConfig(AccessConfig, SSHConfig):
     zone_id: str = option("")
     io_optimized: bool | None = option(None)
     instance_name: str = option("")
-    internet_charge_type: str = option("", doc="PayByTraffic | PayByBandwidth")
+    internet_charge_type: str = option(
+        "", choices=INTERNET_CHARGE_TYPES, doc="how the public IP's traffic is billed"
+    )
     internet_max_bandwidth_out: int = option(0)
     user_data: str = option("")
     user_data_file: str = option("")
@@ -145,16 +153,9 @@ class AlicloudEcsConfig(AccessConfig, SSHConfig):
             err("image_copy_names", "image_copy_names has more names than image_copy_regions has regions")
         if len(self.image_share_account) > 10 or len(self.image_unshare_account) > 10:
             err("image_share_account", "at most 10 accounts can be added or removed at a time")
-        if self.internet_charge_type and self.internet_charge_type not in ("PayByTraffic", "PayByBandwidth"):
-            err("internet_charge_type", "must be PayByTraffic or PayByBandwidth")
-        if self.boot_mode and self.boot_mode not in ("BIOS", "UEFI"):
-            err("boot_mode", "must be BIOS or UEFI")
-        # Packer drops repeated regions silently; so does kiln.
-        seen: list[str] = []
-        for region in self.image_copy_regions:
-            if region not in seen:
-                seen.append(region)
-        self.image_copy_regions = seen
+        if dctx.force:
+            # -force replaces what already has the image's name, as Packer's packer_force does
+            self.image_force_delete = self.image_force_delete_snapshots = True
 
 
 def _path(name: str, base: Path) -> Path:

@@ -166,7 +166,7 @@ class StepRun(Step[QemuState]):
             "qemu: accelerator %s, console log %s", state.machine.accelerator, state.machine.console_log
         )
         if cfg.boot_wait > 0:
-            ctx.ui.say(f"Waiting {_go_duration(cfg.boot_wait)} for boot...")
+            ctx.ui.say(f"Waiting {cfg.boot_wait} for boot...")
             ctx.cancel.sleep(float(cfg.boot_wait))
 
     def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
@@ -254,8 +254,8 @@ class StepConvert(Step[QemuState]):
 
 
 class QemuBuilder(Builder):
-    type_name = "qemu"
     Config = QemuConfig
+    generated_keys = ("ID",)
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         self.config.validate_qemu(dctx, path)
@@ -300,11 +300,3 @@ def _port_in_range(low: int, high: int) -> int:
                 continue
             return port
     raise BuildError(f"no free port between ssh_host_port_min {low} and max {high}", "widen the range")
-
-
-def _go_duration(seconds: float) -> str:
-    whole = int(seconds)
-    if whole != seconds:
-        return f"{seconds:g}s"
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"

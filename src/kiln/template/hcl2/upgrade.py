@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from kiln.duration import go_duration
 from kiln.template.model import ComponentSpec, Template
 
 from .fmt import format_hcl
@@ -172,28 +173,6 @@ def body_text(kvs: dict[str, Any]) -> str:
 def block_text(kind: str, labels: list[str], body: str) -> str:
     head = " ".join([kind, *(_escape(label) for label in labels)])
     return f"{head} {{\n{body}}}\n"
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration.String()."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    sign, ns = ("-" if ns < 0 else ""), abs(ns)
-
-    def trim(value: int, scale: int) -> str:
-        whole, frac = divmod(value, scale)
-        digits = str(frac).rjust(len(str(scale)) - 1, "0").rstrip("0")
-        return f"{whole}.{digits}" if digits else str(whole)
-
-    if ns < 1_000_000_000:
-        for scale, unit in ((1_000_000, "ms"), (1_000, "µs"), (1, "ns")):
-            if ns >= scale:
-                return sign + trim(ns, scale) + unit
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
-    return sign + text + trim(rest, 10**9) + "s"
 
 
 def _plugin(type_name: str) -> str | None:
