@@ -138,3 +138,38 @@ def test_every_component_declares_its_options_as_options() -> None:
 )
 def test_durations_are_shown_as_go_shows_them(seconds: float, text: str) -> None:
     assert str(Duration(seconds)) == text
+
+
+def test_the_options_reference_is_current() -> None:
+    """docs/options.md is what the declarations say (regenerate: python -m kiln.optionsdoc > docs/options.md)."""
+    from kiln.optionsdoc import reference
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "options.md"
+    assert path.read_text() == reference(), "run: python -m kiln.optionsdoc > docs/options.md"
+
+
+def test_inspect_shows_the_options_of_a_component(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def inspect(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "kiln", "inspect", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    shown = inspect("-options", "qemu")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "- `format` (string; default `qcow2`; one of `qcow2`, `raw`): the output image's format"
+        in shown.stdout
+    )
+    assert "- `iso_url` (string; required)" in shown.stdout
+    assert "``{{ build `ID` }}``" in shown.stdout
+    both = inspect("-options", "file").stdout
+    assert "## builder `file`" in both and "## provisioner `file`" in both
+    assert "Runs on the machine, through its communicator." in both
+    assert "Runs on this host." in inspect("-options", "shell-local").stdout
+    unknown = inspect("-options", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith(
+        'Error: -options: no component is called "nope"\n  hint: known: alicloud-ecs,'
+    )

@@ -10,6 +10,7 @@ from kiln.core.secrets import MASK
 from kiln.errors import KilnError
 
 HELP = """Usage: kiln inspect TEMPLATE
+       kiln inspect -options TYPE
 
   Inspects a template, parsing and outputting the components a template
   defines. This does not validate the contents of a template (other than
@@ -18,6 +19,8 @@ HELP = """Usage: kiln inspect TEMPLATE
 Options:
 
   -machine-readable  Machine-readable output
+  -options TYPE      List the options of the builder, provisioner or
+                     post-processor TYPE (e.g. qemu, shell) instead
 """
 
 NOTE = """
@@ -29,10 +32,16 @@ and therefore only show in their raw form here."""
 def main(argv: list[str]) -> int:
     flags = FlagSet("inspect")
     add_template_flags(flags)
-    parsed = flags.parse_command(argv, HELP)
+    flags.add("options", "str", "")
+    parsed = flags.parse_command(argv, HELP, min_args=0)
     if isinstance(parsed, int):
         return parsed
     values, args = parsed
+    if values["options"] and not args:
+        return show_options(str(values["options"]))
+    if len(args) != 1 or values["options"]:
+        sys.stderr.write(HELP)
+        return 1
     from kiln.core.ui import Output, Ui
 
     try:
@@ -59,6 +68,20 @@ def main(argv: list[str]) -> int:
         return 0
     ui = Ui(Output(machine_readable=bool(values["machine-readable"])))
     inspect_json(template, ui)
+    return 0
+
+
+def show_options(type_name: str) -> int:
+    """`-options TYPE`: what the component declares about its options (kiln.optionsdoc)."""
+    from kiln.optionsdoc import known_types, options_text
+
+    text = options_text(type_name)
+    if text is None:
+        print_error(
+            KilnError(f'-options: no component is called "{type_name}"', "known: " + ", ".join(known_types()))
+        )
+        return 1
+    sys.stdout.write(text)
     return 0
 
 

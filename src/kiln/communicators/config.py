@@ -25,7 +25,7 @@ class SSHConfig(Options):
         "ssh",
         choices=COMMUNICATORS,
         invalid='unknown communicator "{value}" (use "ssh" or "none")',
-        doc="how kiln reaches the machine (none: provisioners that need it cannot run)",
+        doc="how kiln reaches the machine (none: it does not connect)",
     )
     ssh_host: str = option("", doc="address to connect to; builders that create the machine fill it in")
     ssh_port: int = option(22)
