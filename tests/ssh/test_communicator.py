@@ -16,7 +16,7 @@ from kiln.communicators.base import Disconnected, RemoteCommand
 from kiln.communicators.config import SSHConfig, validate_ssh_config
 from kiln.communicators.connect import connect
 from kiln.communicators.ssh import SSHCommunicator
-from kiln.config import DecodeContext
+from kiln.config import DecodeContext, decode
 from kiln.errors import CancelledError, CommunicatorError
 
 
@@ -237,10 +237,11 @@ def test_folders_keep_modes_and_symlinks(
 
 def test_validation_reports_every_problem() -> None:
     dctx = DecodeContext()
-    cfg = SSHConfig(
-        ssh_port=70000, ssh_file_transfer_method="rsync", ssh_temporary_key_pair_type="dsa",
-        ssh_private_key_file="/nonexistent/key", ssh_bastion_host="b",
-    )  # fmt: skip
+    raw = {
+        "ssh_port": 70000, "ssh_file_transfer_method": "rsync", "ssh_temporary_key_pair_type": "dsa",
+        "ssh_private_key_file": "/nonexistent/key", "ssh_bastion_host": "b",
+    }  # fmt: skip
+    cfg = decode(SSHConfig, raw, "builders[0]", dctx)
     validate_ssh_config(cfg, dctx, "builders[0]", needs_host=True)
     text = "\n".join(dctx.errors)
     for needle in ("ssh_host must be specified", "ssh_username must be specified", "70000", "rsync", "dsa",
