@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance_suite import SUITE
+
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT.parent / "shared" / "conformance" / "packer"
 FIXTURES = SUITE / "fixtures" / "command" / "test-fixtures"
 
 

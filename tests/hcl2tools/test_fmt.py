@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kiln.template.hcl2.fmt import HclSyntaxError, check_syntax, format_hcl, lex
+from tests.conformance_suite import need_suite
 
 from .conftest import FIXTURES, Kiln
 
@@ -63,7 +64,7 @@ def test_escaped_template_introducers_are_literal_text() -> None:
 def test_formatting_is_idempotent_on_every_expected_upgrade_output() -> None:
     files = sorted(FIXTURES.glob("hcl2_upgrade/*/expected.pkr.hcl"))
     if not files:
-        pytest.skip("the conformance fixtures are not beside the checkout")
+        need_suite()
     for path in files:
         text = path.read_text()
         assert format_hcl(text) == text, path

@@ -21,6 +21,7 @@ from kiln.template.hcl2.upgrade_tpl import (
     variable_transpose,
 )
 from kiln.template.json_loader import load_json_template
+from tests.conformance_suite import need_suite
 
 from .conftest import FIXTURES, Kiln
 
@@ -142,7 +143,6 @@ def test_referenced_user_variables_are_found_beside_any_other_call() -> None:
     assert referenced_user_variables(["{{ unclosed"]) == []
 
 
-@pytest.mark.skipif(not UPGRADE_FIXTURES, reason="the conformance fixtures are not beside the checkout")
 @pytest.mark.parametrize("name", UPGRADE_FIXTURES)
 def test_conversion_matches_packers_expected_file_and_loads_back(name: str, tmp_path: Path) -> None:
     folder = FIXTURES / "hcl2_upgrade" / name
@@ -221,7 +221,7 @@ def test_missing_template_fails_without_writing(kiln: Kiln, tmp_path: Path) -> N
 
 def test_unknown_builder_fails_but_writes_the_file(kiln: Kiln, tmp_path: Path) -> None:
     if not UPGRADE_FIXTURES:
-        pytest.skip("the conformance fixtures are not beside the checkout")
+        need_suite()
     shutil.copy(FIXTURES / "hcl2_upgrade/unknown_builder/input.json", tmp_path / "in.json")
     result = kiln("hcl2_upgrade", "in.json")
     assert result.code == 1

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import kiln
 from kiln.machines import MachineSpec, Metadata, create_machine
 from tests.machines.conftest import BOOTED_PING, ssh, ssh_ok
 
@@ -97,8 +102,29 @@ def test_namespace_runner_without_root_points_to_the_vm_runner(base_image: Path)
         f"try:\n    create_machine(MachineSpec(image=Path({str(base_image)!r})), 'namespace')\n"
         "except MachineError as e:\n    print(e.render())\n"
     )
-    argv = [sys.executable, "-c", code]
-    if os.geteuid() == 0:
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HOME": "/tmp"})
+    if os.geteuid() != 0:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    else:
+        with readable_copy_of_kiln() as folder:
+            # The base interpreter, not the checkout's .venv: nobody may be unable to enter it.
+            argv = [os.path.realpath(sys.executable), "-s", "-c", code]
+            env = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(folder)}
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            done = subprocess.run([*nobody, *argv], capture_output=True, text=True, env=env)
     assert "needs root" in done.stdout and "VM runner" in done.stdout, done.stdout + done.stderr
+
+
+@contextlib.contextmanager
+def readable_copy_of_kiln() -> Iterator[Path]:
+    """A copy of the kiln package that every user can read, removed afterwards: the checkout may
+    sit in a folder other users cannot enter (a clone under /root, or in a `mktemp -d` folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="kiln-readable-"))
+    try:
+        shutil.copytree(
+            Path(kiln.__file__).parent, folder / "kiln", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield folder
+    finally:
+        shutil.rmtree(folder)

@@ -11,9 +11,8 @@ import pytest
 from kiln.errors import TemplateError, TemplateProblems
 from kiln.template import load_template, validate_template
 from kiln.template.json_loader import check_min_version
+from tests.conformance_suite import SUITE, need_suite
 
-ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT.parent / "shared" / "conformance" / "packer"
 FIXTURES = SUITE / "fixtures" / "template"
 
 
@@ -24,7 +23,6 @@ def _parse_cases() -> list[dict[str, object]]:
     return [c for c in cases if c["category"] == "template-parse"]
 
 
-@pytest.mark.skipif(not SUITE.exists(), reason="the conformance suite is not beside the checkout")
 @pytest.mark.parametrize("case", _parse_cases(), ids=lambda c: str(c["id"]))
 def test_sdk_parse_expectations(case: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES)
@@ -63,8 +61,7 @@ def problems_of(path: str) -> list[str]:
 
 
 def test_monolithic_template_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not FIXTURES.exists():
-        pytest.skip("the conformance suite is not beside the checkout")
+    need_suite()
     monkeypatch.chdir(FIXTURES)
     tpl = load_template("test-fixtures/parse-monolithic.json")
     assert tpl.description == "Description Test"
