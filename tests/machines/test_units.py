@@ -10,11 +10,11 @@ import pytest
 from kiln.errors import MachineError
 from kiln.machines import MachineSpec, Metadata
 from kiln.machines.baseimage import parse_size
+from kiln.machines.hostkey import new_host_key
 from kiln.machines.seed import (
     EarlyNetwork,
     Extras,
     bundle,
-    new_host_key,
     seed_files,
     write_seed_bundle,
     write_seed_disk,

@@ -6,8 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from kiln.cli.common import add_template_flags, load, print_error, setup_logging
+from kiln.cli.common import add_template_flags, load, setup_logging
 from kiln.cli.flags import FlagSet, split_list
+from kiln.cli.report import print_error
 from kiln.errors import KilnError
 
 HELP = """Usage: kiln build [options] TEMPLATE

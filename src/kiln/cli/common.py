@@ -1,16 +1,16 @@
 """What the template commands (build, validate, inspect) share: common flags, loading the template
-with its variables, logging setup, and printing errors the way Packer does."""
+with its variables (and registering its secrets), logging setup. Errors are printed by
+kiln.cli.report."""
 
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from kiln.cli.flags import FlagSet, parse_var
 from kiln.core.secrets import REDACTOR
-from kiln.errors import KilnError, TemplateProblems
 
 
 def add_template_flags(flags: FlagSet) -> None:
@@ -42,27 +42,6 @@ def load(path: str, values: dict[str, Any], evaluate_datasources: bool = True) -
     )
     REDACTOR.add(*template.sensitive_values)
     return Loaded(template, variables)
-
-
-def print_error(err: KilnError, stream: TextIO | None = None) -> None:
-    """`Error: message` (+ hint); for many problems, one `* problem` line each."""
-    stream = stream or sys.stderr
-    from kiln.template.hcl2.runtime import HclDiagnostic
-    from kiln.template.json_loader import MinVersionError
-
-    if isinstance(err, HclDiagnostic):
-        text = "Error: " + err.packer_text()
-    elif isinstance(err, MinVersionError):
-        # Packer prints this one as a diagnostic without a summary; scripts match on it.
-        text = f"Error: \n\n{err.message}\n\n"
-    elif isinstance(err, TemplateProblems) and len(err.problems) > 1:
-        text = "Error: " + err.render()
-    else:
-        text = f"Error: {err.message}"
-        if err.hint:
-            text += f"\n  hint: {err.hint}"
-    stream.write(REDACTOR.redact(text) + "\n")
-    stream.flush()
 
 
 def setup_logging() -> None:

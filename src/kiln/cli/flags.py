@@ -42,7 +42,7 @@ class FlagSet:
         try:
             values, args = self.parse(argv)
         except FlagError as err:
-            from kiln.cli.common import print_error
+            from kiln.cli.report import print_error
 
             print_error(err)
             return 1

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import sys
 
-from kiln.cli.common import print_error
 from kiln.cli.flags import FlagSet
+from kiln.cli.report import print_error
 from kiln.errors import KilnError
 
 USAGE = """Usage: kiln fmt [options] [TEMPLATE]

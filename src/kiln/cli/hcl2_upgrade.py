@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from kiln.cli.common import print_error
 from kiln.cli.flags import FlagSet
+from kiln.cli.report import print_error
 from kiln.errors import KilnError
 
 USAGE = """Usage: kiln hcl2_upgrade [options] TEMPLATE

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from kiln.cli.common import add_template_flags, print_error
+from kiln.cli.common import add_template_flags
 from kiln.cli.flags import FlagSet
+from kiln.cli.report import print_error
 from kiln.core.secrets import MASK
 from kiln.errors import KilnError
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from kiln.cli.common import add_template_flags, load, print_error
+from kiln.cli.common import add_template_flags, load
 from kiln.cli.flags import FlagSet, split_list
+from kiln.cli.report import print_error
 from kiln.errors import KilnError
 
 HELP = """Usage: kiln validate [options] TEMPLATE

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kiln import paths
 from kiln.errors import MachineError
+from kiln.machines.hostkey import HostKey
 from kiln.machines.spec import Metadata
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$")
@@ -37,12 +38,6 @@ BUNDLE_MAGIC = "kiln-seed 1"
 SLIRP_GUEST = "10.0.2.15"
 SLIRP_GATEWAY = "10.0.2.2"
 SLIRP_DNS = "10.0.2.3"
-
-
-@dataclass(frozen=True)
-class HostKey:
-    private: str  # OpenSSH private key file content
-    public: str  # one-line public key, as in known_hosts after the host name
 
 
 @dataclass(frozen=True)
@@ -63,18 +58,6 @@ class Extras:
     host_key: HostKey | None = None
     nameserver: str | None = None
     network: EarlyNetwork | None = None
-
-
-def new_host_key() -> HostKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return HostKey(private.decode(), public.decode())
 
 
 def seed_files(metadata: Metadata, machine_id: str, extras: Extras | None = None) -> dict[str, str]:

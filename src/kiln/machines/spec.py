@@ -120,7 +120,7 @@ class Machine(abc.ABC):
         self.ssh_port = spec.ssh_port or free_port(spec.ssh_host)
         self.work_dir = paths.private_dir(spec.work_dir or paths.state_dir() / "machines" / self.id)
         self.console_log = self.work_dir / "console.log"
-        from kiln.machines.seed import new_host_key
+        from kiln.machines.hostkey import new_host_key
 
         # the instance's SSH host key, handed in through the seed (see kiln.machines.seed)
         self.host_key = new_host_key()

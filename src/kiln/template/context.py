@@ -42,15 +42,15 @@ class UnknownUserVariable(TemplateError):
         self.name = name
 
 
-class _Defer(Exception):
+class ActionDeferred(Exception):
     """Raised inside an action whose value is not known yet: the action is kept as written."""
 
 
-class _CallError(Exception):
+class CallError(Exception):
     pass
 
 
-def _to_text(value: Any) -> str:
+def to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -58,5 +58,5 @@ def _to_text(value: Any) -> str:
     if value is None:
         return "<no value>"
     if isinstance(value, list | tuple):
-        return "[" + " ".join(_to_text(v) for v in value) + "]"
+        return "[" + " ".join(to_text(v) for v in value) + "]"
     return str(value)

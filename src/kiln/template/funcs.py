@@ -8,22 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 from . import clock
-from .context import InterpContext, UnknownUserVariable, _CallError, _Defer, _to_text
+from .context import ActionDeferred, CallError, InterpContext, UnknownUserVariable, to_text
 
 
 def _need_str(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
-    raise _CallError(f"wrong type for value; expected string; got {_go_type(value)} ({what})")
+    raise CallError(f"wrong type for value; expected string; got {_go_type(value)} ({what})")
 
 
 def _need_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, str) and value.lstrip("-").isdigit():
             return int(value)
-        raise _CallError(f"wrong type for value; expected int; got {_go_type(value)} ({what})")
+        raise CallError(f"wrong type for value; expected int; got {_go_type(value)} ({what})")
     if not -(2**63) <= value < 2**63:
-        raise _CallError(f"{value} overflows int ({what})")
+        raise CallError(f"{value} overflows int ({what})")
     return value
 
 
@@ -33,19 +33,19 @@ def _go_type(value: Any) -> str:
 
 def _build_name(ctx: InterpContext) -> str:
     if not ctx.build_name:
-        raise _CallError("build_name not available")
+        raise CallError("build_name not available")
     return ctx.build_name
 
 
 def _build_type(ctx: InterpContext) -> str:
     if not ctx.build_type:
-        raise _CallError("build_type not available")
+        raise CallError("build_type not available")
     return ctx.build_type
 
 
 def _env(ctx: InterpContext, key: Any) -> str:
     if not ctx.allow_env:
-        raise _CallError('env vars are not allowed here (only inside the template\'s "variables")')
+        raise CallError('env vars are not allowed here (only inside the template\'s "variables")')
     environ = ctx.environ if ctx.environ is not None else os.environ
     return environ.get(_need_str(key, "env"), "")
 
@@ -56,7 +56,7 @@ def _isotime(ctx: InterpContext, *layout: Any) -> str:
     if not layout:
         return gotime.go_format("2006-01-02T15:04:05Z07:00")
     if len(layout) > 1:
-        raise _CallError(f"too many values, 1 needed: {list(layout)}")
+        raise CallError(f"too many values, 1 needed: {list(layout)}")
     return gotime.go_format(_need_str(layout[0], "isotime"))
 
 
@@ -80,7 +80,7 @@ def _uuid(ctx: InterpContext) -> str:
 
 def _template_dir(ctx: InterpContext) -> str:
     if not ctx.template_dir:
-        raise _CallError("template path not available")
+        raise CallError("template path not available")
     return os.path.abspath(ctx.template_dir)
 
 
@@ -88,7 +88,7 @@ def _split(ctx: InterpContext, text: Any, sep: Any, index: Any) -> str:
     s, sp, i = _need_str(text, "split"), _need_str(sep, "split"), _need_int(index, "split")
     parts = s.split(sp) if sp else list(s)
     if i < 0 or len(parts) <= i:
-        raise _CallError(
+        raise CallError(
             f"the substring {i} was unavailable using the separator value, {sp}, only {len(parts)} "
             "values were found"
         )
@@ -123,24 +123,24 @@ def _packer_version(ctx: InterpContext) -> str:
 def _build(ctx: InterpContext, name: Any) -> str:
     key = _need_str(name, "build")
     if ctx.generated is None:
-        raise _Defer
+        raise ActionDeferred
     if key not in ctx.generated:
         known = ", ".join(sorted(ctx.generated)) or "none"
-        raise _CallError(f"loaded data, but couldn't find {key} in it (known: {known})")
-    return _to_text(ctx.generated[key])
+        raise CallError(f"loaded data, but couldn't find {key} in it (known: {known})")
+    return to_text(ctx.generated[key])
 
 
 def _external(name: str) -> Callable[..., str]:
     def call(ctx: InterpContext, *args: Any) -> str:
         if not ctx.allow_env:
-            raise _CallError(f"{name} is only allowed in the variables section")
-        raise _CallError(f"{name} is not supported by kiln; pass the value with -var or an env variable")
+            raise CallError(f"{name} is only allowed in the variables section")
+        raise CallError(f"{name} is not supported by kiln; pass the value with -var or an env variable")
 
     return call
 
 
 def _sed(ctx: InterpContext, *args: Any) -> str:
-    raise _CallError("template function `sed` is deprecated, use `replace` or `replace_all` instead")
+    raise CallError("template function `sed` is deprecated, use `replace` or `replace_all` instead")
 
 
 def _print(ctx: InterpContext, *args: Any) -> str:
@@ -149,14 +149,14 @@ def _print(ctx: InterpContext, *args: Any) -> str:
     for i, arg in enumerate(args):
         if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
             out += " "
-        out += _to_text(arg)
+        out += to_text(arg)
     return out
 
 
 def _len(ctx: InterpContext, value: Any) -> int:
     if isinstance(value, str | list | tuple | dict):
         return len(value)
-    raise _CallError(f"len of type {_go_type(value)}")
+    raise CallError(f"len of type {_go_type(value)}")
 
 
 def _index(ctx: InterpContext, value: Any, *keys: Any) -> Any:
@@ -164,7 +164,7 @@ def _index(ctx: InterpContext, value: Any, *keys: Any) -> Any:
         try:
             value = value[key]
         except (KeyError, IndexError, TypeError):
-            raise _CallError(f"error calling index: cannot index with {key!r}") from None
+            raise CallError(f"error calling index: cannot index with {key!r}") from None
     return value
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from kiln.errors import TemplateError
 
-from .context import InterpContext, UnknownUserVariable, _CallError, _Defer, _to_text
+from .context import ActionDeferred, CallError, InterpContext, UnknownUserVariable, to_text
 from .funcs import FUNCS
 
 __all__ = ["FUNCS", "InterpContext", "UnknownUserVariable", "compile_template", "references", "render"]
@@ -36,7 +36,7 @@ __all__ = ["FUNCS", "InterpContext", "UnknownUserVariable", "compile_template", 
 Node = tuple[Any, ...]
 
 
-class _Syntax(Exception):
+class ActionSyntaxError(Exception):
     pass
 
 
@@ -61,7 +61,7 @@ def _lex_action(src: str) -> list[tuple[str, Any]]:
         elif c == "`":
             end = src.find("`", i + 1)
             if end < 0:
-                raise _Syntax("unterminated raw quoted string")
+                raise ActionSyntaxError("unterminated raw quoted string")
             tokens.append(("lit", src[i + 1 : end]))
             i = end + 1
         elif c == '"':
@@ -69,14 +69,14 @@ def _lex_action(src: str) -> list[tuple[str, Any]]:
             i += 1
             while True:
                 if i >= n or src[i] == "\n":
-                    raise _Syntax("unterminated quoted string")
+                    raise ActionSyntaxError("unterminated quoted string")
                 ch = src[i]
                 if ch == '"':
                     i += 1
                     break
                 if ch == "\\":
                     if i + 1 >= n:
-                        raise _Syntax("unterminated quoted string")
+                        raise ActionSyntaxError("unterminated quoted string")
                     esc = src[i + 1]
                     if esc in _ESCAPES:
                         out.append(_ESCAPES[esc])
@@ -89,10 +89,12 @@ def _lex_action(src: str) -> list[tuple[str, Any]]:
                                 raise ValueError
                             out.append(chr(int(digits, 16)))
                         except ValueError:
-                            raise _Syntax(f"invalid escape \\{esc}{digits} in quoted string") from None
+                            raise ActionSyntaxError(
+                                f"invalid escape \\{esc}{digits} in quoted string"
+                            ) from None
                         i += 2 + width
                     else:
-                        raise _Syntax(f"invalid escape \\{esc} in quoted string")
+                        raise ActionSyntaxError(f"invalid escape \\{esc} in quoted string")
                 else:
                     out.append(ch)
                     i += 1
@@ -110,7 +112,7 @@ def _lex_action(src: str) -> list[tuple[str, Any]]:
                 tokens.append(("field", tuple(names)))
                 i = j
             elif i + 1 < n and src[i + 1].isdigit():
-                raise _Syntax(f"bad number syntax: {src[i:]!r}")
+                raise ActionSyntaxError(f"bad number syntax: {src[i:]!r}")
             else:
                 tokens.append(("dot", None))
                 i += 1
@@ -125,7 +127,7 @@ def _lex_action(src: str) -> list[tuple[str, Any]]:
                 try:
                     value = float(text)
                 except ValueError:
-                    raise _Syntax(f"bad number syntax: {src[i:j]!r}") from None
+                    raise ActionSyntaxError(f"bad number syntax: {src[i:j]!r}") from None
             tokens.append(("lit", value))
             i = j
         elif c in _IDENT_START:
@@ -138,14 +140,14 @@ def _lex_action(src: str) -> list[tuple[str, Any]]:
             elif word == "nil":
                 tokens.append(("lit", None))
             elif word in _KEYWORDS:
-                raise _Syntax(f'"{word}" is not supported in kiln templates')
+                raise ActionSyntaxError(f'"{word}" is not supported in kiln templates')
             else:
                 tokens.append(("fn", word))
             i = j
         elif c == "$":
-            raise _Syntax("template variables ($x) are not supported in kiln templates")
+            raise ActionSyntaxError("template variables ($x) are not supported in kiln templates")
         else:
-            raise _Syntax(f"unexpected {c!r} in command")
+            raise ActionSyntaxError(f"unexpected {c!r} in command")
     return tokens
 
 
@@ -156,18 +158,18 @@ def _parse_pipeline(tokens: list[tuple[str, Any]], pos: int, closing: str | None
         kind, value = tokens[pos]
         if kind == ")":
             if closing != ")":
-                raise _Syntax("unexpected right paren")
+                raise ActionSyntaxError("unexpected right paren")
             break
         pos += 1
         if kind == "|":
             if not operands:
-                raise _Syntax("missing command before '|'")
+                raise ActionSyntaxError("missing command before '|'")
             commands.append(tuple(operands))
             operands = []
         elif kind == "(":
             inner, pos = _parse_pipeline(tokens, pos, ")")
             if pos >= len(tokens) or tokens[pos][0] != ")":
-                raise _Syntax("unclosed left paren")
+                raise ActionSyntaxError("unclosed left paren")
             pos += 1
             operands.append(("pipe", inner))
         elif kind == "fn":
@@ -179,7 +181,7 @@ def _parse_pipeline(tokens: list[tuple[str, Any]], pos: int, closing: str | None
         else:
             operands.append(("lit", value))
     if not operands:
-        raise _Syntax("missing value for command" if commands or closing else "missing value")
+        raise ActionSyntaxError("missing value for command" if commands or closing else "missing value")
     commands.append(tuple(operands))
     return tuple(commands), pos
 
@@ -222,7 +224,7 @@ def compile_template(text: str) -> tuple[Node, ...]:
             trim_next = between.strip(" ") == "-"
             pos = end + 2
             continue
-        end = _find_close(text, inner_start)
+        end = find_close(text, inner_start)
         if end < 0:
             raise TemplateError(f"template: root:{line}: unclosed action")
         inner_end = end
@@ -233,7 +235,7 @@ def compile_template(text: str) -> tuple[Node, ...]:
         source = text[start : end + 2]
         try:
             pipeline = parse_action(text[inner_start:inner_end])
-        except _Syntax as exc:
+        except ActionSyntaxError as exc:
             raise TemplateError(f"template: root:{line}: {exc} in {source}") from None
         _check_functions(pipeline, line, source)
         nodes.append(("action", pipeline, source))
@@ -242,17 +244,17 @@ def compile_template(text: str) -> tuple[Node, ...]:
 
 
 def parse_action(body: str) -> Any:
-    """The pipeline of one `{{ ... }}` action (its text between the delimiters); raises _Syntax."""
+    """The pipeline of one `{{ ... }}` action (its text between the delimiters); raises ActionSyntaxError."""
     tokens = _lex_action(body)
     if not tokens:
-        raise _Syntax("missing value for command")
+        raise ActionSyntaxError("missing value for command")
     pipeline, used = _parse_pipeline(tokens, 0, None)
     if used != len(tokens):
-        raise _Syntax("unexpected right paren")
+        raise ActionSyntaxError("unexpected right paren")
     return pipeline
 
 
-def _find_close(text: str, pos: int) -> int:
+def find_close(text: str, pos: int) -> int:
     """The `}}` that ends the action starting at `pos`, skipping quoted strings."""
     i, n = pos, len(text)
     while i < n:
@@ -296,7 +298,7 @@ def _check_functions(pipeline: Any, line: int, source: str) -> None:
 
 def _field(ctx: InterpContext, names: tuple[str, ...]) -> Any:
     if ctx.data is None:
-        raise _Defer
+        raise ActionDeferred
     value: Any = ctx.data
     for i, name in enumerate(names):
         if isinstance(value, Mapping) and name in value:
@@ -308,7 +310,7 @@ def _field(ctx: InterpContext, names: tuple[str, ...]) -> Any:
         where = "." + ".".join(names[:i]) if i else "the data"
         known = sorted(value) if isinstance(value, Mapping) else []
         hint = f" (known: {', '.join('.' + k for k in known)})" if known else ""
-        raise _CallError(f"can't evaluate field {name} in {where}{hint}")
+        raise CallError(f"can't evaluate field {name} in {where}{hint}")
     return value
 
 
@@ -320,7 +322,7 @@ def _operand(op: Node, ctx: InterpContext) -> Any:
         return _field(ctx, op[1])
     if kind == "dot":
         if ctx.data is None:
-            raise _Defer
+            raise ActionDeferred
         return ctx.data
     if kind == "pipe":
         return _pipeline(op[1], ctx)
@@ -331,14 +333,14 @@ def _call(name: str, args: tuple[Any, ...], ctx: InterpContext) -> Any:
     fn = FUNCS[name]
     try:
         return fn(ctx, *args)
-    except (_CallError, _Defer, TemplateError):
+    except (CallError, ActionDeferred, TemplateError):
         raise
     except TypeError as exc:
         if "positional argument" in str(exc) or "required" in str(exc):
-            raise _CallError(f"wrong number of args for {name}: got {len(args)}") from None
-        raise _CallError(str(exc)) from None
+            raise CallError(f"wrong number of args for {name}: got {len(args)}") from None
+        raise CallError(str(exc)) from None
     except (ValueError, OverflowError, LookupError, RecursionError) as exc:
-        raise _CallError(str(exc) or type(exc).__name__) from None
+        raise CallError(str(exc) or type(exc).__name__) from None
 
 
 def _pipeline(pipeline: Any, ctx: InterpContext) -> Any:
@@ -351,11 +353,11 @@ def _pipeline(pipeline: Any, ctx: InterpContext) -> Any:
         if head[0] == "fn":
             try:
                 value = _call(head[1], tuple(args), ctx)
-            except _CallError as exc:
-                raise _CallError(f"error calling {head[1]}: {exc}") from None
+            except CallError as exc:
+                raise CallError(f"error calling {head[1]}: {exc}") from None
         else:
             if args:
-                raise _CallError(f"can't give argument to non-function {_describe(head)}")
+                raise CallError(f"can't give argument to non-function {_describe(head)}")
             value = _operand(head, ctx)
     return value
 
@@ -382,10 +384,10 @@ def render(text: str, ctx: InterpContext) -> str:
             out.append(node[1])
             continue
         try:
-            out.append(_to_text(_pipeline(node[1], ctx)))
-        except _Defer:
+            out.append(to_text(_pipeline(node[1], ctx)))
+        except ActionDeferred:
             out.append(node[2])
-        except _CallError as exc:
+        except CallError as exc:
             raise TemplateError(f"{exc} in {node[2]}") from None
     return "".join(out)
 

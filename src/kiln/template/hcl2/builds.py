@@ -11,12 +11,12 @@ from kiln.errors import TemplateError
 
 from ..json_loader import _duration, _Problems
 from ..model import ComponentSpec
-from .expr import Deferred, HclDiagnostic, Scope, _str, evaluate, namespace
+from .evaluator import Evaluator, line_of, source_key, strip_meta, to_text
+from .expr import Deferred, HclDiagnostic, Scope, evaluate, namespace, to_str
 from .loader import blocks, labelled, unquote
-from .resolve import _Evaluator, _line_of, _source_key, _strip_meta, _text
 
 
-def build_components(ev: _Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> None:
+def build_components(ev: Evaluator, body: dict[str, list[Any]], problems: list[Any]) -> None:
     tpl = ev.tpl
     sources: dict[str, dict[str, Any]] = {}
     for block in blocks(body.get("source")):
@@ -40,10 +40,10 @@ def build_components(ev: _Evaluator, body: dict[str, list[Any]], problems: list[
     seen: set[str] = set()
     for bi, build in enumerate(builds):
         path = f"build[{bi}]"
-        bname = _text(evaluate(build.get("name", '""'), ev.scope())) if "name" in build else ""
+        bname = to_text(evaluate(build.get("name", '""'), ev.scope())) if "name" in build else ""
         refs = _build_sources(ev, build, path, problems)
         if not refs:
-            file, line = _line_of(files, r"^[ \t]*build[ \t]*\{", bi)
+            file, line = line_of(files, r"^[ \t]*build[ \t]*\{", bi)
             problems.append(
                 HclDiagnostic(
                     "missing source reference", file, line, "a build block needs at least one source"
@@ -52,7 +52,7 @@ def build_components(ev: _Evaluator, body: dict[str, list[Any]], problems: list[
         named: list[tuple[str, str, str]] = []  # (full name, type, source name)
         for key, name_override, overrides in refs:
             if key not in sources:
-                file, line = _line_of(files, r"^[ \t]*build[ \t]*\{", bi)
+                file, line = line_of(files, r"^[ \t]*build[ \t]*\{", bi)
                 problems.append(
                     HclDiagnostic(
                         f"Unknown source {key}", file, line, f"Known: [{', '.join(sorted(sources))}]"
@@ -69,7 +69,7 @@ def build_components(ev: _Evaluator, body: dict[str, list[Any]], problems: list[
             scope = ev.scope(source=namespace("source", {"name": sname, "type": stype}),
                              build=_build_ns(bname))  # fmt: skip
             try:
-                config = evaluate(_strip_meta(sources[key]), scope)
+                config = evaluate(strip_meta(sources[key]), scope)
                 config.update(overrides(scope))
             except TemplateError as exc:
                 problems.append(f"source.{key}: {exc.message}")
@@ -111,7 +111,7 @@ def _evaluator_of(body: dict[str, Any]) -> Overrides:
 
 
 def _build_sources(
-    ev: _Evaluator, build: dict[str, Any], path: str, problems: list[str]
+    ev: Evaluator, build: dict[str, Any], path: str, problems: list[str]
 ) -> list[tuple[str, str, Overrides]]:
     refs: list[tuple[str, str, Overrides]] = []
     raw_refs = build.get("sources", []) or []
@@ -119,12 +119,12 @@ def _build_sources(
         problems.append(f'{path}.sources: expected a list of source references such as ["source.null.x"]')
         raw_refs = []
     for ref in raw_refs:
-        refs.append((_source_key(unquote(ref)), "", lambda sc: {}))
+        refs.append((source_key(unquote(ref)), "", lambda sc: {}))
     for block in blocks(build.get("source")):
         for labels, sbody in labelled(block, 1):
-            body = _strip_meta(sbody)
-            name = _text(evaluate(body.pop("name"), ev.scope())) if "name" in body else ""
-            refs.append((_source_key(labels[0]), name, _evaluator_of(body)))
+            body = strip_meta(sbody)
+            name = to_text(evaluate(body.pop("name"), ev.scope())) if "name" in body else ""
+            refs.append((source_key(labels[0]), name, _evaluator_of(body)))
     for block in blocks(build.get("dynamic")):
         for labels, dbody in labelled(block, 1):
             if labels[0] != "source":
@@ -135,7 +135,7 @@ def _build_sources(
 
 
 def _dynamic(
-    ev: _Evaluator, dbody: dict[str, Any], kind: str, path: str, problems: list[str]
+    ev: Evaluator, dbody: dict[str, Any], kind: str, path: str, problems: list[str]
 ) -> list[tuple[str, str, Overrides]]:
     out: list[tuple[str, str, Overrides]] = []
     try:
@@ -145,7 +145,7 @@ def _dynamic(
         problems.append(f"{path}: dynamic {kind}: {exc.message}")
         return out
     iterator = unquote(dbody.get("iterator", kind))
-    content = _strip_meta(blocks(dbody.get("content"))[0]) if blocks(dbody.get("content")) else {}
+    content = strip_meta(blocks(dbody.get("content"))[0]) if blocks(dbody.get("content")) else {}
     if not isinstance(collection, dict | list):
         problems.append(f"{path}: dynamic {kind}: for_each must be a map or a list")
         return out
@@ -154,11 +154,11 @@ def _dynamic(
         it = namespace(iterator, {"key": k, "value": v})
         try:
             body = dict(content)
-            name = _text(evaluate(body.pop("name"), ev.scope(**{iterator: it}))) if "name" in body else ""
+            name = to_text(evaluate(body.pop("name"), ev.scope(**{iterator: it}))) if "name" in body else ""
         except TemplateError as exc:
             problems.append(f"{path}: dynamic {kind}: {exc.message}")
             continue
-        key = _source_key(labels[0]) if labels else ""
+        key = source_key(labels[0]) if labels else ""
 
         def overrides(sc: Scope, b: dict[str, Any] = body, it: Any = it) -> dict[str, Any]:
             return dict(evaluate(b, sc.child(**{iterator: it})))
@@ -168,17 +168,17 @@ def _dynamic(
 
 
 def _matches(names: list[str], full: str, stype: str, sname: str) -> bool:
-    return any(_source_key(n) in (full, f"{stype}.{sname}", sname) for n in names)
+    return any(source_key(n) in (full, f"{stype}.{sname}", sname) for n in names)
 
 
 def _component_blocks(
-    ev: _Evaluator, build: dict[str, Any], kind: str, path: str, problems: list[str]
+    ev: Evaluator, build: dict[str, Any], kind: str, path: str, problems: list[str]
 ) -> list[tuple[str, Overrides]]:
     """(type, body-evaluator) for each `kind` block and dynamic `kind` block of a build."""
     out: list[tuple[str, Overrides]] = []
     for block in blocks(build.get(kind)):
         for labels, pbody in labelled(block, 1):
-            out.append((labels[0], _evaluator_of(_strip_meta(pbody))))
+            out.append((labels[0], _evaluator_of(strip_meta(pbody))))
     for block in blocks(build.get("dynamic")):
         for labels, dbody in labelled(block, 1):
             if labels[0] == kind:
@@ -191,11 +191,11 @@ def _meta_names(config: dict[str, Any], key: str) -> list[str]:
     value = config.pop(key, None)
     if value is None:
         return []
-    return [_str(v) for v in (value if isinstance(value, list) else [value])]
+    return [to_str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def _provisioners(
-    ev: _Evaluator, build: dict[str, Any], path: str, named: list[tuple[str, str, str]], bname: str,
+    ev: Evaluator, build: dict[str, Any], path: str, named: list[tuple[str, str, str]], bname: str,
     problems: list[str],
 ) -> None:  # fmt: skip
     specs = _component_blocks(ev, build, "provisioner", path, problems)
@@ -215,7 +215,7 @@ def _provisioners(
 
 
 def _post_processors(
-    ev: _Evaluator, build: dict[str, Any], path: str, named: list[tuple[str, str, str]], bname: str,
+    ev: Evaluator, build: dict[str, Any], path: str, named: list[tuple[str, str, str]], bname: str,
     problems: list[str],
 ) -> None:  # fmt: skip
     chains: list[list[tuple[str, Overrides]]] = [
@@ -236,7 +236,7 @@ def _post_processors(
 
 
 def _component(
-    ev: _Evaluator, ptype: str, body: Overrides, path: str, full: str, stype: str, sname: str, bname: str,
+    ev: Evaluator, ptype: str, body: Overrides, path: str, full: str, stype: str, sname: str, bname: str,
     problems: list[str], provisioner: bool,
 ) -> ComponentSpec | None:  # fmt: skip
     scope = ev.scope(source=namespace("source", {"name": sname, "type": stype}), build=_build_ns(bname))
@@ -252,7 +252,7 @@ def _component(
         return None
     if (only and not _matches(only, full, stype, sname)) or _matches(except_, full, stype, sname):
         return None
-    name = _text(config.pop("name", "")) or ptype
+    name = to_text(config.pop("name", "")) or ptype
     spec = ComponentSpec(type=ptype, path=path, config={}, name=name, only=[full])
     if provisioner:
         p = _Problems()
@@ -261,7 +261,7 @@ def _component(
         retries = config.pop("max_retries", None)
         if retries is not None:
             try:
-                spec.max_retries = int(_str(retries))
+                spec.max_retries = int(to_str(retries))
             except ValueError:
                 p.add(f"{path}.max_retries", f"`max_retries` must be a valid integer, got {retries!r}")
         override = config.pop("override", None) or {}

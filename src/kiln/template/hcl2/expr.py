@@ -19,27 +19,38 @@ from .runtime import (
     HCLError,
     Node,
     Scope,
-    _attr,
-    _binop,
-    _bool,
-    _call,
-    _concat,
-    _const,
-    _eval_cond,
-    _for,
-    _index,
-    _items,
-    _lookup,
-    _num,
-    _num_text,
-    _splat,
-    _str,
+    attr_node,
+    binop_node,
+    call_function,
+    concat_node,
+    const_node,
+    eval_cond,
+    eval_for,
+    index_node,
+    items_of,
+    lookup_name,
     namespace,
+    num_text,
+    splat_node,
+    to_bool,
+    to_num,
+    to_str,
 )
 
 __all__ = [
-    "Deferred", "HCLError", "HclDiagnostic", "Node", "Scope", "_num", "_num_text", "_str",
-    "compile_expression", "compile_template", "compile_value", "evaluate", "namespace",
+    "Deferred",
+    "HCLError",
+    "HclDiagnostic",
+    "Node",
+    "Scope",
+    "compile_expression",
+    "compile_template",
+    "compile_value",
+    "evaluate",
+    "namespace",
+    "num_text",
+    "to_num",
+    "to_str",
 ]  # fmt: skip
 
 
@@ -102,7 +113,7 @@ class _Parser:
             yes = self.expression()
             self.expect(":")
             no = self.expression()
-            return lambda sc: _eval_cond(cond, yes, no, sc)
+            return lambda sc: eval_cond(cond, yes, no, sc)
         return cond
 
     _LEVELS = (("||",), ("&&",), ("==", "!="), (">=", "<=", ">", "<"), ("+", "-"), ("*", "/", "%"))
@@ -120,16 +131,16 @@ class _Parser:
                 return left
             self.i += len(op)
             right = self.binary(level + 1)
-            left = _binop(op, left, right)
+            left = binop_node(op, left, right)
 
     def unary(self) -> Node:
         if self.eat("!"):
             inner = self.unary()
-            return lambda sc: not _bool(inner(sc))
+            return lambda sc: not to_bool(inner(sc))
         if self.peek("-") and not self.s[self.i + 1 : self.i + 2].isdigit():
             self.i += 1
             inner = self.unary()
-            return lambda sc: -_num(inner(sc))
+            return lambda sc: -to_num(inner(sc))
         return self.postfix(self.primary())
 
     def postfix(self, node: Node) -> Node:
@@ -137,22 +148,22 @@ class _Parser:
             if self.peek("[*]") or self.peek(".*"):
                 self.i += 3 if self.s.startswith("[*]", self.i) else 2
                 rest = self.splat_rest()
-                node = _splat(node, rest)
+                node = splat_node(node, rest)
             elif self.peek("["):
                 self.i += 1
                 key = self.expression()
                 self.expect("]")
-                node = _index(node, key)
+                node = index_node(node, key)
             elif self.peek(".") and not self.s[self.i + 1 : self.i + 2].isdigit():
                 self.i += 1
                 name = self.ident()
-                node = _attr(node, name)
+                node = attr_node(node, name)
             elif self.peek(".") and self.s[self.i + 1 : self.i + 2].isdigit():
                 self.i += 1
                 m = re.compile(r"\d+").match(self.s, self.i)
                 assert m is not None
                 self.i = m.end()
-                node = _index(node, _const(int(m.group(0))))
+                node = index_node(node, const_node(int(m.group(0))))
             else:
                 return node
 
@@ -198,16 +209,16 @@ class _Parser:
             self.i = m.end()
             text = m.group(0)
             value: int | float = float(text) if any(ch in text for ch in ".eE") else int(text)
-            return _const(value)
+            return const_node(value)
         name = self.ident()
         if name in ("true", "false"):
-            return _const(name == "true")
+            return const_node(name == "true")
         if name == "null":
-            return _const(None)
+            return const_node(None)
         if self.peek("("):
             self.i += 1
             return self.call(name)
-        return lambda sc: _lookup(sc, name)
+        return lambda sc: lookup_name(sc, name)
 
     def call(self, name: str) -> Node:
         args: list[Node] = []
@@ -219,7 +230,7 @@ class _Parser:
             if not self.eat(","):
                 self.expect(")")
                 break
-        return lambda sc: _call(sc, name, args, expand)
+        return lambda sc: call_function(sc, name, args, expand)
 
     def tuple_or_for(self) -> Node:
         m = _IDENT.match(self.s, self.i) if self.peek("for") else None
@@ -242,7 +253,7 @@ class _Parser:
             self.ws()
             m = _IDENT.match(self.s, self.i)
             if m and re.compile(r"\s*(=(?!=)|:)").match(self.s, m.end()):
-                key: Node = _const(m.group(0))
+                key: Node = const_node(m.group(0))
                 self.i = m.end()
             else:
                 key = self.expression()
@@ -250,7 +261,7 @@ class _Parser:
                 raise self.error("expected '=' or ':' after an object key")
             pairs.append((key, self.expression()))
             self.eat(",")
-        return lambda sc: {_str(k(sc)): v(sc) for k, v in pairs}
+        return lambda sc: {to_str(k(sc)): v(sc) for k, v in pairs}
 
     def for_expr(self, close: str) -> Node:
         self.ident()  # "for"
@@ -272,7 +283,7 @@ class _Parser:
             self.i = m.end()
             cond = self.expression()
         self.expect(close)
-        return lambda sc: _for(sc, first, second, collection, key_node, value_node, cond)
+        return lambda sc: eval_for(sc, first, second, collection, key_node, value_node, cond)
 
     def heredoc(self) -> Node:
         m = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_]*)\n").match(self.s, self.i)
@@ -299,7 +310,7 @@ class _Parser:
 
     def template_until(self, close: str | None, quoted: bool) -> Node:
         parts, _ = self._template_parts(close, quoted, stop_directives=())
-        return _concat(parts)
+        return concat_node(parts)
 
     def _template_parts(
         self, close: str | None, quoted: bool, stop_directives: tuple[str, ...]
@@ -310,7 +321,7 @@ class _Parser:
 
         def flush() -> None:
             if buf:
-                parts.append(_const("".join(buf)))
+                parts.append(const_node("".join(buf)))
                 buf.clear()
 
         while True:
@@ -380,8 +391,8 @@ class _Parser:
             no, stop = self._template_parts(close, quoted, ("endif",))
         if stop != "endif":
             raise self.error("missing %{endif}")
-        yes_node, no_node = _concat(yes), _concat(no)
-        return lambda sc: yes_node(sc) if _bool(cond(sc)) else no_node(sc)
+        yes_node, no_node = concat_node(yes), concat_node(no)
+        return lambda sc: yes_node(sc) if to_bool(cond(sc)) else no_node(sc)
 
     def _for_directive(self, close: str | None, quoted: bool) -> Node:
         first = self.ident()
@@ -394,13 +405,13 @@ class _Parser:
         body, stop = self._template_parts(close, quoted, ("endfor",))
         if stop != "endfor":
             raise self.error("missing %{endfor}")
-        body_node = _concat(body)
+        body_node = concat_node(body)
 
         def run(sc: Scope) -> str:
             out = []
-            for k, v in _items(collection(sc)):
+            for k, v in items_of(collection(sc)):
                 names = {first: v} if second is None else {first: k, second: v}
-                out.append(_str(body_node(sc.child(**names))))
+                out.append(to_str(body_node(sc.child(**names))))
             return "".join(out)
 
         return run
@@ -437,7 +448,7 @@ def compile_value(raw: Any) -> Node:
     if isinstance(raw, dict):
         pairs = [(_unquote(k), compile_value(v)) for k, v in raw.items() if not k.startswith("__")]
         return lambda sc: {k: n(sc) for k, n in pairs}
-    return _const(raw)
+    return const_node(raw)
 
 
 def _balanced(text: str) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import gotime
-from .expr import HCLError, _num, _str
+from .expr import HCLError, to_num, to_str
 
 
 def _format(fmt: str, *args: Any) -> str:
@@ -36,15 +36,15 @@ def _format(fmt: str, *args: Any) -> str:
         arg = args[k]
         k += 1
         if verb in "sv":
-            text = _str(arg) if not isinstance(arg, list | dict) else json.dumps(arg)
+            text = to_str(arg) if not isinstance(arg, list | dict) else json.dumps(arg)
         elif verb == "q":
-            text = json.dumps(_str(arg))
+            text = json.dumps(to_str(arg))
         elif verb == "d":
-            text = str(int(_num(arg)))
+            text = str(int(to_num(arg)))
         elif verb in "fFeEgG":
-            text = f"{_num(arg):.{m.group(3) or 6}{verb}}"
+            text = f"{to_num(arg):.{m.group(3) or 6}{verb}}"
         elif verb in "xX":
-            value = arg if isinstance(arg, int | float) else int(_num(arg))
+            value = arg if isinstance(arg, int | float) else int(to_num(arg))
             text = format(int(value), verb)
         elif verb == "t":
             text = "true" if arg is True else "false"
@@ -96,7 +96,7 @@ def _formatdate(spec: str, stamp: str) -> str:
     return "".join(out)
 
 
-def _lookup(mapping: Mapping[str, Any], key: str, *default: Any) -> Any:
+def lookup(mapping: Mapping[str, Any], key: str, *default: Any) -> Any:
     if key in mapping:
         return mapping[key]
     if default:
@@ -105,7 +105,7 @@ def _lookup(mapping: Mapping[str, Any], key: str, *default: Any) -> Any:
 
 
 def _substr(text: str, offset: Any, length: Any) -> str:
-    off, ln = int(_num(offset)), int(_num(length))
+    off, ln = int(to_num(offset)), int(to_num(length))
     if off < 0:
         off += len(text)
     return text[off:] if ln < 0 else text[off : off + ln]
@@ -134,7 +134,7 @@ def _coalesce(*values: Any) -> Any:
 
 
 def _tonumber(value: Any) -> Any:
-    return None if value is None else _num(value)
+    return None if value is None else to_num(value)
 
 
 def _tobool(value: Any) -> Any:
@@ -163,19 +163,19 @@ def make_functions(environ: Mapping[str, str], base_dir: str) -> dict[str, Calla
             raise HCLError(f'file("{p}"): {exc.strerror}') from None
 
     return {
-        "upper": lambda s: _str(s).upper(),
-        "lower": lambda s: _str(s).lower(),
-        "title": lambda s: _str(s).title(),
+        "upper": lambda s: to_str(s).upper(),
+        "lower": lambda s: to_str(s).lower(),
+        "title": lambda s: to_str(s).title(),
         "length": _length,
-        "join": lambda sep, *lists: _str(sep).join(_str(x) for lst in lists for x in lst),
-        "split": lambda sep, s: _str(s).split(_str(sep)),
+        "join": lambda sep, *lists: to_str(sep).join(to_str(x) for lst in lists for x in lst),
+        "split": lambda sep, s: to_str(s).split(to_str(sep)),
         "replace": lambda s, old, new: (
             re.sub(old[1:-1], new.replace("$", "\\"), s)
             if len(old) > 1 and old[0] == old[-1] == "/"
             else s.replace(old, new)
         ),
         "regex_replace": lambda s, pattern, new: re.sub(pattern, new.replace("$", "\\"), s),
-        "lookup": _lookup,
+        "lookup": lookup,
         "substr": _substr,
         "format": _format,
         "formatlist": _formatlist,
@@ -184,7 +184,7 @@ def make_functions(environ: Mapping[str, str], base_dir: str) -> dict[str, Calla
         "legacy_isotime": lambda fmt: gotime.go_format(fmt),
         "legacy_strftime": lambda fmt: gotime.strftime(fmt),
         "uuidv4": lambda: str(_uuid.uuid4()),
-        "env": lambda name: environ.get(_str(name), ""),
+        "env": lambda name: environ.get(to_str(name), ""),
         "concat": lambda *lists: [x for lst in lists for x in lst],
         "contains": lambda lst, v: v in lst,
         "keys": lambda m: sorted(m),
@@ -193,25 +193,25 @@ def make_functions(environ: Mapping[str, str], base_dir: str) -> dict[str, Calla
         "flatten": _flatten,
         "distinct": lambda lst: list(dict.fromkeys(lst)),
         "reverse": lambda lst: list(reversed(lst)),
-        "sort": lambda lst: sorted(_str(x) for x in lst),
-        "element": lambda lst, i: lst[int(_num(i)) % len(lst)],
+        "sort": lambda lst: sorted(to_str(x) for x in lst),
+        "element": lambda lst, i: lst[int(to_num(i)) % len(lst)],
         "index": lambda lst, v: lst.index(v),
-        "range": lambda *a: list(range(*[int(_num(x)) for x in a])),
+        "range": lambda *a: list(range(*[int(to_num(x)) for x in a])),
         "zipmap": lambda ks, vs: dict(zip(ks, vs, strict=True)),
         "coalesce": _coalesce,
-        "min": lambda *xs: min(_num(x) for x in xs),
-        "max": lambda *xs: max(_num(x) for x in xs),
-        "abs": lambda x: abs(_num(x)),
-        "floor": lambda x: int(_num(x) // 1),
-        "ceil": lambda x: -int(-_num(x) // 1),
-        "trimspace": lambda s: _str(s).strip(),
-        "trim": lambda s, chars: _str(s).strip(chars),
+        "min": lambda *xs: min(to_num(x) for x in xs),
+        "max": lambda *xs: max(to_num(x) for x in xs),
+        "abs": lambda x: abs(to_num(x)),
+        "floor": lambda x: int(to_num(x) // 1),
+        "ceil": lambda x: -int(-to_num(x) // 1),
+        "trimspace": lambda s: to_str(s).strip(),
+        "trim": lambda s, chars: to_str(s).strip(chars),
         "trimprefix": lambda s, p: s[len(p) :] if s.startswith(p) else s,
         "trimsuffix": lambda s, p: s[: -len(p)] if p and s.endswith(p) else s,
         "chomp": lambda s: s.rstrip("\r\n"),
-        "startswith": lambda s, p: _str(s).startswith(p),
-        "endswith": lambda s, p: _str(s).endswith(p),
-        "tostring": lambda v: None if v is None else _str(v),
+        "startswith": lambda s, p: to_str(s).startswith(p),
+        "endswith": lambda s, p: to_str(s).endswith(p),
+        "tostring": lambda v: None if v is None else to_str(v),
         "tonumber": _tonumber,
         "tobool": _tobool,
         "tolist": lambda v: list(v),
@@ -219,12 +219,12 @@ def make_functions(environ: Mapping[str, str], base_dir: str) -> dict[str, Calla
         "tomap": lambda v: dict(v),
         "jsonencode": lambda v: json.dumps(v, separators=(",", ":")),
         "jsondecode": lambda s: json.loads(s),
-        "base64encode": lambda s: base64.b64encode(_str(s).encode()).decode(),
-        "base64decode": lambda s: base64.b64decode(_str(s)).decode(),
-        "md5": lambda s: hashlib.md5(_str(s).encode()).hexdigest(),
-        "sha1": lambda s: hashlib.sha1(_str(s).encode()).hexdigest(),
-        "sha256": lambda s: hashlib.sha256(_str(s).encode()).hexdigest(),
-        "sha512": lambda s: hashlib.sha512(_str(s).encode()).hexdigest(),
+        "base64encode": lambda s: base64.b64encode(to_str(s).encode()).decode(),
+        "base64decode": lambda s: base64.b64decode(to_str(s)).decode(),
+        "md5": lambda s: hashlib.md5(to_str(s).encode()).hexdigest(),
+        "sha1": lambda s: hashlib.sha1(to_str(s).encode()).hexdigest(),
+        "sha256": lambda s: hashlib.sha256(to_str(s).encode()).hexdigest(),
+        "sha512": lambda s: hashlib.sha512(to_str(s).encode()).hexdigest(),
         "file": read_file,
         "fileexists": lambda p: os.path.isfile(path_of(p)),
         "abspath": lambda p: os.path.abspath(p),

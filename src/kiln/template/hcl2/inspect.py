@@ -11,16 +11,17 @@ from typing import Any
 from kiln.errors import TemplateError
 
 from ..model import Template
-from .expr import Scope, _num_text, evaluate, namespace
+from .evaluator import Evaluator, source_key, strip_meta
+from .expr import Scope, evaluate, namespace, num_text
 from .loader import blocks, labelled, unquote
-from .resolve import _Evaluator, _source_key, _strip_meta, collect_variables, declarations
+from .resolve import collect_variables, declarations
 
 
 class _Unknown(Exception):
     """An expression read a variable that has no value."""
 
 
-class _InspectEvaluator(_Evaluator):
+class _InspectEvaluator(Evaluator):
     def scope(self, **extra: Any) -> Scope:
         def unknown(name: str) -> Any:
             raise _Unknown(name)
@@ -43,7 +44,7 @@ def _hcl(value: Any, sensitive: bool, indent: int = 0) -> str:
     if value is None:
         return "null"
     if isinstance(value, int | float):
-        return _num_text(value)
+        return num_text(value)
     if isinstance(value, list):
         if not value:
             return "[]"
@@ -90,7 +91,7 @@ def inspect_hcl2(
         out.append(f"var.{name}: {_printable(ev.values.get(name), sensitive, name in ev.values)}\n")
     out.append("\n> local-variables:\n\n")
     for block in blocks(body.get("locals")):
-        ev.locals_raw.update(_strip_meta(block))
+        ev.locals_raw.update(strip_meta(block))
     for block in blocks(body.get("local")):
         for labels, lbody in labelled(block, 1):
             ev.locals_raw[labels[0]] = lbody.get("expression")
@@ -99,7 +100,7 @@ def inspect_hcl2(
             ev.data_raw[(labels[0], labels[1])] = dbody
     for name in sorted(ev.locals_raw):
         try:
-            value, known = ev._local(name), True
+            value, known = ev.local(name), True
         except _Unknown:
             value, known = None, False
         except TemplateError:
@@ -111,7 +112,7 @@ def inspect_hcl2(
     return "".join(out)
 
 
-def _literal(ev: _Evaluator, raw: Any) -> str:
+def _literal(ev: Evaluator, raw: Any) -> str:
     try:
         value = evaluate(raw, ev.scope())
     except (TemplateError, _Unknown):
@@ -119,12 +120,12 @@ def _literal(ev: _Evaluator, raw: Any) -> str:
     return value if isinstance(value, str) else unquote(raw)
 
 
-def _component(ev: _Evaluator, labels: list[str], body: dict[str, Any]) -> str:
+def _component(ev: Evaluator, labels: list[str], body: dict[str, Any]) -> str:
     name = _literal(ev, body["name"]) if "name" in body else ""
     return f"{labels[0]}.{name}" if name else labels[0]
 
 
-def _builds(ev: _Evaluator, body: dict[str, list[Any]]) -> str:
+def _builds(ev: Evaluator, body: dict[str, list[Any]]) -> str:
     out = ["> builds:\n"]
     for i, build in enumerate(blocks(body.get("build"))):
         name = _literal(ev, build["name"]) if "name" in build else ""
@@ -134,11 +135,9 @@ def _builds(ev: _Evaluator, body: dict[str, list[Any]]) -> str:
             if description:
                 out.append(f"\n  > Description: {description}\n")
         out.append("\n    sources:\n")
-        sources = [
-            _source_key(unquote(ref)) for ref in build.get("sources", []) or [] if isinstance(ref, str)
-        ]
+        sources = [source_key(unquote(ref)) for ref in build.get("sources", []) or [] if isinstance(ref, str)]
         for block in blocks(build.get("source")):
-            sources += [_source_key(labels[0]) for labels, _ in labelled(block, 1)]
+            sources += [source_key(labels[0]) for labels, _ in labelled(block, 1)]
         if not sources:
             out.append("\n      <no source>\n")
         out += [f"\n      {s}\n" for s in sources]

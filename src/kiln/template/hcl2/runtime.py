@@ -66,26 +66,26 @@ class Scope:
 Node = Callable[[Scope], Any]
 
 
-def _const(value: Any) -> Node:
+def const_node(value: Any) -> Node:
     return lambda sc: value
 
 
-def _concat(parts: list[Node]) -> Node:
+def concat_node(parts: list[Node]) -> Node:
     if not parts:
-        return _const("")
+        return const_node("")
     if len(parts) == 1:
         only = parts[0]
-        return lambda sc: only(sc) if isinstance(only(sc), Deferred) else _str(only(sc))
-    return lambda sc: "".join(_str(p(sc)) for p in parts)
+        return lambda sc: only(sc) if isinstance(only(sc), Deferred) else to_str(only(sc))
+    return lambda sc: "".join(to_str(p(sc)) for p in parts)
 
 
-def _str(value: Any) -> str:
+def to_str(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return _num_text(value)
+        return num_text(value)
     if isinstance(value, Deferred):
         return str(value)
     if value is None:
@@ -93,7 +93,7 @@ def _str(value: Any) -> str:
     raise HCLError(f"cannot use a {_type(value)} value in a string")
 
 
-def _num_text(value: float) -> str:
+def num_text(value: float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -113,7 +113,7 @@ def _type(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _num(value: Any) -> float:
+def to_num(value: Any) -> float:
     if isinstance(value, bool):
         raise HCLError("a number is required, got bool")
     if isinstance(value, int | float):
@@ -126,7 +126,7 @@ def _num(value: Any) -> float:
     raise HCLError(f"a number is required, got {_type(value)}")
 
 
-def _bool(value: Any) -> bool:
+def to_bool(value: Any) -> bool:
     if value is True or value is False:
         return bool(value)
     if value in ("true", "false"):
@@ -134,22 +134,22 @@ def _bool(value: Any) -> bool:
     raise HCLError(f"a bool is required, got {_type(value)}")
 
 
-def _eval_cond(cond: Node, yes: Node, no: Node, sc: Scope) -> Any:
-    return yes(sc) if _bool(cond(sc)) else no(sc)
+def eval_cond(cond: Node, yes: Node, no: Node, sc: Scope) -> Any:
+    return yes(sc) if to_bool(cond(sc)) else no(sc)
 
 
-def _binop(op: str, left: Node, right: Node) -> Node:
+def binop_node(op: str, left: Node, right: Node) -> Node:
     def run(sc: Scope) -> Any:
         if op == "||":
-            return _bool(left(sc)) or _bool(right(sc))
+            return to_bool(left(sc)) or to_bool(right(sc))
         if op == "&&":
-            return _bool(left(sc)) and _bool(right(sc))
+            return to_bool(left(sc)) and to_bool(right(sc))
         a, b = left(sc), right(sc)
         if op == "==":
             return a == b
         if op == "!=":
             return a != b
-        x, y = _num(a), _num(b)
+        x, y = to_num(a), to_num(b)
         match op:
             case "+":
                 return x + y
@@ -177,7 +177,7 @@ def _binop(op: str, left: Node, right: Node) -> Node:
     return run
 
 
-def _lookup(sc: Scope, name: str) -> Any:
+def lookup_name(sc: Scope, name: str) -> Any:
     if name in sc.variables:
         return sc.variables[name]
     raise HCLError(f'unknown name "{name}"')
@@ -187,19 +187,19 @@ def _get(value: Any, key: Any) -> Any:
     if isinstance(value, Deferred):
         raise HCLError("cannot index a value known only during the build")
     if isinstance(value, dict):
-        k = _str(key)
+        k = to_str(key)
         if k not in value:
             raise HCLError(f'this object does not have an attribute named "{k}"')
         return value[k]
     if isinstance(value, list):
-        idx = int(_num(key))
+        idx = int(to_num(key))
         if not 0 <= idx < len(value):
             raise HCLError(f"the given index {idx} is out of range (length {len(value)})")
         return value[idx]
     raise HCLError(f"cannot index a {_type(value)} value")
 
 
-def _attr(node: Node, name: str) -> Node:
+def attr_node(node: Node, name: str) -> Node:
     def run(sc: Scope) -> Any:
         value = node(sc)
         if isinstance(value, _Namespace):
@@ -209,17 +209,17 @@ def _attr(node: Node, name: str) -> Node:
     return run
 
 
-def _index(node: Node, key: Node) -> Node:
+def index_node(node: Node, key: Node) -> Node:
     def run(sc: Scope) -> Any:
         value = node(sc)
         if isinstance(value, _Namespace):
-            return value.get(_str(key(sc)))
+            return value.get(to_str(key(sc)))
         return _get(value, key(sc))
 
     return run
 
 
-def _splat(node: Node, steps: list[tuple[str, Any]]) -> Node:
+def splat_node(node: Node, steps: list[tuple[str, Any]]) -> Node:
     def run(sc: Scope) -> Any:
         value = node(sc)
         items = value if isinstance(value, list) else ([] if value is None else [value])
@@ -233,7 +233,7 @@ def _splat(node: Node, steps: list[tuple[str, Any]]) -> Node:
     return run
 
 
-def _items(value: Any) -> list[tuple[Any, Any]]:
+def items_of(value: Any) -> list[tuple[Any, Any]]:
     if isinstance(value, dict):
         return sorted(value.items())
     if isinstance(value, list):
@@ -241,23 +241,23 @@ def _items(value: Any) -> list[tuple[Any, Any]]:
     raise HCLError(f"cannot iterate over a {_type(value)} value")
 
 
-def _for(
+def eval_for(
     sc: Scope, first: str, second: str | None, coll: Node, key: Node, value: Node | None, cond: Node | None
 ) -> Any:
     out_list: list[Any] = []
     out_map: dict[str, Any] = {}
-    for k, v in _items(coll(sc)):
+    for k, v in items_of(coll(sc)):
         inner = sc.child(**({first: v} if second is None else {first: k, second: v}))
-        if cond is not None and not _bool(cond(inner)):
+        if cond is not None and not to_bool(cond(inner)):
             continue
         if value is None:
             out_list.append(key(inner))
         else:
-            out_map[_str(key(inner))] = value(inner)
+            out_map[to_str(key(inner))] = value(inner)
     return out_list if value is None else out_map
 
 
-def _call(sc: Scope, name: str, args: list[Node], expand: bool) -> Any:
+def call_function(sc: Scope, name: str, args: list[Node], expand: bool) -> Any:
     if name in ("can", "try"):
         return _can_try(sc, name, args)
     fn = sc.functions.get(name)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.template.interpolate import _find_close, _Syntax, parse_action
+from kiln.template.interpolate import ActionSyntaxError, find_close, parse_action
 
 
 @dataclass
@@ -148,7 +148,7 @@ def parse(text: str, known: set[str] | None) -> list[_Piece]:
                 raise _ParseError(f"template: hcl2_upgrade:{line}: unclosed comment")
             pos, trim = end + 4, False
             continue
-        end = _find_close(text, inner)
+        end = find_close(text, inner)
         if end < 0:
             raise _ParseError(f"template: hcl2_upgrade:{line}: unclosed action")
         inner_end, trim = end, False
@@ -156,7 +156,7 @@ def parse(text: str, known: set[str] | None) -> list[_Piece]:
             inner_end, trim = end - 1, True
         try:
             pipeline = parse_action(text[inner:inner_end])
-        except _Syntax as exc:
+        except ActionSyntaxError as exc:
             reason = str(exc)
             control = re.match(r'"(\w+)" is not supported', reason)
             if control:  # Go parses these, then Packer gives up on the block as here
