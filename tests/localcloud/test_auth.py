@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 import urllib.request
+import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -169,3 +171,86 @@ def test_xml_mirrors_nested_lists(cloud: LocalCloudProcess) -> None:
     assert [z.findtext("ZoneId") for z in zones] == ["cn-shanghai-a", "cn-shanghai-b", "cn-shanghai-c"]
     kinds = [e.text for e in zones[0].findall("./AvailableResourceCreation/ResourceTypes")]
     assert "VSwitch" in kinds and root.findtext("RequestId")
+
+
+def _send(
+    cloud: LocalCloudProcess, query: dict[str, str], headers: dict[str, str], body: bytes = b""
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"{cloud.url}/?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}",
+        method="POST",
+        headers=headers,
+        data=body,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _vpcs_named(cloud: LocalCloudProcess, vpc_name: str) -> int:
+    answer = client.call(
+        cloud.url,
+        cloud.access_key_id,
+        cloud.secret,
+        "DescribeVpcs",
+        {"RegionId": "cn-beijing", "VpcName": vpc_name},
+        version=client.VPC_VERSION,
+    )
+    return int(answer.json()["TotalCount"])
+
+
+def _v3_headers(cloud: LocalCloudProcess, action: str, version: str = client.ECS_VERSION) -> dict[str, str]:
+    return {
+        "host": urllib.parse.urlsplit(cloud.url).netloc,
+        "x-acs-action": action,
+        "x-acs-version": version,
+        "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "x-acs-signature-nonce": uuid.uuid4().hex,
+        "accept": "application/json",
+    }
+
+
+@pytest.mark.parametrize("unsigned", ["x-acs-action", "x-acs-version"])
+def test_v3_action_and_version_must_be_signed(cloud: LocalCloudProcess, unsigned: str) -> None:
+    vpc_name = f"forged-{uuid.uuid4().hex[:8]}"
+    query = {"RegionId": "cn-beijing", "VpcName": vpc_name}
+    headers = _v3_headers(cloud, "CreateVpc", client.VPC_VERSION)
+    added = headers.pop(unsigned)
+    signing.sign_v3(cloud.access_key_id, cloud.secret, "POST", query, headers)
+    headers[unsigned] = added  # sent, but not among the signed headers
+    status, body = _send(cloud, query, headers)
+    assert status == 400 and b"IncompleteSignature" in body and unsigned.encode() in body, body
+    assert _vpcs_named(cloud, vpc_name) == 0
+
+
+def test_v3_security_token_header_must_be_signed_when_sent(cloud: LocalCloudProcess) -> None:
+    headers = _v3_headers(cloud, "DescribeRegions")
+    signing.sign_v3(cloud.access_key_id, cloud.secret, "POST", {}, headers)
+    headers["x-acs-security-token"] = "added-after-signing"
+    status, body = _send(cloud, {}, headers)
+    assert status == 400 and b"IncompleteSignature" in body and b"x-acs-security-token" in body
+
+
+def test_v1_action_comes_from_the_signed_parameters_only(cloud: LocalCloudProcess) -> None:
+    vpc_name = f"forged-{uuid.uuid4().hex[:8]}"
+    signed = client.v1_query(
+        cloud.access_key_id,
+        cloud.secret,
+        "POST",
+        {"Version": client.VPC_VERSION, "RegionId": "cn-beijing", "VpcName": vpc_name},
+    )
+    status, body = _send(cloud, signed, {"x-acs-action": "CreateVpc", "x-acs-version": client.VPC_VERSION})
+    error = json.loads(body)
+    assert (status, error["Code"]) == (400, "MissingParameter") and '"Action"' in error["Message"], body
+    assert _vpcs_named(cloud, vpc_name) == 0
+    # Signed for DescribeRegions, an unsigned header asking for CreateVpc is not what runs.
+    signed = client.v1_query(
+        cloud.access_key_id,
+        cloud.secret,
+        "POST",
+        {"Action": "DescribeVpcs", "Version": client.VPC_VERSION, "RegionId": "cn-beijing"},
+    )
+    status, body = _send(cloud, signed, {"x-acs-action": "CreateVpc"})
+    assert status == 200 and b'"Vpcs"' in body, body

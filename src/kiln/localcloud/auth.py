@@ -1,6 +1,8 @@
 """Who is calling: V1 and V3 signatures checked against the stored access keys, with the gateway's errors.
 
-Nothing past this point runs for a caller whose signature does not verify.
+Nothing past this point runs for a caller whose signature does not verify, and what runs is what was
+signed: the action and version come from the V1 parameters (all signed) or from V3 headers that the
+signature covers (the V3 rule: every common request header sent, Authorization aside, is signed).
 """
 
 from __future__ import annotations
@@ -17,12 +19,24 @@ from kiln.localcloud.wire import ApiError
 
 MAX_SKEW = 15 * 60
 NONCE_KEEP = 2 * MAX_SKEW + 60
+# The V3 common request headers that must be signed, and those that must be when they are sent.
+V3_SIGNED = (
+    "host",
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+)
+V3_SIGNED_IF_SENT = ("x-acs-security-token",)
 
 
 @dataclass(frozen=True)
 class Caller:
     key: AccessKey
     signature: str  # "v1" or "v3"
+    action: str  # as signed
+    version: str  # as signed
 
 
 def _parse_time(value: str) -> float:
@@ -132,7 +146,7 @@ class Authenticator:
             )
         self._check_time_and_nonce(params.get("Timestamp"), params.get("SignatureNonce"), "Timestamp")
         self._check_token(key, params.get("SecurityToken"))
-        return Caller(key, "v1")
+        return Caller(key, "v1", params.get("Action", ""), params.get("Version", ""))
 
     def _verify_v3(
         self,
@@ -151,7 +165,8 @@ class Authenticator:
         access_key_id, signed_headers, signature = parsed
         key = self._key(access_key_id)
         lowered = [h.lower() for h in signed_headers]
-        for required in ("host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"):
+        sent = [h for h in V3_SIGNED_IF_SENT if h in headers]
+        for required in (*V3_SIGNED, *sent):
             if required not in lowered:
                 raise ApiError(
                     400,
@@ -177,4 +192,4 @@ class Authenticator:
             headers.get("x-acs-date"), headers.get("x-acs-signature-nonce"), "x-acs-date"
         )
         self._check_token(key, headers.get("x-acs-security-token") or query.get("SecurityToken"))
-        return Caller(key, "v3")
+        return Caller(key, "v3", headers.get("x-acs-action", ""), headers.get("x-acs-version", ""))

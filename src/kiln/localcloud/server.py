@@ -64,6 +64,7 @@ class Server:
         if body and request.content_type == "application/x-www-form-urlencoded":
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         headers = {k.lower(): v for k, v in request.headers.items()}
+        # What the request says it is, for the log and an early error; what runs is what was signed.
         action = params.get("Action") or headers.get("x-acs-action") or ""
         version = params.get("Version") or headers.get("x-acs-version") or ""
         xml = wants_xml(params, headers.get("accept", ""))
@@ -72,6 +73,7 @@ class Server:
         status, code = 200, ""
         try:
             caller = self.auth.verify(request.method, request.path, query, params, headers, body)
+            action, version = caller.action, caller.version
             data = await self._dispatch(caller, action, version, params, request_id)
             data = {"RequestId": request_id, **data}
             response = self._respond(200, action, data, xml)
