@@ -8,13 +8,15 @@ import urllib.parse
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
 
-from kiln.localcloud import LocalCloudProcess, client, signing
+from kiln.localcloud import LocalCloudProcess, client, signing, start
 from kiln.localcloud.service import open_store
+from kiln.localcloud.store import Store
 
 from .conftest import config, error_of
 
@@ -254,3 +256,42 @@ def test_v1_action_comes_from_the_signed_parameters_only(cloud: LocalCloudProces
     )
     status, body = _send(cloud, signed, {"x-acs-action": "CreateVpc"})
     assert status == 200 and b'"Vpcs"' in body, body
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill-9"])
+def test_nonce_is_remembered_across_a_restart(state_root: Path, how: str) -> None:
+    state = state_root / f"nonces-{how}"
+    vpc_name = f"replayed-{uuid.uuid4().hex[:8]}"
+    with start(state, runner="none") as first:
+        signed = client.v1_query(
+            first.access_key_id,
+            first.secret,
+            "POST",
+            {
+                "Action": "CreateVpc",
+                "Version": client.VPC_VERSION,
+                "RegionId": "cn-beijing",
+                "VpcName": vpc_name,
+            },
+        )
+        assert _send(first, signed, {})[0] == 200
+        if how == "kill-9":
+            first.kill()
+        else:
+            first.stop()
+    with start(state, runner="none") as second:
+        status, body = _send(second, signed, {})
+        assert status == 400 and b"SignatureNonceUsed" in body, body
+        assert _vpcs_named(second, vpc_name) == 1
+
+
+def test_nonces_are_kept_only_while_their_timestamp_is_accepted(tmp_path: Path) -> None:
+    store = Store(tmp_path / "nonces.sqlite3")
+    now = time.time()
+    assert store.use_nonce("LTAIkey", "n-old", expires=now - 1)
+    assert store.use_nonce("LTAIkey", "n-new", expires=now + 600)
+    assert not store.use_nonce("LTAIkey", "n-new", expires=now + 600)
+    assert store.use_nonce("LTAIother", "n-new", expires=now + 600)  # nonces are per access key
+    assert store.forget_nonces(before=now) == 1
+    assert store.use_nonce("LTAIkey", "n-old", expires=now + 600)  # it was forgotten
+    store.close()

@@ -18,7 +18,9 @@ from kiln.localcloud.store import AccessKey, Store
 from kiln.localcloud.wire import ApiError
 
 MAX_SKEW = 15 * 60
-NONCE_KEEP = 2 * MAX_SKEW + 60
+# A nonce is kept (in the state's SQLite file, so a restart does not forget it) while a request
+# bearing it could still pass the timestamp check: until its timestamp + MAX_SKEW, plus a margin.
+NONCE_MARGIN = 60
 # The V3 common request headers that must be signed, and those that must be when they are sent.
 V3_SIGNED = (
     "host",
@@ -53,18 +55,17 @@ def _parse_time(value: str) -> float:
 class Authenticator:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._nonces: dict[str, float] = {}
-        self._checked = 0.0
+        self._pruned = 0.0
 
-    def _check_time_and_nonce(self, stamp: str | None, nonce: str | None, name: str) -> None:
+    def _check_time_and_nonce(self, key: AccessKey, stamp: str | None, nonce: str | None, name: str) -> None:
         if not stamp:
             raise ApiError(
                 400,
                 "MissingParameter",
                 f'The input parameter "{name}" that is mandatory for processing this request is not supplied.',
             )
-        skew = abs(time.time() - _parse_time(stamp))
-        if skew > MAX_SKEW:
+        stamped = _parse_time(stamp)
+        if abs(time.time() - stamped) > MAX_SKEW:
             raise ApiError(
                 400, "InvalidTimeStamp.Expired", f"Specified time stamp or date value is expired. ({stamp})"
             )
@@ -75,12 +76,11 @@ class Authenticator:
                 'The input parameter "SignatureNonce" that is mandatory for processing this request is not supplied.',
             )
         now = time.time()
-        if now - self._checked > 60:
-            self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-            self._checked = now
-        if nonce in self._nonces:
+        if now - self._pruned > 60:
+            self.store.forget_nonces(before=now)
+            self._pruned = now
+        if not self.store.use_nonce(key.access_key_id, nonce, stamped + MAX_SKEW + NONCE_MARGIN):
             raise ApiError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
-        self._nonces[nonce] = now + NONCE_KEEP
 
     def _key(self, access_key_id: str | None) -> AccessKey:
         if not access_key_id:
@@ -144,7 +144,7 @@ class Authenticator:
                 "SignatureDoesNotMatch",
                 f"Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}",
             )
-        self._check_time_and_nonce(params.get("Timestamp"), params.get("SignatureNonce"), "Timestamp")
+        self._check_time_and_nonce(key, params.get("Timestamp"), params.get("SignatureNonce"), "Timestamp")
         self._check_token(key, params.get("SecurityToken"))
         return Caller(key, "v1", params.get("Action", ""), params.get("Version", ""))
 
@@ -189,7 +189,7 @@ class Authenticator:
                 f"The request signature we calculated does not match the signature you provided. server string to sign is:{string_to_sign}",
             )
         self._check_time_and_nonce(
-            headers.get("x-acs-date"), headers.get("x-acs-signature-nonce"), "x-acs-date"
+            key, headers.get("x-acs-date"), headers.get("x-acs-signature-nonce"), "x-acs-date"
         )
         self._check_token(key, headers.get("x-acs-security-token") or query.get("SecurityToken"))
         return Caller(key, "v3", headers.get("x-acs-action", ""), headers.get("x-acs-version", ""))

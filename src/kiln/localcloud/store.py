@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS request_log (
     action TEXT NOT NULL, access_key_id TEXT NOT NULL, signature TEXT NOT NULL,
     status INTEGER NOT NULL, code TEXT NOT NULL, millis REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nonces (
+    access_key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (access_key_id, nonce)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
 """
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -138,6 +142,18 @@ class Store:
             "INSERT OR REPLACE INTO client_tokens VALUES (?, ?, ?, ?)",
             (token_key, params_hash, json.dumps(response), time.time()),
         )
+
+    # signature nonces --------------------------------------------------------------------------
+    def use_nonce(self, access_key_id: str, nonce: str, expires: float) -> bool:
+        """Remember `nonce` until `expires`; False when it was used already (a replay)."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", (access_key_id, nonce, expires)
+        )
+        return cursor.rowcount == 1
+
+    def forget_nonces(self, before: float) -> int:
+        """Drop the nonces whose requests can no longer be accepted anyway; how many went."""
+        return self.db.execute("DELETE FROM nonces WHERE expires < ?", (before,)).rowcount
 
     # request log -------------------------------------------------------------------------------
     def log(self, entry: LogEntry) -> None:
