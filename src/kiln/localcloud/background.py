@@ -100,8 +100,8 @@ def start(
 ) -> LocalCloudProcess:
     """Start `kiln localcloud serve` in the background and return once it answers HTTP."""
     from kiln.localcloud.service import endpoint_file, first_key, open_store
+    from kiln.localcloud.store import private_file
 
-    state_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(state_dir)  # makes the first key now, so the caller can read it
     key = first_key(store)
     store.close()
@@ -122,7 +122,7 @@ def start(
         "--profile",
         rendered,
     ]
-    log = open(state_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    log = os.fdopen(private_file(state_dir / "server.log", os.O_WRONLY | os.O_APPEND), "ab")
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )

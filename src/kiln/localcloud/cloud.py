@@ -23,7 +23,7 @@ from typing import Any
 from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend
 from kiln.localcloud.forward import Forwarder
 from kiln.localcloud.profile import LatencyProfile
-from kiln.localcloud.store import Store
+from kiln.localcloud.store import Store, state_folder
 from kiln.localcloud.wire import ApiError, invalid, missing, not_found
 
 log = logging.getLogger("kiln.localcloud")
@@ -190,8 +190,8 @@ class Cloud:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.images_dir = state_dir / "images"
         self.instances_dir = state_dir / "instances"
-        self.images_dir.mkdir(parents=True, exist_ok=True)
-        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        state_folder(self.images_dir)
+        state_folder(self.instances_dir)
 
     # resources -------------------------------------------------------------------------------------
     def put(self, res: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from kiln.errors import KilnError
 from kiln.localcloud.backend import InstanceBackend, NoMachines
 from kiln.localcloud.cloud import DEFAULT_REGION, Cloud
 from kiln.localcloud.profile import LatencyProfile
-from kiln.localcloud.store import AccessKey, Store
+from kiln.localcloud.store import AccessKey, Store, private_file, state_folder
 
 log = logging.getLogger("kiln.localcloud")
 
@@ -32,9 +32,7 @@ def default_state_dir() -> Path:
 
 
 def open_store(state_dir: Path) -> Store:
-    paths.private_dir(state_dir)
-    store = Store(state_dir / "localcloud.sqlite3")
-    os.chmod(state_dir / "localcloud.sqlite3", 0o600)
+    store = Store(state_folder(state_dir) / "localcloud.sqlite3")
     if not store.access_keys():
         store.create_key()
     return store
@@ -77,7 +75,7 @@ def make_backend(runner: str, state_dir: Path) -> InstanceBackend:
 
 
 def _lock(state_dir: Path) -> IO[str]:
-    handle = open(state_dir / "lock", "w")  # noqa: SIM115 - held for the server's whole life
+    handle = os.fdopen(private_file(state_dir / "lock", os.O_WRONLY), "w")  # held for the server's life
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -98,8 +96,7 @@ async def serve(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; the bound address is written to state_dir/server.json."""
-    paths.private_dir(state_dir)
-    lock = _lock(state_dir)
+    lock = _lock(state_folder(state_dir))
     store = open_store(state_dir)
     backend = make_backend(runner, state_dir)
     cloud = Cloud(state_dir, store, backend, profile)
@@ -129,8 +126,7 @@ async def serve(
         "runner": backend.name,
         "region": DEFAULT_REGION,
     }
-    tmp = endpoint_file(state_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps(info))
+    tmp = paths.write_private(endpoint_file(state_dir).with_suffix(".tmp"), json.dumps(info).encode())
     tmp.replace(endpoint_file(state_dir))
     log.info("localcloud serving on http://%s:%d (runner %s, state %s)", host, bound, backend.name, state_dir)
     stop = asyncio.Event()

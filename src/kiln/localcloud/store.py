@@ -1,5 +1,9 @@
 """Durable state: one SQLite file, with every resource also held in memory for fast reads.
 
+The state folder may be one the user names (`--state DIR`): a folder that exists keeps its mode,
+only the folders localcloud creates are made private (0700), and every file it keeps there (the
+database with its -wal and -shm, which hold the secret keys; the lock; server.json; the log) is 0600.
+
 Writes go straight to SQLite in WAL mode (each statement its own transaction), so a kill -9 loses
 nothing that was acknowledged: the WAL lives in the OS page cache and survives the process.
 Reads come from the in-memory copy, which is why DescribeInstances stays fast with thousands of
@@ -9,6 +13,7 @@ instances. Only this process writes the file (the server holds a lock on the sta
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -37,6 +42,25 @@ CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
 
 _ALPHABET = string.ascii_lowercase + string.digits
 LOG_KEEP = 20000
+
+
+def state_folder(path: Path) -> Path:
+    """`path`, and any missing parent, created owner-only (0700); a folder that exists keeps its mode."""
+    missing = [p for p in (path, *path.parents) if not p.is_dir()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs, its mode is theirs
+        os.chmod(folder, 0o700)  # mkdir's mode is narrowed by the umask: make it exact
+    return path
+
+
+def private_file(path: Path, flags: int = os.O_RDWR) -> int:
+    """A descriptor on `path`, created 0600 or narrowed to 0600 when it exists."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def new_id(prefix: str, length: int = 20) -> str:
@@ -69,6 +93,11 @@ class LogEntry:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # SQLite gives the -wal and -shm files the database file's mode: make that 0600 first.
+        os.close(private_file(path))
+        for side in ("-wal", "-shm"):
+            if Path(f"{path}{side}").exists():
+                os.close(private_file(Path(f"{path}{side}")))
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
