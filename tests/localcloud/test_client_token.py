@@ -21,7 +21,7 @@ def test_a_failed_request_leaves_no_token_lock_behind(tmp_path: Path) -> None:
         store = open_store(tmp_path)
         cloud = Cloud(tmp_path, store, NoMachines(), LatencyProfile())
         server = Server(cloud)
-        caller = Caller(first_key(store), "v3")
+        caller = Caller(first_key(store), "v3", action="", version="")  # _dispatch is given both
         params = {
             "RegionId": "cn-beijing",
             "VpcId": "vpc-nope",
