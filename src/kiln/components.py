@@ -58,6 +58,13 @@ class BuildContext:
     #: Data a builder makes available to provisioners and post-processors: `{{ build `ID` }}`.
     generated: dict[str, str] = field(default_factory=dict)
 
+    def scratch_dir(self) -> Path:
+        """The run's own private folder on this host, for files that must not outlive it (see
+        kiln.runs): removed when the run ends, and swept after a run that was killed."""
+        from kiln import runs
+
+        return runs.run_dir(self.run_uuid)
+
     def pause(self, message: str) -> None:
         """In -debug mode: show the message and wait for Enter."""
         if self.debug:

@@ -3,6 +3,8 @@ manifest."""
 
 from __future__ import annotations
 
+import stat
+
 from tests.cli.conftest import Kiln
 
 SECRET = "hunter2-very-secret"
@@ -74,3 +76,52 @@ def test_a_wrong_option_value_is_shown_as_written_so_a_secret_in_it_stays_hidden
     assert 'provisioners[0].use_linux_pathing: cannot parse "<sensitive>" as bool' in result.err, result.err
     assert 'compression_level: cannot parse "<sensitive>" as int' in result.err, result.err
     assert "secret" not in result.text.lower()
+
+
+def test_a_killed_build_leaves_its_inline_scripts_only_where_cleanup_removes_them(kiln: Kiln) -> None:
+    """The script made from `inline` (a secret in it) is written in the run's own folder, never in
+    TMPDIR; kill -9 leaves it there, and `kiln cleanup --stale` removes it."""
+    tmp = kiln.cwd / "tmp"
+    tmp.mkdir()
+    secret = "hunter2-inline-S3CRET"
+    template = kiln.template(
+        {
+            "variables": {"token": secret},
+            "sensitive-variables": ["token"],
+            "builders": [{"type": "null", "communicator": "none"}],
+            "provisioners": [
+                {"type": "shell-local", "inline": ["echo started", "T={{user `token`}}", "sleep 60"]}
+            ],
+        }
+    )
+    proc = kiln.start("build", str(template), env={"TMPDIR": str(tmp)})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "null: started" in line:
+            break
+    runs = kiln.cwd / ".state" / "runs"
+    (folder,) = runs.iterdir()
+    (script,) = folder.glob("script-*")
+    assert secret in script.read_text()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(script.stat().st_mode) == 0o700
+    proc.kill()
+    proc.wait()
+    assert not [p for p in tmp.rglob("*") if secret in p.read_text(errors="replace")]
+    assert script.exists()  # killed: nothing could remove it
+
+    done = kiln("cleanup", "--stale")
+    assert done.code == 0, done.text
+    assert f"Removed the private files (inline scripts) that killed run {folder.name} left" in done.out
+    assert not folder.exists()
+
+
+def test_a_finished_build_removes_its_run_folder(kiln: Kiln) -> None:
+    template = kiln.template(
+        {
+            "builders": [{"type": "null", "communicator": "none"}],
+            "provisioners": [{"type": "shell-local", "inline": ["echo hello"]}],
+        }
+    )
+    done = kiln("build", str(template))
+    assert done.code == 0 and "null: hello" in done.out, done.text
+    assert list((kiln.cwd / ".state" / "runs").iterdir()) == []

@@ -45,7 +45,8 @@ def simple_render(text: str, data: Mapping[str, Any]) -> str:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))  # the run's folder goes there
     out, err = io.StringIO(), io.StringIO()
     output = Output(out=out, err=err, inp=io.StringIO(""))
     work = tmp_path / "work"

@@ -95,10 +95,12 @@ def test_exit_codes_with_packers_message() -> None:
         sc.check_exit_code(1, None)
 
 
-def test_inline_script_runs_with_its_shebang() -> None:
-    path = sc.write_inline_script(["echo one", "false", "echo never"], sc.DEFAULT_INLINE_SHEBANG, "sh")
+def test_inline_script_runs_with_its_shebang(tmp_path: Path) -> None:
+    path = sc.write_inline_script(
+        ["echo one", "false", "echo never"], sc.DEFAULT_INLINE_SHEBANG, tmp_path, "sh"
+    )
     try:
-        assert path.suffix == ".sh" and path.stat().st_mode & 0o777 == 0o700
+        assert path.suffix == ".sh" and path.stat().st_mode & 0o777 == 0o700 and path.parent == tmp_path
         assert path.read_text() == "#!/bin/sh -e\necho one\nfalse\necho never\n"
         result = subprocess.run([str(path)], capture_output=True, text=True)
         assert (result.returncode, result.stdout) == (1, "one\n")  # -e stops at `false`

@@ -178,7 +178,7 @@ def test_inline_temp_script_is_removed(harness: Harness, prepare: Prepare) -> No
     prov = prepare(ShellLocalProvisioner, {"inline": ['echo "$0" > script-path']})
     prov.provision(harness.ctx, None)
     script = Path((harness.ctx.work_dir / "script-path").read_text().strip())
-    assert script.name.startswith("kiln-shell-")
+    assert script.name.startswith("script-") and script.parent == harness.ctx.scratch_dir()
     assert not script.exists()
 
 

@@ -67,6 +67,10 @@ def main(argv: list[str]) -> int:
 
             for machine_id in sweep_stale():
                 _say(f"Removed what machine {machine_id} left (processes, mounts, loop devices, namespace)")
+            from kiln import runs
+
+            for run_uuid in runs.sweep_stale():
+                _say(f"Removed the private files (inline scripts) that killed run {run_uuid} left")
     try:
         job = Cleanup(
             regions=args.region,

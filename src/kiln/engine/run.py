@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from kiln import runs
 from kiln.components import Artifact, BuildContext, OnError
 from kiln.core.cancel import CancelToken
 from kiln.core.ui import BUILD_COLORS, BuildUi, Output, Ui
@@ -142,13 +143,20 @@ def run_builds(
             )
 
     workers = 1 if options.debug else (options.parallel_builds or len(builds) or 1)
-    with SignalCancel(ui, token), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build") as pool:
-        futures = [pool.submit(one, b) for b in builds]
-        for future in futures:
-            # Waiting with a timeout keeps the main thread responsive to signals.
-            while not future.done():
-                time.sleep(0.05)
-            future.result()
+    runs.sweep_stale()  # what killed runs left here (their inline scripts)
+    try:
+        with (
+            SignalCancel(ui, token),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build") as pool,
+        ):
+            futures = [pool.submit(one, b) for b in builds]
+            for future in futures:
+                # Waiting with a timeout keeps the main thread responsive to signals.
+                while not future.done():
+                    time.sleep(0.05)
+                future.result()
+    finally:
+        runs.remove(run_uuid)
     ui.say(f"\n==> Wait completed after {format_duration(time.monotonic() - started)}")
     if token.cancelled:
         ui.error("Cleanly cancelled builds after being interrupted.")

@@ -90,7 +90,9 @@ class ShellProvisioner(Provisioner):
         inline_file: Path | None = None
         scripts = [(name, _local(ctx, name)) for name in collect_scripts(cfg.script, cfg.scripts)]
         if cfg.inline is not None:
-            inline_file = write_inline_script(cfg.inline, cfg.inline_shebang or DEFAULT_INLINE_SHEBANG)
+            inline_file = write_inline_script(
+                cfg.inline, cfg.inline_shebang or DEFAULT_INLINE_SHEBANG, ctx.scratch_dir()
+            )
             scripts = [(str(inline_file), inline_file)]
         try:
             self._provision(ctx, comm, scripts)

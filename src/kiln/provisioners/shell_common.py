@@ -178,14 +178,15 @@ def inline_script_text(inline: Sequence[str], shebang: str) -> str:
     return head + "".join(command + "\n" for command in inline)
 
 
-def write_inline_script(inline: Sequence[str], shebang: str, suffix: str = "") -> Path:
-    """Write the `inline` script to a new private temporary file (mode 0700) and return its path.
+def write_inline_script(inline: Sequence[str], shebang: str, folder: Path, suffix: str = "") -> Path:
+    """Write the `inline` script to a new private file (mode 0700) in `folder` (the run's own:
+    `ctx.scratch_dir()`, which a killed run's sweep removes; never TMPDIR) and return its path.
     The caller removes it."""
     text = inline_script_text(inline, shebang)
     with SPAWN_LOCK:
         import tempfile  # at run time only: validating a template stays fast
 
-        fd, name = tempfile.mkstemp(prefix="kiln-shell-", suffix=f".{suffix}" if suffix else "")
+        fd, name = tempfile.mkstemp(prefix="script-", suffix=f".{suffix}" if suffix else "", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -101,7 +101,9 @@ def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapp
     temporary: Path | None = None
     scripts: list[str] = list(config.scripts)
     if not scripts and config.inline is not None:
-        temporary = sc.write_inline_script(config.inline, config.inline_shebang, config.tempfile_extension)
+        temporary = sc.write_inline_script(
+            config.inline, config.inline_shebang, ctx.scratch_dir(), config.tempfile_extension
+        )
         scripts = [str(temporary)]
     try:
         env = sc.build_env(
