@@ -6,9 +6,12 @@ which the test suite does so that tests never touch a user's real folders.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _xdg(env: str, fallback: str) -> Path:
@@ -62,3 +65,32 @@ def disk_hint(exc: OSError, path: Path) -> str | None:
     if exc.errno == errno.EROFS:
         return f"the disk holding {path.parent} (mounted at {mount_point(path)}) is read-only"
     return None
+
+
+def umask() -> int:
+    """The process's umask, read (not set and restored: os.umask() races with threads making files)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int = 0o666) -> Iterator[BinaryIO]:
+    """Write `path` whole or not at all: the block writes a temporary file beside it, which
+    replaces `path` (with `mode` less the umask) when the block ends, and is removed if it fails, so
+    a full disk or an interrupt never leaves a partial or empty file under the name."""
+    import tempfile  # at run time only: validating a template stays fast
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode & ~umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -152,29 +152,21 @@ class Journal:
         }
 
     def _save(self) -> None:
-        directory = paths.private_dir(self.path.parent)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
         data = json.dumps(self.to_json(), indent=1).encode()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            directory = paths.private_dir(self.path.parent)
+            with paths.atomic_file(self.path, 0o600) as handle:
+                handle.write(data)
+            dir_fd = os.open(directory, os.O_RDONLY)
             try:
-                os.write(fd, data)
-                os.fsync(fd)
+                os.fsync(dir_fd)
             finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+                os.close(dir_fd)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise KilnError(
                 f"cannot write the build journal {self.path}: {exc.strerror or exc}",
                 paths.disk_hint(exc, self.path),
             ) from exc
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
     @classmethod
     def load(cls, path: Path) -> Journal:

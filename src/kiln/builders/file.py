@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln import paths
 from kiln.communicators.base import NoneCommunicator
 from kiln.components import Artifact, BuildContext, Builder
 from kiln.config import DecodeContext, Options, option
@@ -37,17 +38,31 @@ class FileBuilder(Builder):
         target = Path(self.config.target)
         if not target.is_absolute():
             target = ctx.work_dir / target
+        source = Path(self.config.source) if self.config.source else None
+        if source is not None and not source.is_absolute():
+            source = ctx.work_dir / source
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if self.config.source:
-                source = Path(self.config.source)
-                ctx.ui.say(f"Copying {source} to {self.config.target}")
-                shutil.copyfile(source if source.is_absolute() else ctx.work_dir / source, target)
-            else:
-                ctx.ui.say(f"Writing content to {self.config.target}")
-                target.write_text(self.config.content)
+            reader = source.open("rb") if source is not None else None
         except OSError as exc:
             raise BuildError(f"file builder: {exc.strerror or exc}: {exc.filename or target}") from exc
+        if reader is not None:
+            ctx.ui.say(f"Copying {self.config.source} to {self.config.target}")
+        else:
+            ctx.ui.say(f"Writing content to {self.config.target}")
+        try:
+            # Whole or not at all: a full disk leaves no partial artifact under the target's name.
+            with paths.atomic_file(target) as handle:
+                if reader is not None:
+                    with reader:
+                        shutil.copyfileobj(reader, handle, 1 << 20)
+                else:
+                    handle.write(self.config.content.encode())
+        except OSError as exc:
+            what = f"cannot copy {self.config.source} to {target}" if reader else f"cannot write {target}"
+            raise BuildError(
+                f"file builder: {what}: {exc.strerror or exc}", paths.disk_hint(exc, target)
+            ) from exc
         ctx.provision(NoneCommunicator())
 
         def destroy() -> None:

@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln import paths
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
 from kiln.config import DecodeContext, Options, option
 from kiln.errors import BuildError
@@ -83,10 +84,15 @@ class ChecksumPostProcessor(PostProcessor):
             lines = "".join(f"{digests[n][checksum_type]}\t{os.path.basename(n)}\n" for n in artifact.files)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("a", encoding="utf-8", errors="surrogateescape") as handle:
-                    handle.write(lines)
+                # Packer appends to an existing file; the whole file is written anew, so a full
+                # disk leaves the old one as it was (or none), never an empty or cut one.
+                before = target.read_bytes() if target.exists() else b""
+                with paths.atomic_file(target, 0o666) as handle:
+                    handle.write(before + lines.encode("utf-8", errors="surrogateescape"))
             except OSError as exc:
-                raise BuildError(f"unable to create file {shown}: {exc.strerror or exc}") from exc
+                raise BuildError(
+                    f"unable to create file {shown}: {exc.strerror or exc}", paths.disk_hint(exc, target)
+                ) from exc
             ctx.log.info("checksum: %s of %d file(s) in %s", checksum_type, len(artifact.files), shown)
         files = [*artifact.files, *created]
         result = Artifact(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kiln import paths
 from kiln.components import Artifact, BuildContext, PostProcessor, PostProcessResult
 from kiln.config import Options, option
 from kiln.core.secrets import redact
@@ -113,17 +113,6 @@ def _valid_utf8(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _umask() -> int:
-    # Read, not set-and-restore: os.umask() would race with other threads creating files.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
 class ManifestPostProcessor(PostProcessor):
     Config = ManifestConfig
 
@@ -201,14 +190,9 @@ class ManifestPostProcessor(PostProcessor):
     @staticmethod
     def _write(path: Path, shown: str, text: str) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with paths.atomic_file(path, 0o664) as handle:
+                handle.write(text.encode("utf-8"))
         except OSError as exc:
-            raise BuildError(f"Unable to write {shown}: {exc.strerror or exc}") from exc
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.chmod(tmp, 0o664 & ~_umask())
-            os.replace(tmp, path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise BuildError(f"Unable to write {shown}: {exc.strerror or exc}") from exc
+            raise BuildError(
+                f"Unable to write {shown}: {exc.strerror or exc}", paths.disk_hint(exc, path)
+            ) from exc
