@@ -79,6 +79,19 @@ def parse_int(text: str) -> int | None:
         return None
 
 
+def template_duration(value: Any) -> Duration:
+    """A provisioner's `pause_before` / `timeout`, read as Packer reads them: a string as Go's
+    time.ParseDuration does (a unit is required), a number as `number_duration`. Raises ValueError
+    saying what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f'expected a duration such as "30s", got {type_name(value)}')
+    if isinstance(value, int | float):
+        return number_duration(value)
+    if value.strip().lstrip("+-").replace(".", "", 1).isdigit() and value.strip() != "0":
+        raise ValueError(f'time: missing unit in duration "{value}" (write e.g. "{value}s")')
+    return Duration.parse(value) if value else Duration(0)
+
+
 def number_duration(value: int | float) -> Duration:
     """A bare number in a duration option: nanoseconds as Go reads it, unless it is small enough to
     be meant as seconds (Packer users write strings; a small number is a mistake kiln forgives)."""

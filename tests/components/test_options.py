@@ -173,3 +173,29 @@ def test_inspect_shows_the_options_of_a_component(tmp_path: Path) -> None:
     assert unknown.stderr.startswith(
         'Error: -options: no component is called "nope"\n  hint: known: alicloud-ecs,'
     )
+
+
+def test_a_bad_max_retries_is_quoted_as_written() -> None:
+    raw = {"builders": [{"type": "null"}], "provisioners": [{"type": "shell", "max_retries": "x\\y"}]}
+    with pytest.raises(TemplateProblems) as info:
+        parse_template(raw, "t.json", None, Path.cwd())
+    assert '`max_retries` must be a valid integer, got "x\\y"' in str(info.value)
+
+
+def test_the_loader_reads_durations_with_the_shared_rules() -> None:
+    raw = {
+        "builders": [{"type": "null"}],
+        "provisioners": [
+            {"type": "shell", "pause_before": "1m30s", "timeout": 5_000_000_000},
+            {"type": "shell", "pause_before": "30", "timeout": True},
+        ],
+    }
+    with pytest.raises(TemplateProblems) as info:
+        parse_template(raw, "t.json", None, Path.cwd())
+    assert info.value.problems == [
+        'provisioners[1].pause_before: time: missing unit in duration "30" (write e.g. "30s")',
+        'provisioners[1].timeout: expected a duration such as "30s", got bool',
+    ]
+    del raw["provisioners"][1]
+    template = parse_template(raw, "t.json", None, Path.cwd())
+    assert (template.provisioners[0].pause_before, template.provisioners[0].timeout) == (90.0, 5.0)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from kiln import weak
-from kiln.duration import Duration
 from kiln.errors import TemplateError, TemplateProblems
 
 from .jsonsyntax import loads
@@ -94,17 +93,8 @@ def _names(value: Any, path: str, problems: _Problems, weakly: bool) -> list[str
 def _duration(value: Any, path: str, problems: _Problems) -> float:
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        problems.add(path, f'expected a duration such as "30s", got {weak.type_name(value)}')
-        return 0.0
-    if isinstance(value, int | float):
-        return float(weak.number_duration(value))
-    if value.strip().lstrip("+-").replace(".", "", 1).isdigit() and value.strip() != "0":
-        # Go's time.ParseDuration, which Packer uses here, wants a unit
-        problems.add(path, f'time: missing unit in duration "{value}" (write e.g. "{value}s")')
-        return 0.0
     try:
-        return float(Duration.parse(value)) if value else 0.0
+        return float(weak.template_duration(value))
     except ValueError as exc:
         problems.add(path, str(exc))
         return 0.0
@@ -257,7 +247,7 @@ def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | N
             try:
                 retries = int(text)
             except ValueError:
-                problems.add(f"{path}.max_retries", f"`max_retries` must be a valid integer, got {text!r}")
+                problems.add(f"{path}.max_retries", f'`max_retries` must be a valid integer, got "{text}"')
     if len(problems.items) != before or not ptype:
         return None
     config = {k: v for k, v in item.items() if k not in _PROVISIONER_KEYS}
