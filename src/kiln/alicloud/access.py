@@ -42,8 +42,8 @@ class AccessConfig(Options):
     ram_role_name: str = option("", doc="ECS RAM role for credentials, also given to the instance")
     ram_role_arn: str = option("", doc="RAM role to assume with the access key")
     ram_session_name: str = option("", doc="Session name when assuming ram_role_arn")
-    skip_region_validation: bool = option(False)
-    skip_image_validation: bool = option(False)
+    skip_region_validation: bool = option(False, doc="do not check that the regions exist")
+    skip_image_validation: bool = option(False, doc="do not check that source_image exists")
     custom_endpoint_ecs: str = option("", doc="ECS (and VPC) API endpoint; also KILN_ALICLOUD_ENDPOINT")
 
     def apply_environment(self) -> None:

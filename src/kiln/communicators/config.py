@@ -28,9 +28,9 @@ class SSHConfig(Options):
         doc="how kiln reaches the machine (none: it does not connect)",
     )
     ssh_host: str = option("", doc="address to connect to; builders that create the machine fill it in")
-    ssh_port: int = option(22)
-    ssh_username: str = option("")
-    ssh_password: str = option("", secret=True)
+    ssh_port: int = option(22, doc="the port sshd listens on")
+    ssh_username: str = option("", doc="the user to log in as")
+    ssh_password: str = option("", secret=True, doc="log in with this password")
     ssh_private_key_file: str = option("", doc="a private key file (OpenSSH or PEM)")
     ssh_keypair_name: str = option(
         "", doc="the cloud's name for an existing key pair; ssh_private_key_file is its key"
@@ -45,23 +45,34 @@ class SSHConfig(Options):
     ssh_read_write_timeout: Duration = option(
         _ZERO, doc="drop a connection that has sent nothing for this long (0: never)"
     )
-    ssh_disable_agent_forwarding: bool = option(False)
-    ssh_bastion_host: str = option("")
-    ssh_bastion_port: int = option(22)
-    ssh_bastion_username: str = option("")
-    ssh_bastion_password: str = option("", secret=True)
-    ssh_bastion_private_key_file: str = option("")
-    ssh_bastion_agent_auth: bool = option(False)
-    ssh_file_transfer_method: str = option("scp", choices=FILE_TRANSFER_METHODS)
-    ssh_clear_authorized_keys: bool = option(False)
+    ssh_disable_agent_forwarding: bool = option(
+        False, doc="do not forward the local ssh-agent to the machine"
+    )
+    ssh_bastion_host: str = option("", doc="connect through this jump host")
+    ssh_bastion_port: int = option(22, doc="the jump host's SSH port")
+    ssh_bastion_username: str = option("", doc="the user on the jump host")
+    ssh_bastion_password: str = option("", secret=True, doc="the jump host user's password")
+    ssh_bastion_private_key_file: str = option("", doc="a private key file for the jump host")
+    ssh_bastion_agent_auth: bool = option(False, doc="log in to the jump host with the ssh-agent's keys")
+    ssh_file_transfer_method: str = option(
+        "scp", choices=FILE_TRANSFER_METHODS, doc="how files are copied to and from the machine"
+    )
+    ssh_clear_authorized_keys: bool = option(
+        False, doc="remove the temporary key from the machine's authorized_keys before the image is made"
+    )
     ssh_temporary_key_pair_type: str = option(
-        "rsa", aliases=("temporary_key_pair_type",), choices=TEMPORARY_KEY_TYPES
+        "rsa",
+        aliases=("temporary_key_pair_type",),
+        choices=TEMPORARY_KEY_TYPES,
+        doc="the type of the key kiln makes when no password or key is given",
     )
     ssh_temporary_key_pair_bits: int = option(
         0, aliases=("temporary_key_pair_bits",), doc="rsa: 4096 by default"
     )
     ssh_ciphers: list[str] = option(default_factory=list, doc="ciphers to offer, in order of preference")
-    ssh_key_exchange_algorithms: list[str] = option(default_factory=list)
+    ssh_key_exchange_algorithms: list[str] = option(
+        default_factory=list, doc="key exchange algorithms to offer, in order of preference"
+    )
 
 
 def validate_ssh_config(cfg: SSHConfig, dctx: DecodeContext, path: str, *, needs_host: bool = False) -> None:

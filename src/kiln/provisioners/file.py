@@ -34,7 +34,7 @@ class FileConfig(Options):
     source: str = option("", doc="a local file or folder (remote, with direction download)")
     sources: list[str] = option(default_factory=list, doc="several sources; destination should end with /")  # noqa: RUF009
     content: str = option("", doc="text to write to destination, instead of a source")
-    destination: str = option("")
+    destination: str = option("", doc="where the file goes (on the machine, or here with direction download)")
     direction: str = option(
         "upload", choices=DIRECTIONS, invalid="Direction must be one of: download, upload."
     )

@@ -52,12 +52,14 @@ _5M, _ZERO = Duration(300), Duration(0)
 class ShellConfig(ShellCommonConfig):
     execute_command: str = option("", raw=True, doc="{{.Vars}}, {{.Path}}, {{.EnvVarFile}}")
     use_env_var_file: bool = option(False, doc="write the variables to a file and source it")
-    remote_folder: str = option("/tmp")
+    remote_folder: str = option("/tmp", doc="the folder on the machine the script is uploaded to")
     remote_file: str = option("", doc="script_NNNN.sh by default")
     remote_path: str = option("", doc="remote_folder/remote_file by default")
     skip_clean: bool = option(False, doc="leave the uploaded script on the machine")
-    start_retry_timeout: Duration = option(_5M)  # noqa: RUF009 - an immutable float
-    pause_after: Duration = option(_ZERO)  # noqa: RUF009 - an immutable float
+    start_retry_timeout: Duration = option(  # noqa: RUF009 - an immutable float
+        _5M, doc="how long to keep trying to start the script while the machine cannot be reached"
+    )
+    pause_after: Duration = option(_ZERO, doc="wait this long after the scripts ran")  # noqa: RUF009
     expect_disconnect: bool = option(False, doc="a dropped connection (a reboot) is not an error")
     binary: bool = option(False, doc="upload scripts as they are (no CRLF -> LF)")
 

@@ -29,7 +29,7 @@ class QemuConfig(SSHConfig):
     accelerator: str = option(
         "", choices=ACCELERATORS, doc="unset or none: kvm only if a guest proved to boot with it, else tcg"
     )
-    cpus: int = option(1)
+    cpus: int = option(1, doc="virtual CPUs")
     memory: int = option(512, doc="MB")
     headless: bool = option(False, doc="accepted: kiln's VMs never open a window")
     qemuargs: list[list[str]] = option(default_factory=list, doc="extra QEMU arguments")
@@ -39,9 +39,11 @@ class QemuConfig(SSHConfig):
     )
     boot_wait: Duration = option(Duration(10), doc="wait this long after start before connecting")
     shutdown_command: str = option("", doc="run over SSH to stop the machine; default: ACPI power-off")
-    shutdown_timeout: Duration = option(Duration(300))
-    ssh_host_port_min: int = option(2222)
-    ssh_host_port_max: int = option(4444)
+    shutdown_timeout: Duration = option(
+        Duration(300), doc="how long the machine may take to power off before it is stopped"
+    )
+    ssh_host_port_min: int = option(2222, doc="the lowest local port forwarded to the guest's SSH")
+    ssh_host_port_max: int = option(4444, doc="the highest local port forwarded to the guest's SSH")
     user_data: str = option("", doc="kiln: user data for the machine's NoCloud seed")
     user_data_file: str = option("", doc="kiln: a file whose content is the user data")
 
