@@ -131,6 +131,7 @@ class OptionInfo:
     aliases: tuple[str, ...]
     choices: tuple[str, ...]
     doc: str
+    fields: tuple[OptionInfo, ...] = ()  #: the options of an object (or a list of objects)
 
 
 def describe(cls: type[Any]) -> list[OptionInfo]:
@@ -150,9 +151,17 @@ def describe(cls: type[Any]) -> list[OptionInfo]:
                 aliases=tuple(meta.get("aliases", ())),
                 choices=tuple(meta.get("choices", ())),
                 doc=str(meta.get("doc", "")),
+                fields=tuple(describe(inner)) if (inner := _object_type(hints[f.name])) else (),
             )
         )
     return infos
+
+
+def _object_type(tp: Any) -> type[Any] | None:
+    """The dataclass an option of type `tp` holds (itself, or in a list), if any."""
+    if typing.get_origin(tp) is list:
+        tp = typing.get_args(tp)[0]
+    return tp if dataclasses.is_dataclass(tp) and isinstance(tp, type) else None
 
 
 def _type_text(tp: Any) -> str:

@@ -37,8 +37,15 @@ def component_text(kind: str, table: dict[str, str], name: str) -> str:
         where = "on the machine, through its communicator" if cls.needs_communicator else "on this host"
         lines += [f"Runs {where}.", ""]
     options = describe(cls.Config)
-    lines += [_option_line(info) for info in options] if options else ["No options."]
+    lines += [line for info in options for line in _option_lines(info)] if options else ["No options."]
     return "\n".join(lines) + "\n"
+
+
+def _option_lines(info: OptionInfo, indent: str = "") -> list[str]:
+    lines = [indent + _option_line(info)]
+    for inner in info.fields:
+        lines += _option_lines(inner, indent + "  ")
+    return lines
 
 
 def _option_line(info: OptionInfo) -> str:

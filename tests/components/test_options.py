@@ -122,6 +122,7 @@ def test_every_component_declares_its_options_as_options() -> None:
             assert issubclass(cls.Config, Options), name
             for f in dataclasses.fields(cls.Config):
                 assert "doc" in f.metadata, f"{name}.{f.name} is not declared with option()"
+                assert f.metadata["doc"], f"{name}.{f.name}: say what it does (doc=...)"
 
 
 @pytest.mark.parametrize(
@@ -164,6 +165,8 @@ def test_inspect_shows_the_options_of_a_component(tmp_path: Path) -> None:
     )
     assert "- `iso_url` (string; required)" in shown.stdout
     assert "``{{ build `ID` }}``" in shown.stdout
+    ecs = inspect("-options", "alicloud-ecs").stdout
+    assert "\n  - `disk_size` (number; default `0`): GiB\n" in ecs
     both = inspect("-options", "file").stdout
     assert "## builder `file`" in both and "## provisioner `file`" in both
     assert "Runs on the machine, through its communicator." in both

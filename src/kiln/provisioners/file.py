@@ -36,7 +36,10 @@ class FileConfig(Options):
     content: str = option("", doc="text to write to destination, instead of a source")
     destination: str = option("", doc="where the file goes (on the machine, or here with direction download)")
     direction: str = option(
-        "upload", choices=DIRECTIONS, invalid="Direction must be one of: download, upload."
+        "upload",
+        choices=DIRECTIONS,
+        invalid="Direction must be one of: download, upload.",
+        doc="upload to the machine, or download from it",
     )
     generated: bool = option(
         False, doc="the sources are made during the build: check them only when uploading"

@@ -74,11 +74,9 @@ class AlicloudEcsConfig(AccessConfig, SSHConfig):
     )
     boot_mode: str = option("", choices=BOOT_MODES, doc="the image's boot mode")
     kms_key_id: str = option("", doc="the KMS key that encrypts the image's copies")
-    system_disk_mapping: DiskDevice = option(
-        default_factory=DiskDevice, doc="the instance's system disk (disk_* options)"
-    )
+    system_disk_mapping: DiskDevice = option(default_factory=DiskDevice, doc="the instance's system disk")
     image_disk_mappings: list[DiskDevice] = option(
-        default_factory=list, doc="data disks of the instance, and so of the image (disk_* options)"
+        default_factory=list, doc="data disks of the instance, and so of the image"
     )
     skip_create_image: bool = option(False, doc="provision the instance but make no image")
     # -- instance ------------------------------------------------------------------------------
