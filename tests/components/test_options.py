@@ -16,7 +16,7 @@ from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
 from kiln.builders.qemu.config import QemuConfig
 from kiln.config import DecodeContext, Duration, FrozenOptionError, Options, decode
 from kiln.engine.prepare import prepare_builds
-from kiln.errors import TemplateProblems
+from kiln.errors import TemplateError, TemplateProblems
 from kiln.template import load_template, resolve_variables
 from kiln.template.json_loader import parse_template
 
@@ -202,3 +202,14 @@ def test_the_loader_reads_durations_with_the_shared_rules() -> None:
     del raw["provisioners"][1]
     template = parse_template(raw, "t.json", None, Path.cwd())
     assert (template.provisioners[0].pause_before, template.provisioners[0].timeout) == (90.0, 5.0)
+
+
+def test_a_bad_hcl2_max_retries_is_quoted_as_written(tmp_path: Path) -> None:
+    hcl = (
+        'source "null" "x" {\n  communicator = "none"\n}\n'
+        'build {\n  sources = ["source.null.x"]\n'
+        '  provisioner "shell-local" {\n    inline      = ["true"]\n    max_retries = "x\\\\y"\n  }\n}\n'
+    )
+    with pytest.raises(TemplateError) as info:
+        _builds(tmp_path, hcl, "t.pkr.hcl")
+    assert '`max_retries` must be a valid integer, got "x\\y"' in str(info.value)

@@ -263,7 +263,9 @@ def _component(
             try:
                 spec.max_retries = int(to_str(retries))
             except ValueError:
-                p.add(f"{path}.max_retries", f'`max_retries` must be a valid integer, got "{_str(retries)}"')
+                p.add(
+                    f"{path}.max_retries", f'`max_retries` must be a valid integer, got "{to_str(retries)}"'
+                )
         override = config.pop("override", None) or {}
         for key, value in override.items() if isinstance(override, dict) else []:
             if _matches([key], full, stype, sname) and isinstance(value, dict):
