@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Captured, Server, SudoUser, needs_root
+
 from kiln.communicators.base import Disconnected, RemoteCommand
 from kiln.communicators.config import SSHConfig, validate_ssh_config
 from kiln.communicators.connect import connect
