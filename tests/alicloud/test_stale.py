@@ -169,3 +169,18 @@ def test_bad_older_than_and_heartbeat_setting(cloud_env: dict[str, str], tmp_pat
         build.returncode == 1 and "KILN_HEARTBEAT_SECONDS='-3' is not a number" in build.stdout + build.stderr
     )
     assert "Traceback" not in build.stdout + build.stderr
+
+
+def test_a_build_that_cannot_beat_says_so_once(
+    cloud: LocalCloudProcess, cloud_env: dict[str, str], faults: Any, tmp_path: Path
+) -> None:
+    """Without the right to tag (a RAM policy without TagResources), the heartbeat cannot be
+    refreshed: the build goes on, and says once what that means for cleanups elsewhere."""
+    faults(TargetAction="CreateImage", LatencyMs="4000")
+    faults(TargetAction="TagResources", Code="Forbidden.RAM", HttpStatus="403", Count="100")
+    env = {**cloud_env, "KILN_HEARTBEAT_SECONDS": "1"}
+    built = kiln("build", str(template(tmp_path, _builder())), env=env, cwd=tmp_path)
+    out = built.stdout + built.stderr
+    assert built.returncode == 0, out
+    assert out.count("Cannot refresh this build's heartbeat tag") == 1, out
+    assert "Forbidden.RAM" in out and "may take it for dead once it is 30m old" in out, out

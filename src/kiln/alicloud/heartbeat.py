@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from types import TracebackType
 
 from kiln.alicloud.client import AlicloudClient
@@ -60,9 +61,13 @@ def interval() -> float:
 class Heartbeat:
     """`with Heartbeat(journal, client):` beats on a thread while the block runs."""
 
-    def __init__(self, journal: Journal, client: AlicloudClient) -> None:
+    def __init__(
+        self, journal: Journal, client: AlicloudClient, warn: Callable[[str], None] | None = None
+    ) -> None:
         self.journal = journal
         self.client = client
+        self.warn = warn
+        self.warned = False
         self.every = interval()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kiln-heartbeat", daemon=True)
@@ -83,6 +88,12 @@ class Heartbeat:
                 self.beat()
             except Exception as exc:  # a missed beat is retried at the next one
                 log.info("heartbeat of run %s failed: %s", self.journal.run_id, exc)
+                if self.warn is not None and not self.warned:
+                    self.warned = True
+                    self.warn(
+                        f"Cannot refresh this build's heartbeat tag ({exc}): `kiln cleanup --stale` on "
+                        f"another host may take it for dead once it is {STALE_AFTER / 60:.0f}m old"
+                    )
 
     def beat(self) -> None:
         self.journal.beat()

@@ -81,7 +81,7 @@ def build_image(builder: AlicloudEcsBuilder, ctx: BuildContext) -> Artifact | No
     state = EcsState(cfg, client, journal, run_id, policy=builder.wait_policy, parallel=builder.parallel)
     ctx.generated["SourceImage"] = cfg.source_image or cfg.image_family
     try:
-        with Heartbeat(journal, client):
+        with Heartbeat(journal, client, warn=ctx.ui.error):
             run_steps(build_steps(cfg), state, ctx)
     except BaseException:
         sweep(state, ctx)
