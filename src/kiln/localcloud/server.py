@@ -9,14 +9,21 @@ import logging
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from kiln.localcloud import actions_images, actions_instances, actions_keypairs, actions_network, actions_tags
+from kiln.localcloud import (
+    actions_images,
+    actions_instances,
+    actions_keypairs,
+    actions_network,
+    actions_tags,
+    incoming,
+)
 from kiln.localcloud.auth import Authenticator, Caller
 from kiln.localcloud.cloud import ACTIONS, Call, Cloud
 from kiln.localcloud.faults import Faults
+from kiln.localcloud.incoming import asked_format
 from kiln.localcloud.profile import LatencyProfile
 from kiln.localcloud.store import LogEntry
 from kiln.localcloud.wire import ApiError, render_json, render_xml, wants_xml
@@ -48,7 +55,7 @@ class Server:
         self.auth = Authenticator(cloud.store)
         self.faults = Faults()
         self._token_locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self.app = web.Application(client_max_size=4 * 1024 * 1024)
+        self.app = web.Application(client_max_size=incoming.MAX_BODY)
         from kiln.localcloud import console
 
         console.add_routes(self.app, self)
@@ -58,20 +65,22 @@ class Server:
     async def api(self, request: web.Request) -> web.Response:
         began = time.monotonic()
         request_id = str(uuid.uuid4()).upper()
-        body = await request.read()
-        query = {k: v for k, v in request.query.items()}
-        params = dict(query)
-        if body and request.content_type == "application/x-www-form-urlencoded":
-            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         headers = {k.lower(): v for k, v in request.headers.items()}
         # What the request says it is, for the log and an early error; what runs is what was signed.
-        action = params.get("Action") or headers.get("x-acs-action") or ""
-        version = params.get("Version") or headers.get("x-acs-version") or ""
-        xml = wants_xml(params, headers.get("accept", ""))
+        action = headers.get("x-acs-action", "")
+        version = headers.get("x-acs-version", "")
+        raw_query, accept = request.rel_url.raw_query_string, headers.get("accept", "")
+        xml = wants_xml(asked_format(raw_query), accept)  # until the parameters are read
         host = headers.get("host", "localcloud")
         caller: Caller | None = None
         status, code = 200, ""
         try:
+            body = await incoming.read_body(request)
+            xml = wants_xml(asked_format(raw_query, body), accept)
+            query, params = incoming.parse(request, body)
+            action = params.get("Action") or action
+            version = params.get("Version") or version
+            xml = wants_xml(params, accept)
             caller = self.auth.verify(request.method, request.path, query, params, headers, body)
             action, version = caller.action, caller.version
             data = await self._dispatch(caller, action, version, params, request_id)

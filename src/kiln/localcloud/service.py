@@ -18,6 +18,7 @@ from kiln import paths
 from kiln.errors import KilnError
 from kiln.localcloud.backend import InstanceBackend, NoMachines
 from kiln.localcloud.cloud import DEFAULT_REGION, Cloud
+from kiln.localcloud.incoming import REQUEST_LINE
 from kiln.localcloud.profile import LatencyProfile
 from kiln.localcloud.store import AccessKey, Store, private_file, state_folder
 
@@ -103,7 +104,7 @@ async def serve(
     from kiln.localcloud.server import Server
 
     server = Server(cloud)
-    runner_ = web.AppRunner(server.app, access_log=None, handle_signals=False)
+    runner_ = web.AppRunner(server.app, access_log=None, handle_signals=False, max_line_size=REQUEST_LINE)
     await runner_.setup()
     site = web.TCPSite(runner_, host, port, reuse_address=True)
     try:
