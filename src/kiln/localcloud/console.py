@@ -1,14 +1,18 @@
 """The console: a read-only page of regions, instances, images, networks, key pairs and the request log.
 
 It shows no secret to anyone (no access key secret, no private key, no UserData, no password), so it
-may answer without a signature; it changes nothing.
+may answer without a signature; it changes nothing. It answers only requests addressed to this
+machine by a loopback name or by the address localcloud listens on: a web page elsewhere whose name
+was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name as Host, and gets nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -17,6 +21,31 @@ from kiln.localcloud.images import progress, public_image
 
 if TYPE_CHECKING:
     from kiln.localcloud.server import Server
+
+
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+def host_allowed(host: str, listen: str) -> bool:
+    """Whether a request's Host names this machine: a loopback name or address, or `listen` (the
+    address the server is bound to; when that is all addresses, any IP address, never a name)."""
+    try:
+        name = (urlsplit(f"//{host}").hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    bound = listen.strip("[]").lower()
+    if not name:
+        return False
+    if name == "localhost" or name.endswith(".localhost") or name == bound:
+        return True
+    address, bound_address = _ip(name), _ip(bound)
+    if address is None:
+        return False
+    return address.is_loopback or (bound_address is not None and bound_address.is_unspecified)
 
 
 def _mask(access_key_id: str) -> str:
@@ -106,7 +135,19 @@ def snapshot(server: Server) -> dict[str, Any]:
 def add_routes(app: web.Application, server: Server) -> None:
     page = resources.files("kiln.localcloud").joinpath("console.html").read_text(encoding="utf-8")
 
+    def refused(request: web.Request) -> web.Response | None:
+        if host_allowed(request.host, server.listen):
+            return None
+        return web.Response(
+            status=403,
+            text=f"localcloud console: {request.host!r} is not a name of this machine; "
+            f"open it as http://127.0.0.1:{request.url.port or ''}/console\n",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
     async def index(request: web.Request) -> web.Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         return web.Response(
             text=page,
             content_type="text/html",
@@ -118,6 +159,8 @@ def add_routes(app: web.Application, server: Server) -> None:
         )
 
     async def state(request: web.Request) -> web.Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         return web.json_response(snapshot(server), headers={"Cache-Control": "no-store"})
 
     app.router.add_get("/console", index)

@@ -50,8 +50,9 @@ _VOLATILE = {
 
 
 class Server:
-    def __init__(self, cloud: Cloud) -> None:
+    def __init__(self, cloud: Cloud, listen: str = "127.0.0.1") -> None:
         self.cloud = cloud
+        self.listen = listen  # the address served on: the console answers to it (and to loopback)
         self.auth = Authenticator(cloud.store)
         self.faults = Faults()
         self._token_locks: dict[str, tuple[asyncio.Lock, int]] = {}

@@ -103,7 +103,7 @@ async def serve(
     cloud = Cloud(state_dir, store, backend, profile)
     from kiln.localcloud.server import Server
 
-    server = Server(cloud)
+    server = Server(cloud, listen=host)
     runner_ = web.AppRunner(server.app, access_log=None, handle_signals=False, max_line_size=REQUEST_LINE)
     await runner_.setup()
     site = web.TCPSite(runner_, host, port, reuse_address=True)
