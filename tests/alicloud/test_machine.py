@@ -33,14 +33,19 @@ def machines_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
         yield process
 
 
-def test_seed_build_then_redis_answers(machines_cloud: LocalCloudProcess, tmp_path: Path) -> None:
-    cloud = machines_cloud
-    env = {
+def user_env(cloud: LocalCloudProcess, tmp_path: Path) -> dict[str, str]:
+    """What a user's shell has after `eval "$(kiln localcloud env)"`, and a state folder."""
+    return {
         "ALICLOUD_ACCESS_KEY": cloud.access_key_id,
         "ALICLOUD_SECRET_KEY": cloud.secret,
         "KILN_ALICLOUD_ENDPOINT": cloud.url,
         "KILN_STATE_DIR": str(tmp_path / "state"),
     }
+
+
+def test_seed_build_then_redis_answers(machines_cloud: LocalCloudProcess, tmp_path: Path) -> None:
+    cloud = machines_cloud
+    env = user_env(cloud, tmp_path)
     before = inventory(cloud)
     shutil.copy(ROOT / "examples" / "alicloud" / "redis.json", tmp_path / "alicloud.json")
     built = kiln("build", "alicloud.json", env=env, cwd=tmp_path, timeout=900)
@@ -92,12 +97,7 @@ def test_instance_deleted_under_a_running_script_fails_the_build_at_once(
     """The machine goes away mid-script: the build fails within 30 s (no waiting ssh_timeout to
     remove the script from a machine that is gone), says why, and leaves nothing."""
     cloud = machines_cloud
-    env = {
-        "ALICLOUD_ACCESS_KEY": cloud.access_key_id,
-        "ALICLOUD_SECRET_KEY": cloud.secret,
-        "KILN_ALICLOUD_ENDPOINT": cloud.url,
-        "KILN_STATE_DIR": str(tmp_path / "state"),
-    }
+    env = user_env(cloud, tmp_path)
     before = inventory(cloud)
     builder = {**SEED_BUILDER, "image_name": "never_made", "ssh_timeout": "5m"}
     path = template(
