@@ -18,7 +18,6 @@ redactor still recognises a secret in it.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from kiln.duration import Duration
@@ -44,6 +43,8 @@ def go_number(value: int | float) -> str:
         return str(int(value))
     text = repr(value)
     if "e" in text and value == value and abs(value) != float("inf"):
+        from decimal import Decimal  # only for the rare number written with an exponent
+
         text = format(Decimal(text), "f")
     return text
 

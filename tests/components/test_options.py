@@ -13,6 +13,7 @@ import pytest
 
 from kiln import registry
 from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
+from kiln.builders.file import FileConfig
 from kiln.builders.qemu.config import QemuConfig
 from kiln.config import DecodeContext, Duration, FrozenOptionError, Options, decode
 from kiln.engine.prepare import prepare_builds
@@ -213,3 +214,12 @@ def test_a_bad_hcl2_max_retries_is_quoted_as_written(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as info:
         _builds(tmp_path, hcl, "t.pkr.hcl")
     assert '`max_retries` must be a valid integer, got "x\\y"' in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("number", "text"), [(22, "22"), (22.0, "22"), (1.5, "1.5"), (1e21, "1000000000000000000000")]
+)
+def test_a_number_read_as_a_string_is_written_as_go_writes_it(number: float, text: str) -> None:
+    dctx = DecodeContext()
+    config = decode(FileConfig, {"target": "t", "content": number}, "b", dctx)
+    assert dctx.errors == [] and config.content == text
