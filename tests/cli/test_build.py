@@ -72,6 +72,19 @@ def test_max_retries_retries_then_succeeds(kiln: Kiln) -> None:
     assert "retrying with 2 trie(s) left" in result.out
 
 
+def test_max_retries_from_a_variable_is_rendered_as_packer_does(kiln: Kiln) -> None:
+    script = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; exit 1"
+    prov = {"type": "shell-local", "inline": [script], "max_retries": "{{user `retries`}}"}
+    path = kiln.template(null_build(prov, variables={"retries": "2"}))
+    result = kiln("build", str(path))
+    assert result.code == 1, result.text
+    assert (kiln.cwd / "count").read_text().strip() == "3"
+    bad = kiln.template(null_build(prov, variables={"retries": "two"}), name="bad.json")
+    result = kiln("validate", str(bad))
+    assert result.code == 1
+    assert 'provisioners[0].max_retries: `max_retries` must be a valid integer, got "two"' in result.err
+
+
 def test_timeout_stops_a_provisioner(kiln: Kiln) -> None:
     path = kiln.template(
         null_build({"type": "shell-local", "inline": ["echo $$ > pid; exec sleep 60"], "timeout": "1s"})

@@ -47,7 +47,7 @@ def provision(build: Build, ctx: BuildContext, comm: Communicator) -> None:
 def _run_provisioner(build: Build, ctx: BuildContext, comm: Communicator, prov: PreparedProvisioner) -> None:
     spec = prov.spec
     reprepare(build, ctx.generated, prov.component, spec, prov.config)
-    attempts = max(0, spec.max_retries) + 1
+    attempts = max(0, prov.max_retries) + 1
     for attempt in range(attempts):
         if spec.pause_before > 0:
             ctx.ui.say(f"Pausing {Duration(spec.pause_before)} before the next provisioner...")

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln import registry
+from kiln import registry, weak
 from kiln.components import Builder, PostProcessor, Provisioner
 from kiln.config import DecodeContext
 from kiln.core.secrets import REDACTOR
@@ -23,6 +23,7 @@ class PreparedProvisioner:
     spec: ComponentSpec
     component: Provisioner
     config: dict[str, Any]  #: the raw config after `override`, for re-preparing with generated data
+    max_retries: int = 0  #: the spec's, with a templated one rendered for this build
 
     @property
     def type(self) -> str:
@@ -170,7 +171,27 @@ def _prepare_provisioner(
     config = dict(spec.config)
     config.update(spec.override.get(build.name, {}))
     component = _create(registry.PROVISIONERS, "provisioner", build, spec, config, problems)
-    return PreparedProvisioner(spec, component, config) if component is not None else None
+    if component is None:
+        return None
+    return PreparedProvisioner(spec, component, config, _max_retries(build, spec, problems))
+
+
+def _max_retries(build: Build, spec: ComponentSpec, problems: list[str]) -> int:
+    """`max_retries`, rendered with the build's variables when it is a template (as Packer does)."""
+    if not spec.max_retries_text:
+        return spec.max_retries
+    dctx = _decode_ctx(build)
+    assert dctx.render is not None
+    try:
+        text = dctx.render(spec.max_retries_text)
+    except Exception as exc:  # the template engine's errors name the problem; we add where
+        problems.append(f"{spec.path}.max_retries: error processing template: {exc}")
+        return 0
+    retries = weak.parse_int(text) if text.strip() else 0
+    if retries is None:
+        problems.append(f'{spec.path}.max_retries: `max_retries` must be a valid integer, got "{text}"')
+        return 0
+    return retries
 
 
 def _prepare_post_processor(

@@ -244,10 +244,10 @@ def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | N
         elif "{{" in text:
             retries_text = text
         elif text:
-            try:
-                retries = int(text)
-            except ValueError:
+            parsed = weak.parse_int(text)
+            if parsed is None:
                 problems.add(f"{path}.max_retries", f'`max_retries` must be a valid integer, got "{text}"')
+            retries = parsed or 0
     if len(problems.items) != before or not ptype:
         return None
     config = {k: v for k, v in item.items() if k not in _PROVISIONER_KEYS}
