@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-
 from conftest import Captured, Server
+
 from kiln.communicators.banner import MAX_PENDING, SLOW_INTERVAL, wait_for_banner
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.connect import connect

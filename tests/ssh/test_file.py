@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Captured
 from test_communicator import assert_same_tree, make_tree
 
-from conftest import Captured
 from kiln.communicators.ssh import SSHCommunicator
 from kiln.config import DecodeContext
 from kiln.errors import CommunicatorError

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import Captured, Server, SudoUser, needs_root
+
 from kiln.builders.connect import StepCleanupTempKeys, StepConnect
 from kiln.communicators.base import Communicator, RemoteCommand
 from kiln.communicators.keys import TemporaryKeyPair

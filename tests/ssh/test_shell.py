@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Captured, Server, SudoUser, needs_root
+
 from kiln.communicators.ssh import SSHCommunicator
 from kiln.config import DecodeContext
 from kiln.errors import BuildError
