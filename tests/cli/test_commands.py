@@ -19,11 +19,22 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.parametrize("flag", ["--help", "-help", "-h"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_help(kiln: Kiln, command: str) -> None:
-    result = kiln(command, "--help")
+def test_help(kiln: Kiln, command: str, flag: str) -> None:
+    result = kiln(command, flag)
     assert result.code == 0, result.text
     assert "usage" in result.text.lower()
+    assert "Error:" not in result.text and ": error:" not in result.text and "Traceback" not in result.text
+
+
+@pytest.mark.parametrize("command", ["cleanup", "baseimage", "localcloud"])
+def test_bad_argument_is_one_line_error(kiln: Kiln, command: str) -> None:
+    result = kiln(command, "--no-such-flag")
+    assert result.code == 1, result.text
+    assert result.err == (
+        f"Error: kiln {command}: unrecognized arguments: --no-such-flag\n  hint: see `kiln {command} -help`\n"
+    ) or (command == "baseimage" and result.err.startswith("Error: kiln baseimage: ")), result.err
     assert "Traceback" not in result.text
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
+from kiln.cli.args import Parser, wants_help
 from kiln.errors import KilnError
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kiln baseimage", description="Build Debian base disk images from Debian's packages."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -20,11 +20,14 @@ def main(argv: list[str]) -> int:
     build.add_argument("--output", type=Path, help="copy the image into this folder as NAME.FORMAT")
     build.add_argument("--format", choices=("qcow2", "raw"), default="qcow2", help="default: qcow2")
     build.add_argument("--size", help="disk size, e.g. 4G (default) or 20G; the root grows at boot anyway")
-    args = parser.parse_args(argv)
-
+    if wants_help(argv):
+        parser.print_help()
+        build.print_help()
+        return 0
     from kiln.machines.baseimage import build_base_image
 
     try:
+        args = parser.parse_args(argv)
         image = build_base_image(args.name, args.format, args.size)
         if args.output is not None:
             args.output.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,13 @@
-"""`kiln cleanup [--run-id ID | --stale] [--region R] [--dry-run]`: delete the cloud resources an
+"""`kiln cleanup`: delete the cloud resources an
 interrupted or killed alicloud build left behind (and, with --stale, what its local machines left:
 processes, mounts, loop devices, network namespaces).
 
 Resources are found two ways: in the build's journal (`state_dir()/journal/<run-id>.json`, written
 as each resource came to exist) and by their `kiln-run-id` tag (which also finds a resource whose
-create call was answered after the build died). `--stale` takes every run whose build no longer
-runs. Credentials come from the environment as for a build (ALICLOUD_* / ALIBABA_CLOUD_* variables,
+create call was answered after the build died). `--stale` takes every run that is provably over:
+its process, when this host can look it up (same host, boot and pid namespace), is gone or a
+zombie; otherwise its newest heartbeat (the `kiln-heartbeat` tag the build refreshes, and its
+journal's) is older than `--older-than`. Runs skipped as alive are named, with why. Credentials come from the environment as for a build (ALICLOUD_* / ALIBABA_CLOUD_* variables,
 ALICLOUD_PROFILE, ~/.aliyun/config.json); the endpoint is the one the build used.
 """
 
@@ -14,11 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kiln.cli.args import Parser, wants_help
+
 USAGE = "kiln cleanup [--run-id ID [--force] | --stale [--older-than D]] [--region R] [--dry-run]"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiln cleanup", usage=USAGE, description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="kiln cleanup", usage=USAGE, description=__doc__.split("\n\n")[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--run-id", "-run-id", dest="run_id", help="the run to clean up")
     which.add_argument("--stale", "-stale", action="store_true", help="every run whose build is gone")
@@ -40,13 +44,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    from kiln.errors import KilnError
+
+    parser = _parser()
+    if wants_help(argv):
+        parser.print_help()
+        return 0
+    try:
+        args = parser.parse_args(argv)
+    except KilnError as exc:
+        sys.stderr.write(f"Error: {exc.render()}\n")
+        return 1
     if not args.run_id and not args.stale:
         sys.stderr.write(f"Error: give --run-id ID or --stale\n  usage: {USAGE}\n")
         return 1
     from kiln.alicloud.cleanup import Cleanup
     from kiln.config import Duration
-    from kiln.errors import KilnError
 
     try:
         older_than = float(Duration.parse(args.older_than))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+
+from kiln.cli.args import Parser, wants_help
 
 HELP = """Usage: kiln localcloud <subcommand> [options]
 
@@ -36,21 +37,9 @@ def _listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-HELP_FLAGS = ("-h", "-help", "--help")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one line (KilnError) instead of usage plus exit(2)."""
-
-    def error(self, message: str) -> NoReturn:
-        from kiln.errors import KilnError
-
-        raise KilnError(f"{self.prog}: {message}", "see `kiln localcloud -help`")
-
-
 def main(argv: list[str]) -> int:
     # Packer's single-dash -help as well as -h/--help, after the subcommand too (`serve -help`).
-    if not argv or argv[0] == "help" or any(arg in HELP_FLAGS for arg in argv):
+    if not argv or argv[0] == "help" or wants_help(argv):
         sys.stdout.write(HELP)
         return 0 if argv else 1
     from kiln.errors import KilnError
@@ -65,25 +54,25 @@ def main(argv: list[str]) -> int:
 def _run(argv: list[str]) -> int:
     from kiln.localcloud import service
 
-    parser = _Parser(prog="kiln localcloud", add_help=False)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    serve = sub.add_parser("serve", add_help=False)
+    parser = Parser(prog="kiln localcloud")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve")
     serve.add_argument("--listen", type=_listen, default=("127.0.0.1", service.DEFAULT_PORT))
     serve.add_argument("--state", type=Path)
     serve.add_argument("--runner", choices=service.RUNNERS, default="light")
     serve.add_argument("--profile", default="fast")
-    env = sub.add_parser("env", add_help=False)
+    env = sub.add_parser("env")
     env.add_argument("--state", type=Path)
-    keys = sub.add_parser("keys", add_help=False)
-    keys_sub = keys.add_subparsers(dest="keys_command", parser_class=_Parser)
-    create = keys_sub.add_parser("create", add_help=False)
+    keys = sub.add_parser("keys")
+    keys_sub = keys.add_subparsers(dest="keys_command")
+    create = keys_sub.add_parser("create")
     create.add_argument("--state", type=Path)
     create.add_argument("--sts", action="store_true")
-    listing = keys_sub.add_parser("list", add_help=False)
+    listing = keys_sub.add_parser("list")
     listing.add_argument("--state", type=Path)
-    fault = sub.add_parser("fault", add_help=False)
-    fault_sub = fault.add_subparsers(dest="fault_command", parser_class=_Parser)
-    add = fault_sub.add_parser("add", add_help=False)
+    fault = sub.add_parser("fault")
+    fault_sub = fault.add_subparsers(dest="fault_command")
+    add = fault_sub.add_parser("add")
     add.add_argument("--action", default="*")
     add.add_argument("--code", default="")
     add.add_argument("--status", default="")
@@ -92,9 +81,9 @@ def _run(argv: list[str]) -> int:
     add.add_argument("--latency-ms", default="")
     add.add_argument("--max-per-second", default="")
     for name in ("list", "clear"):
-        fault_sub.add_parser(name, add_help=False).add_argument("--state", type=Path)
+        fault_sub.add_parser(name).add_argument("--state", type=Path)
     add.add_argument("--state", type=Path)
-    request_log = sub.add_parser("log", add_help=False)
+    request_log = sub.add_parser("log")
     request_log.add_argument("--limit", default="50")
     request_log.add_argument("--state", type=Path)
     args = parser.parse_args(argv)
