@@ -193,4 +193,4 @@ def test_config_errors_name_the_field(cloud_env: dict[str, str]) -> None:
     assert "builders[0]: instance_type must be specified" in text
     assert "builders[0].source_image: A source_image must be specified" in text
     assert "builders[0].user_data_file: Only one of user_data or user_data_file can be specified." in text
-    assert "builders[0].custom_endpoint_ecs: invalid endpoint 'ftp://x'" in text
+    assert 'builders[0].custom_endpoint_ecs: invalid endpoint "ftp://x"' in text

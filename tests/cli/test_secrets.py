@@ -68,13 +68,16 @@ def test_a_wrong_option_value_is_shown_as_written_so_a_secret_in_it_stays_hidden
             "provisioners": [
                 {"type": "shell-local", "inline": ["true"], "use_linux_pathing": "{{user `flag`}}"},
             ],
-            "post-processors": [{"type": "compress", "compression_level": "{{user `port`}}"}],
+            "post-processors": [
+                {"type": "compress", "compression_level": "{{user `port`}}", "format": "{{user `flag`}}"}
+            ],
         }
     )
     result = kiln("validate", str(path))
     assert result.code == 1
     assert 'provisioners[0].use_linux_pathing: cannot parse "<sensitive>" as bool' in result.err, result.err
     assert 'compression_level: cannot parse "<sensitive>" as int' in result.err, result.err
+    assert 'post-processors[0].format: unknown format "<sensitive>"' in result.err, result.err
     assert "secret" not in result.text.lower()
 
 

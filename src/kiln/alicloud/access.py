@@ -98,7 +98,7 @@ class Endpoint:
 
 def parse_endpoint(text: str) -> Endpoint:
     """`http://127.0.0.1:8080`, `https://ecs.example.com` or a bare `host[:port]` (https)."""
-    text = text.strip().rstrip("/")
+    written, text = text, text.strip().rstrip("/")
     if "://" not in text:
         return Endpoint("https", text)
     from urllib.parse import urlsplit  # only for templates that set an endpoint
@@ -106,7 +106,7 @@ def parse_endpoint(text: str) -> Endpoint:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise KilnError(
-            f"invalid endpoint {text!r}",
+            f'invalid endpoint "{written}"',
             "use http://HOST:PORT or https://HOST (no path), e.g. http://127.0.0.1:8080",
         )
     return Endpoint(parts.scheme, parts.netloc)

@@ -89,12 +89,13 @@ class CompressPostProcessor(PostProcessor):
             config.compression_level = DEFAULT_LEVEL
         elif config.compression_level < -1:
             dctx.error(f"{path}.compression_level", f"must be from 1 to 9, got {config.compression_level}")
-        config.format = config.format.strip().lstrip(".").lower()
+        written = config.format
+        config.format = written.strip().lstrip(".").lower()
         known = {"tar", "zip", *_ALGORITHMS, *_TAR_SHORT}
         if config.format and not set(config.format.split(".")) <= known:
             dctx.error(
                 f"{path}.format",
-                f'unknown format "{config.format}" (use tar, zip, gz, tar.gz, xz, tar.xz, bz2, zst, lz4...)',
+                f'unknown format "{written}" (use tar, zip, gz, tar.gz, xz, tar.xz, bz2, zst, lz4...)',
             )
 
     def post_process(self, ctx: BuildContext, artifact: Artifact) -> PostProcessResult:

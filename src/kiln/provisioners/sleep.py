@@ -23,7 +23,7 @@ class SleepProvisioner(Provisioner):
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         if self.config.duration < 0:
-            dctx.error(f"{path}.duration", f"must not be negative, got {float(self.config.duration):g}s")
+            dctx.error(f"{path}.duration", f"must not be negative, got {self.config.duration}")
 
     def provision(self, ctx: BuildContext, comm: Communicator) -> None:
         ctx.log.info("sleep: waiting %s", self.config.duration)
