@@ -134,6 +134,7 @@ def test_a_build_whose_vm_never_boots_resets_it_and_keeps_its_console(
                 "output_directory": "out",
                 "ssh_username": "root",
                 "ssh_timeout": "35s",
+                "boot_wait": "500ms",
             }
         ]
     }
@@ -142,6 +143,7 @@ def test_a_build_whose_vm_never_boots_resets_it_and_keeps_its_console(
     done = kiln("build", "blank.json", cwd=tmp_path, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
+    assert "Waiting 500ms for boot..." in output  # as Go prints a duration
     assert "Timeout waiting for SSH" in output
     assert output.count("The VM runner: the boot was stuck (no disk activity for") == 2, output
     state = Path(os.environ["KILN_STATE_DIR"])
