@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from kiln import paths
 from kiln.errors import MachineError
-from kiln.machines import guestfiles
+from kiln.machines import command, guestfiles
 from kiln.machines.spec import ImageFormat
 
 RECIPE_VERSION = 1
@@ -141,7 +140,7 @@ def build_base_image(
         if fmt == "qcow2" and not target.exists():
             say("converting to qcow2")
             partial = target.with_suffix(".partial")
-            _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(partial)], "qemu-img convert")
+            command.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(partial)], "converting to qcow2")
             os.replace(partial, target)
     say(f"image ready: {target}")
     return target
@@ -182,7 +181,7 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         script = work / "make-disk.sh"
         script.write_text(guestfiles.MAKE_DISK)
         core = work / "core.img"
-        _run(
+        command.run(
             [
                 "grub-mkimage",
                 "-O",
@@ -208,7 +207,13 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
             str(tree),
             *recipe.mirrors,
         ]
-        _stream(argv, env, say)
+        command.stream(
+            argv,
+            f"mmdebstrap {recipe.suite}",
+            lambda line: say(line) if line.startswith(("I: ", "E: ", "W: ")) else None,
+            hint="check that Debian's mirror http://deb.debian.org is reachable",
+            env=env,
+        )
         say(f"root file system ready after {time.monotonic() - began:.0f} s; writing the disk")
         partial = work / "disk.raw"
         with open(partial, "wb") as disk:
@@ -216,7 +221,7 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         os.chmod(partial, 0o644 if root else 0o666)
         helper = [] if root else ["mmdebstrap", "--unshare-helper"]
         argv = ["sh", str(script), str(tree), str(partial), str(recipe.size_bytes // 512), str(files)]
-        _run([*helper, *argv, str(core)], "writing the disk", env)
+        command.run([*helper, *argv, str(core)], "writing the disk", env=env)
         os.chmod(partial, 0o644)
         os.replace(partial, raw)
     finally:
@@ -242,7 +247,9 @@ def remove_tree(path: Path) -> None:
         # (each entry by name: the unshared root may not list the user's own folder)
         entries = [str(entry) for entry in path.iterdir()] if path.is_dir() else []
         if entries:
-            subprocess.run(["mmdebstrap", "--unshare-helper", "rm", "-rf", *entries], capture_output=True)
+            command.run(
+                ["mmdebstrap", "--unshare-helper", "rm", "-rf", *entries], "removing the tree", check=False
+            )
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -253,28 +260,3 @@ def _write_files(folder: Path, files: dict[str, tuple[str, int]]) -> Path:
         path.write_text(content)
         path.chmod(mode)
     return folder
-
-
-def _stream(argv: list[str], env: dict[str, str], say: Progress) -> None:
-    """Run a long command, passing its progress lines on; the last lines go into the error."""
-    tail: list[str] = []
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = [*tail[-15:], line]
-            if line.startswith(("I: ", "E: ", "W: ")):
-                say(line)
-        code = proc.wait()
-    if code != 0:
-        raise MachineError(
-            f"{argv[0]} failed with exit code {code}: " + " | ".join(tail[-5:]),
-            "check that Debian's mirror http://deb.debian.org is reachable",
-        )
-
-
-def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise MachineError(f"{what} failed: {' | '.join(detail)}", f"command: {' '.join(argv[:3])} ...")

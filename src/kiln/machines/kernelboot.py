@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln import paths
+from kiln.machines import command
 
 FALLBACK_APPEND = "root=LABEL=root ro console=ttyS0,115200 quiet"
 
@@ -68,14 +69,14 @@ def _builtin(config: str, *options: str) -> bool:
     return all(f"CONFIG_{option}=y" in lines for option in options)
 
 
-def _debugfs(device: str, request: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["debugfs", "-R", request, device], capture_output=True, check=False)
+def _debugfs(device: str, request: str) -> subprocess.CompletedProcess[str]:
+    return command.run(["debugfs", "-R", request, device], f"debugfs {request}", check=False)
 
 
 def _link_target(device: str, path: str) -> str | None:
     done = _debugfs(device, f"stat {path}")
-    match = re.search(rb'Fast link dest: "([^"]+)"', done.stdout)
-    return match.group(1).decode() if match else None
+    match = re.search(r'Fast link dest: "([^"]+)"', done.stdout)
+    return match.group(1) if match else None
 
 
 def _resolve(device: str, path: str) -> str:
@@ -109,11 +110,11 @@ def _extract(raw: Path, dest: Path) -> bool:
         if done.returncode != 0 or not (dest / name).is_file() or (dest / name).stat().st_size == 0:
             return False
     grub = _debugfs(device, "cat /boot/grub/grub.cfg")
-    append = _append_line(grub.stdout.decode(errors="replace")) if grub.returncode == 0 else FALLBACK_APPEND
+    append = _append_line(grub.stdout) if grub.returncode == 0 else FALLBACK_APPEND
     (dest / "append").write_text(append + "\n")
     # /boot/vmlinuz-6.1.0-x-cloud-amd64 -> /boot/config-6.1.0-x-cloud-amd64
     config = _debugfs(device, f"cat {kernel_path.replace('/vmlinuz-', '/config-')}")
-    config_text = config.stdout.decode(errors="replace") if config.returncode == 0 else ""
+    config_text = config.stdout if config.returncode == 0 else ""
     if partuuid and "/vmlinuz-" in kernel_path and _builtin(config_text, "BLK_DEV_NVME", "EXT4_FS", "PCI"):
         (dest / "nvme-root").write_text(partuuid + "\n")
     return True
@@ -135,12 +136,8 @@ def boot_files(image: Path, image_format: str) -> BootFiles | None:
             if image_format != "raw":
                 # debugfs reads raw files only; a sparse copy costs about a second once per image
                 raw = work / "disk.raw"
-                done = subprocess.run(
-                    ["qemu-img", "convert", "-O", "raw", str(image.resolve()), str(raw)],
-                    capture_output=True,
-                    check=False,
-                )
-                if done.returncode != 0:
+                argv = ["qemu-img", "convert", "-O", "raw", str(image.resolve()), str(raw)]
+                if command.run(argv, "converting the image to raw", check=False).returncode != 0:
                     return None
             files = work / "files"
             files.mkdir()

@@ -24,23 +24,18 @@ import time
 from pathlib import Path
 
 from kiln.errors import MachineError
-from kiln.machines import seed, state
+from kiln.machines import command, seed, state
 from kiln.machines.qemu import convert_image, image_format
 from kiln.machines.spec import ImageFormat, Machine, MachineSpec
 
 REBOOT_EXIT = 133
 
 
-def _run(argv: list[str], what: str) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise MachineError(f"{what} failed: {done.stderr.strip() or done.stdout.strip()}", " ".join(argv))
-    return done.stdout.strip()
-
-
 def root_partition(image: Path) -> tuple[int, int]:
     """(offset, size) in bytes of the image's largest partition: the root file system of kiln images."""
-    table = json.loads(_run(["sfdisk", "--json", str(image)], f"reading the partition table of {image}"))
+    table = json.loads(
+        command.output(["sfdisk", "--json", str(image)], f"reading the partition table of {image}")
+    )
     parts = table.get("partitiontable", {}).get("partitions", [])
     if not parts:
         raise MachineError(f"image {image} has no partition", "use an image from `kiln baseimage build`")
@@ -89,14 +84,14 @@ class NamespaceMachine(Machine):
     def _attach(self, disk: Path, readonly: bool) -> str:
         offset, size = root_partition(disk)
         argv = ["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), str(disk)]
-        device = _run(argv[:1] + (["-r"] if readonly else []) + argv[1:], f"attaching {disk}")
+        device = command.output(argv[:1] + (["-r"] if readonly else []) + argv[1:], f"attaching {disk}")
         self.record.add("loops", device)
         return device
 
     def _mount(self, target: Path, *args: str) -> None:
         target.mkdir(parents=True, exist_ok=True)
         self.record.add("mounts", str(target))
-        _run(["mount", *args, str(target)], f"mounting {target}")
+        command.run(["mount", *args, str(target)], f"mounting {target}")
 
     def _unmount(self, target: Path) -> None:
         state.unmount(str(target))
@@ -123,18 +118,16 @@ class NamespaceMachine(Machine):
         if Path("/run/netns", self.netns).exists():
             return
         self.record.add("netns", self.netns)
-        _run(["ip", "netns", "add", self.netns], "creating the network namespace")
-        _run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], "bringing up lo")
+        command.run(["ip", "netns", "add", self.netns], "creating the network namespace")
+        command.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], "bringing up lo")
         api = self.work_dir / "slirp.sock"
         api.unlink(missing_ok=True)
         argv = [
             "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
             "--api-socket", str(api), "--netns-type=path", f"/run/netns/{self.netns}", "tap0",
         ]  # fmt: skip
-        with open(self.work_dir / "slirp4netns.log", "wb") as log:
-            self.slirp = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
+        (self.work_dir / "slirp4netns.log").unlink(missing_ok=True)
+        self.slirp = command.spawn(argv, "starting slirp4netns", self.work_dir / "slirp4netns.log")
         self.record.add("processes", self.slirp.pid)
         request = {
             "execute": "add_hostfwd",
@@ -190,14 +183,8 @@ class NamespaceMachine(Machine):
             ]  # fmt: skip
             loop = f'while :; do "$@"; rc=$?; [ $rc -eq {REBOOT_EXIT} ] || exit $rc; done'
             self._console_begins()
-            with open(self.console_log, "ab") as log:
-                self.proc = subprocess.Popen(
-                    ["sh", "-c", loop, "kiln-machine", *nspawn],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                )
+            argv = ["sh", "-c", loop, "kiln-machine", *nspawn]
+            self.proc = command.spawn(argv, "starting the container", self.console_log)
             self.record.add("processes", self.proc.pid)
         except BaseException:
             self.kill()
@@ -246,12 +233,12 @@ class NamespaceMachine(Machine):
             raise MachineError(f"machine {self.id} has no disk yet", "start it first")
         copy = self.work_dir / "save.raw"
         try:
-            _run(["cp", "--sparse=always", str(self._lower()), str(copy)], "copying the base disk")
+            command.run(["cp", "--sparse=always", str(self._lower()), str(copy)], "copying the base disk")
             self._mount(self.save_root, "-o", "rw", self._attach(copy, readonly=False))
             self._mount(self.lower_mnt, "-o", "ro,noload", self._attach(self._lower(), readonly=True))
             view = self.work_dir / "view"
             self._mount(view, "-t", "overlay", "overlay", "-o", f"ro,lowerdir={self.upper}:{self.lower_mnt}")
-            _run(
+            command.run(
                 ["rsync", "-aHAX", "--numeric-ids", "--delete", f"{view}/", f"{self.save_root}/"],
                 "copying the machine's files into the image",
             )

@@ -22,7 +22,7 @@ from typing import Any
 from kiln import paths
 from kiln.communicators.banner import wait_for_banner
 from kiln.errors import MachineError
-from kiln.machines import kernelboot, seed, state
+from kiln.machines import command, kernelboot, seed, state
 from kiln.machines.spec import ImageFormat, Machine, MachineSpec
 
 QEMU = "qemu-system-x86_64"
@@ -186,12 +186,7 @@ class VirtualMachine(Machine):
         base = self.spec.image.resolve()
         argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", image_format(base)]
         argv += [str(self._disk)] + ([self.spec.disk_size] if self.spec.disk_size else [])
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise MachineError(
-                f"cannot make the disk of machine {self.id}: {done.stderr.strip()}",
-                "check disk_size and free space",
-            )
+        command.run(argv, f"making the disk of machine {self.id}", hint="check disk_size and free space")
 
     def start(self) -> None:
         if self.is_running():
@@ -224,13 +219,9 @@ class VirtualMachine(Machine):
         self.console_log.unlink(missing_ok=True)  # QEMU starts it afresh
         self._console_begins()
         self._argv_launched, self._io = argv, (-1, time.monotonic(), 0.0)
-        log = open(self.work_dir / "qemu.log", "wb")  # noqa: SIM115 - QEMU inherits it
-        with log:
-            (self.work_dir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
-            # its own session: a Ctrl-C meant for kiln must not kill the machine mid-cleanup
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
+        (self.work_dir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
+        (self.work_dir / "qemu.log").unlink(missing_ok=True)
+        self.proc = command.spawn(argv, "starting QEMU", self.work_dir / "qemu.log")
         self.record.add("processes", self.proc.pid)
         deadline = time.monotonic() + 10
         while not self.qmp_path.exists():
@@ -362,10 +353,11 @@ def convert_image(source: Path, dest: Path, fmt: ImageFormat, compress: bool = F
     if compress and fmt == "qcow2":
         argv.append("-c")
     argv += [str(source), str(partial)]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    try:
+        command.run(argv, f"saving the image to {dest}", hint="check free space")
+    except MachineError:
         partial.unlink(missing_ok=True)
-        raise MachineError(f"saving the image to {dest} failed: {done.stderr.strip()}", "check free space")
+        raise
     os.replace(partial, dest)
     return dest
 
@@ -380,7 +372,7 @@ def kvm_works(spec: MachineSpec, timeout: float = 40.0) -> bool:
     """Whether a guest boots to SSH under KVM here; measured once, then cached per kernel and QEMU."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    version = subprocess.run([QEMU, "--version"], capture_output=True, text=True, check=False).stdout
+    version = command.run([QEMU, "--version"], "asking QEMU its version", check=False).stdout
     key = f"{os.uname().release} {version.splitlines()[0] if version else ''}"
     cache = paths.state_dir() / "kvm-probe.json"
     with contextlib.suppress(OSError, ValueError):

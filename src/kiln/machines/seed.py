@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from kiln import paths
 from kiln.errors import MachineError
+from kiln.machines import command
 from kiln.machines.hostkey import HostKey
 from kiln.machines.spec import Metadata
 
@@ -109,9 +109,16 @@ def write_seed_disk(files: dict[str, str], path: Path) -> Path:
     """A 2 MiB vfat image labelled CIDATA, made with mtools: no loop device, no mount, no root."""
     folder = write_seed_dir(files, path.with_suffix(".d"))
     path.unlink(missing_ok=True)
-    _run(["mkfs.vfat", "-C", "-n", "CIDATA", str(path), "2048"])
+    command.run(
+        ["mkfs.vfat", "-C", "-n", "CIDATA", str(path), "2048"],
+        "making the seed disk",
+        hint="check free disk space",
+    )
     os.chmod(path, 0o600)
-    _run(["mcopy", "-o", "-i", str(path), *(str(file) for file in sorted(folder.iterdir())), "::"])
+    names = [str(file) for file in sorted(folder.iterdir())]
+    command.run(
+        ["mcopy", "-o", "-i", str(path), *names, "::"], "writing the seed disk", hint="check free disk space"
+    )
     return path
 
 
@@ -144,12 +151,3 @@ def write_seed_bundle(files: dict[str, str], path: Path) -> bool:
         return False
     paths.write_private(path, data)
     return True
-
-
-def _run(argv: list[str]) -> None:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise MachineError(f"{argv[0]} is not installed", "apt-get install dosfstools mtools") from None
-    if done.returncode != 0:
-        raise MachineError(f"{argv[0]} failed: {done.stderr.strip()}", "check free disk space")

@@ -13,13 +13,14 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from kiln import paths
+from kiln.errors import MachineError
 from kiln.liveness import process_start_time, running
+from kiln.machines import command
 
 
 def records_dir() -> Path:
@@ -100,7 +101,7 @@ def kill_process(pid: int, start_time: int | None, grace: float = 0.0) -> None:
 
 
 def netns_pids(name: str) -> list[int]:
-    result = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False)
+    result = command.run(["ip", "netns", "pids", name], f"listing the processes of {name}", check=False)
     return [int(p) for p in result.stdout.split()] if result.returncode == 0 else []
 
 
@@ -116,7 +117,7 @@ def delete_netns(name: str) -> None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
-    subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+    command.run(["ip", "netns", "delete", name], f"deleting network namespace {name}", check=False)
 
 
 def is_mounted(path: str) -> bool:
@@ -129,28 +130,24 @@ def unmount(path: str) -> None:
     for _ in range(20):
         if not is_mounted(path):
             return
-        done = subprocess.run(["umount", path], capture_output=True, check=False)
+        done = command.run(["umount", path], f"unmounting {path}", check=False)
         if done.returncode != 0:
             time.sleep(0.1)
     if is_mounted(path):
-        subprocess.run(["umount", "--lazy", path], capture_output=True, check=False)
+        command.run(["umount", "--lazy", path], f"unmounting {path}", check=False)
 
 
 def detach_loop(device: str) -> None:
-    subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
+    command.run(["losetup", "-d", device], f"detaching {device}", check=False)
 
 
 def loops_backed_by(folder: Path) -> list[str]:
     """Loop devices whose backing file lies in `folder` (catches one made just before a SIGKILL)."""
     try:
-        listing = subprocess.run(
-            ["losetup", "--list", "--json", "--output", "NAME,BACK-FILE"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        argv = ["losetup", "--list", "--json", "--output", "NAME,BACK-FILE"]
+        listing = command.run(argv, "listing loop devices", check=False)
         devices = json.loads(listing.stdout or "{}").get("loopdevices", [])
-    except (OSError, ValueError):
+    except (MachineError, ValueError):  # no losetup: no loop devices either
         return []
     prefix = str(folder.resolve()) + "/"
     return [d["name"] for d in devices if str(d.get("back-file") or "").startswith(prefix)]
