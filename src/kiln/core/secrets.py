@@ -7,8 +7,8 @@ because tools print such values one line at a time.
 
 Short secrets: a secret of fewer than 4 characters would match everywhere (a one-character password
 "a" would mask every "a" of the output, a known Packer bug), so such a secret is hidden only where it
-stands as a whole token, between non-alphanumeric characters (`pin=123` -> `pin=<sensitive>`), and
-kiln warns once that short secrets cannot be hidden reliably.
+stands as a whole token, between non-alphanumeric characters (`pin=123` -> `pin=<sensitive>`); inside
+a word it stays visible (the README says so among kiln's differences from Packer).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ class Redactor:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
-        self.short_secret_seen = False
 
     def add(self, *values: str) -> None:
         with self._lock:
@@ -36,8 +35,6 @@ class Redactor:
                     piece = piece.strip("\r")
                     if not piece.strip():
                         continue
-                    if len(piece) < MIN_LENGTH:
-                        self.short_secret_seen = True
                     self._secrets.add(piece)
             self._pattern = self._compile()
 
@@ -63,7 +60,6 @@ class Redactor:
         with self._lock:
             self._secrets.clear()
             self._pattern = None
-            self.short_secret_seen = False
 
     @property
     def secrets(self) -> frozenset[str]:
