@@ -11,16 +11,13 @@ from __future__ import annotations
 import ipaddress
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from kiln.localcloud.cloud import REGIONS
+from kiln.localcloud.cloud import REGIONS, Cloud
 from kiln.localcloud.images import progress, public_image
-
-if TYPE_CHECKING:
-    from kiln.localcloud.server import Server
 
 
 def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -52,8 +49,7 @@ def _mask(access_key_id: str) -> str:
     return access_key_id if access_key_id in ("-", "") else access_key_id[:6] + "…"
 
 
-def snapshot(server: Server) -> dict[str, Any]:
-    cloud = server.cloud
+def snapshot(cloud: Cloud) -> dict[str, Any]:
     instances = []
     for inst in cloud.items("instance"):
         status = inst["Status"]
@@ -132,11 +128,12 @@ def snapshot(server: Server) -> dict[str, Any]:
     }
 
 
-def add_routes(app: web.Application, server: Server) -> None:
+def add_routes(app: web.Application, cloud: Cloud, listen: str) -> None:
+    """The console's routes, answering only to names of this machine (see host_allowed)."""
     page = resources.files("kiln.localcloud").joinpath("console.html").read_text(encoding="utf-8")
 
     def refused(request: web.Request) -> web.Response | None:
-        if host_allowed(request.host, server.listen):
+        if host_allowed(request.host, listen):
             return None
         return web.Response(
             status=403,
@@ -161,7 +158,7 @@ def add_routes(app: web.Application, server: Server) -> None:
     async def state(request: web.Request) -> web.Response:
         if (refusal := refused(request)) is not None:
             return refusal
-        return web.json_response(snapshot(server), headers={"Cache-Control": "no-store"})
+        return web.json_response(snapshot(cloud), headers={"Cache-Control": "no-store"})
 
     app.router.add_get("/console", index)
     app.router.add_get("/console/", index)

@@ -59,7 +59,7 @@ class Server:
         self.app = web.Application(client_max_size=incoming.MAX_BODY)
         from kiln.localcloud import console
 
-        console.add_routes(self.app, self)
+        console.add_routes(self.app, self.cloud, self.listen)
         self.app.router.add_route("*", "/{tail:.*}", self.api)
 
     # ---------------------------------------------------------------------------------------------

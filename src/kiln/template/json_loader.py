@@ -63,7 +63,7 @@ class MinVersionError(TemplateError):
     one as "Error: \n\n<message>\n\n\n")."""
 
 
-class _Problems:
+class Problems:
     def __init__(self) -> None:
         self.items: list[str] = []
 
@@ -71,7 +71,7 @@ class _Problems:
         self.items.append(f"{path}: {message}" if path else message)
 
 
-def _names(value: Any, path: str, problems: _Problems, weakly: bool) -> list[str]:
+def _names(value: Any, path: str, problems: Problems, weakly: bool) -> list[str]:
     """only/except: a list of builder names (weak decoding also takes a single name)."""
     if value is None:
         return []
@@ -90,7 +90,7 @@ def _names(value: Any, path: str, problems: _Problems, weakly: bool) -> list[str
     return names
 
 
-def _duration(value: Any, path: str, problems: _Problems) -> float:
+def read_duration(value: Any, path: str, problems: Problems) -> float:
     if value is None:
         return 0.0
     try:
@@ -101,7 +101,7 @@ def _duration(value: Any, path: str, problems: _Problems) -> float:
 
 
 def parse_template(raw: Any, source: str, path: Path | None, folder: Path) -> Template:
-    problems = _Problems()
+    problems = Problems()
     tpl = Template(path=path, dir=folder, kind="json", source=source)
     if not isinstance(raw, dict):
         raise TemplateError(
@@ -137,7 +137,7 @@ def parse_template(raw: Any, source: str, path: Path | None, folder: Path) -> Te
     return tpl
 
 
-def _variables(raw: dict[str, Any], tpl: Template, problems: _Problems) -> None:
+def _variables(raw: dict[str, Any], tpl: Template, problems: Problems) -> None:
     variables = raw.get("variables")
     if variables is not None and not isinstance(variables, dict):
         problems.add("variables", f"expected an object of name: default, got {weak.type_name(variables)}")
@@ -164,7 +164,7 @@ def _variables(raw: dict[str, Any], tpl: Template, problems: _Problems) -> None:
         tpl.variables[name] = Variable(name=name, default=default, sensitive=name in names)
 
 
-def _list(value: Any, key: str, problems: _Problems) -> list[Any]:
+def _list(value: Any, key: str, problems: Problems) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -173,7 +173,7 @@ def _list(value: Any, key: str, problems: _Problems) -> list[Any]:
     return value
 
 
-def _builders(value: Any, tpl: Template, problems: _Problems) -> None:
+def _builders(value: Any, tpl: Template, problems: Problems) -> None:
     seen: set[str] = set()
     for i, item in enumerate(_list(value, "builders", problems)):
         path = f"builders[{i}]"
@@ -203,14 +203,14 @@ def _builders(value: Any, tpl: Template, problems: _Problems) -> None:
         tpl.builders.append(ComponentSpec(type=btype, path=path, config=config, name=name))
 
 
-def _provisioners(value: Any, tpl: Template, problems: _Problems) -> None:
+def _provisioners(value: Any, tpl: Template, problems: Problems) -> None:
     for i, item in enumerate(_list(value, "provisioners", problems)):
         spec = _provisioner(item, f"provisioners[{i}]", problems)
         if spec is not None:
             tpl.provisioners.append(spec)
 
 
-def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | None:
+def _provisioner(item: Any, path: str, problems: Problems) -> ComponentSpec | None:
     if not isinstance(item, dict):
         problems.add(path, f"expected an object, got {weak.type_name(item)}")
         return None
@@ -233,8 +233,8 @@ def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | N
                     problems.add(f"{path}.override.{name}", f"expected an object, got {weak.type_name(cfg)}")
                 else:
                     override[name] = cfg
-    pause = _duration(item.get("pause_before"), f"{path}.pause_before", problems)
-    timeout = _duration(item.get("timeout"), f"{path}.timeout", problems)
+    pause = read_duration(item.get("pause_before"), f"{path}.pause_before", problems)
+    timeout = read_duration(item.get("timeout"), f"{path}.timeout", problems)
     retries, retries_text = 0, ""
     raw_retries = item.get("max_retries")
     if raw_retries is not None:
@@ -257,7 +257,7 @@ def _provisioner(item: Any, path: str, problems: _Problems) -> ComponentSpec | N
     )  # fmt: skip
 
 
-def _post_processors(value: Any, tpl: Template, problems: _Problems) -> None:
+def _post_processors(value: Any, tpl: Template, problems: Problems) -> None:
     for i, item in enumerate(_list(value, "post-processors", problems)):
         path = f"post-processors[{i}]"
         if isinstance(item, str | dict):
@@ -281,7 +281,7 @@ def _post_processors(value: Any, tpl: Template, problems: _Problems) -> None:
             tpl.post_processors.append(chain)
 
 
-def _post_processor(item: str | dict[str, Any], path: str, problems: _Problems) -> ComponentSpec | None:
+def _post_processor(item: str | dict[str, Any], path: str, problems: Problems) -> ComponentSpec | None:
     if isinstance(item, str):
         item = {"type": item}
     before = len(problems.items)
@@ -315,7 +315,7 @@ def _post_processor(item: str | dict[str, Any], path: str, problems: _Problems) 
 def validate_template(tpl: Template, version: str | None = None) -> None:
     """Raise TemplateProblems listing every whole-template problem, or, once those pass, a
     TemplateError when the template needs a newer Packer than the one kiln is compatible with."""
-    problems = _Problems()
+    problems = Problems()
     builders = {b.name for b in tpl.builders}
     if not tpl.builders:
         problems.add("builders", "at least one builder must be defined")

@@ -9,7 +9,7 @@ from typing import Any
 
 from kiln.errors import TemplateError
 
-from ..json_loader import _duration, _Problems
+from ..json_loader import Problems, read_duration
 from ..model import ComponentSpec
 from .evaluator import Evaluator, line_of, source_key, strip_meta, to_text
 from .expr import Deferred, HclDiagnostic, Scope, evaluate, namespace, to_str
@@ -255,9 +255,9 @@ def _component(
     name = to_text(config.pop("name", "")) or ptype
     spec = ComponentSpec(type=ptype, path=path, config={}, name=name, only=[full])
     if provisioner:
-        p = _Problems()
-        spec.pause_before = _duration(config.pop("pause_before", None), f"{path}.pause_before", p)
-        spec.timeout = _duration(config.pop("timeout", None), f"{path}.timeout", p)
+        p = Problems()
+        spec.pause_before = read_duration(config.pop("pause_before", None), f"{path}.pause_before", p)
+        spec.timeout = read_duration(config.pop("timeout", None), f"{path}.timeout", p)
         retries = config.pop("max_retries", None)
         if retries is not None:
             try:
