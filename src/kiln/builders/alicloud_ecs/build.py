@@ -15,8 +15,8 @@ from kiln.alicloud import reaper
 from kiln.alicloud.client import AlicloudClient
 from kiln.alicloud.heartbeat import Heartbeat
 from kiln.alicloud.journal import FAILED, FINISHED, KINDS, Journal
+from kiln.alicloud.waiter import WaitPolicy
 from kiln.builders.alicloud_ecs.artifact import images_artifact
-from kiln.builders.alicloud_ecs.builder import AlicloudEcsBuilder
 from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
 from kiln.builders.alicloud_ecs.connect import StepConnect
 from kiln.builders.alicloud_ecs.steps import EcsState, StepNetwork, StepPreValidate
@@ -70,15 +70,16 @@ def build_steps(cfg: AlicloudEcsConfig) -> list[Step[EcsState]]:
     return steps
 
 
-def build_image(builder: AlicloudEcsBuilder, ctx: BuildContext) -> Artifact | None:
-    cfg: AlicloudEcsConfig = builder.config
+def build_image(
+    cfg: AlicloudEcsConfig, ctx: BuildContext, policy: WaitPolicy, parallel: bool
+) -> Artifact | None:
     run_id = f"{ctx.run_uuid[:8]}-{uuid.uuid4().hex[:8]}"
     client = AlicloudClient(cfg, cfg.region)
     client.warm_up("ecs", "vpc")
     endpoint = client.endpoint.url() if client.endpoint else None
     journal = Journal(run_id, cfg.region, endpoint)
     ctx.log.info("alicloud-ecs: run id %s, journal %s", run_id, journal.path)
-    state = EcsState(cfg, client, journal, run_id, policy=builder.wait_policy, parallel=builder.parallel)
+    state = EcsState(cfg, client, journal, run_id, policy=policy, parallel=parallel)
     ctx.generated["SourceImage"] = cfg.source_image or cfg.image_family
     try:
         with Heartbeat(journal, client, warn=ctx.ui.error):

@@ -27,4 +27,4 @@ class AlicloudEcsBuilder(Builder):
         # The SDK, SSH and the steps are imported only when a build runs: `kiln validate` stays fast.
         from kiln.builders.alicloud_ecs.build import build_image
 
-        return build_image(self, ctx)
+        return build_image(self.config, ctx, self.wait_policy, self.parallel)

@@ -111,7 +111,7 @@ def run_parallel(state: EcsState, *jobs: Callable[[], T]) -> list[T]:
     return [f.result() for f in futures]
 
 
-def _images(body: dict[str, Any]) -> list[dict[str, Any]]:
+def images_in(body: dict[str, Any]) -> list[dict[str, Any]]:
     return list((body.get("Images") or {}).get("Image") or [])
 
 
@@ -142,7 +142,7 @@ class StepPreValidate(Step[EcsState]):
                 {"ImageName": cfg.image_name, "ImageOwnerAlias": "self", "Status": _ALL_IMAGE_STATUS},
                 cancel=ctx.cancel,
             )
-            return [i for i in _images(body) if i.get("ImageName") == cfg.image_name]
+            return [i for i in images_in(body) if i.get("ImageName") == cfg.image_name]
 
         def source() -> dict[str, Any]:
             if cfg.image_family:
@@ -156,10 +156,10 @@ class StepPreValidate(Step[EcsState]):
             params: dict[str, Any] = {"ImageId": cfg.source_image}
             if cfg.skip_image_validation:
                 params["ShowExpired"] = True
-            found = _images(client.call("DescribeImages", params, cancel=ctx.cancel))
+            found = images_in(client.call("DescribeImages", params, cancel=ctx.cancel))
             if not found:
                 market = {**params, "ImageOwnerAlias": "marketplace"}
-                found = _images(client.call("DescribeImages", market, cancel=ctx.cancel))
+                found = images_in(client.call("DescribeImages", market, cancel=ctx.cancel))
             if not found:
                 raise BuildError(
                     f"No alicloud image was found matching filters: {cfg.source_image}",
@@ -389,7 +389,7 @@ class StepNetwork(Step[EcsState]):
         def delete_key_pair() -> None:
             if state.key_pair_created:
                 key_pair.extend(
-                    _delete(
+                    delete_recorded(
                         state,
                         "key_pair",
                         state.key_pair_name,
@@ -417,7 +417,7 @@ class StepNetwork(Step[EcsState]):
             results = run_parallel(
                 state,
                 *[
-                    lambda k=kind, r=rid, d=delete: _delete(state, k, r, lambda: d(client, r))
+                    lambda k=kind, r=rid, d=delete: delete_recorded(state, k, r, lambda: d(client, r))
                     for _, kind, rid, delete in first
                 ],  # type: ignore[misc]
             )
@@ -426,7 +426,9 @@ class StepNetwork(Step[EcsState]):
                 # (after a failure above the VPC still holds something: the sweep retries it after that)
                 ctx.ui.say("Cleaning up 'VPC'")
                 failures.extend(
-                    _delete(state, "vpc", state.vpc_id, lambda: reaper.delete_vpc(client, state.vpc_id))
+                    delete_recorded(
+                        state, "vpc", state.vpc_id, lambda: reaper.delete_vpc(client, state.vpc_id)
+                    )
                 )
 
         run_parallel(state, delete_network, delete_key_pair)
@@ -437,7 +439,7 @@ class StepNetwork(Step[EcsState]):
             raise CleanupFailed("; ".join(failures))
 
 
-def _delete(state: EcsState, kind: str, rid: str, delete: Callable[[], None]) -> list[str]:
+def delete_recorded(state: EcsState, kind: str, rid: str, delete: Callable[[], None]) -> list[str]:
     """Delete one resource; journal it as deleted, or return what the user must delete by hand."""
     try:
         delete()

@@ -12,8 +12,8 @@ from kiln.alicloud.client import AlicloudClient
 from kiln.alicloud.waiter import wait_until
 from kiln.builders.alicloud_ecs.steps import (
     EcsState,
-    _images,
     create_tracked,
+    images_in,
     instance_ids,
     run_parallel,
 )
@@ -44,7 +44,7 @@ def _image_wait(
     state: EcsState, ctx: BuildContext, client: AlicloudClient, image_id: str, timeout: float
 ) -> None:
     def probe() -> bool | None:
-        found = _images(
+        found = images_in(
             client.call("DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self", "Status": _ANY})
         )
         if not found:
@@ -86,7 +86,7 @@ class StepDeleteImages(Step[EcsState]):
                 {"ImageName": name, "ImageOwnerAlias": "self", "Status": _ANY},
                 cancel=ctx.cancel,
             )
-            for image in _images(body):
+            for image in images_in(body):
                 if image.get("ImageName") != name:
                     continue
                 ctx.ui.message(f"Deleting duplicated image and snapshot: {image.get('ImageId')}")

@@ -13,8 +13,8 @@ from kiln.builders.alicloud_ecs.steps import (
     INSTANCE_WAIT,
     SHORT_WAIT,
     EcsState,
-    _delete,
     create_tracked,
+    delete_recorded,
     instance_ids,
 )
 from kiln.components import BuildContext
@@ -127,7 +127,7 @@ class StepCreateInstance(Step[EcsState]):
         if not state.instance_id:
             return
         ctx.ui.say("Cleaning up 'instance'")
-        failures = _delete(
+        failures = delete_recorded(
             state,
             "instance",
             state.instance_id,
@@ -192,7 +192,9 @@ class StepConfigEip(Step[EcsState]):
                 raise CleanupFailed(f"EIP {state.eip_id} is still associated ({exc})") from None
             state.eip_associated = False
             return
-        failures = _delete(state, "eip", state.eip_id, lambda: reaper.release_eip(state.client, state.eip_id))
+        failures = delete_recorded(
+            state, "eip", state.eip_id, lambda: reaper.release_eip(state.client, state.eip_id)
+        )
         if failures:
             raise CleanupFailed(failures[0])
         state.eip_allocated = state.eip_associated = False
