@@ -40,7 +40,7 @@ def _files(path: str, recursive: bool) -> list[str]:
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
         if os.path.isdir(full):
-            if recursive:
+            if recursive and not os.path.islink(full):  # a link to a parent would loop forever
                 found += _files(full, recursive)
         elif name.endswith(_SUFFIXES):
             found.append(full)
@@ -56,6 +56,11 @@ def _diff(name: str, before: str, after: str) -> str:
     return "".join(lines)
 
 
+def _line(text: str, number: int) -> str:
+    lines = text.splitlines()
+    return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
 def _format(text: str, name: str) -> str:
     from kiln.template.hcl2.fmt import HclSyntaxError, check_syntax, format_hcl
 
@@ -66,11 +71,11 @@ def _format(text: str, name: str) -> str:
     try:
         hcl2.loads(text)
     except Exception as exc:  # lark's errors carry line and column
+        from kiln.template.hcl2.loader import excerpt
+
         line = int(getattr(exc, "line", 0) or 0)
-        lines = text.splitlines()
         words = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        source = lines[line - 1] if 0 < line <= len(lines) else ""
-        raise HclSyntaxError("Invalid expression", words, name, line, source) from None
+        raise HclSyntaxError("Invalid expression", excerpt(words), name, line, _line(text, line)) from None
     return format_hcl(text)
 
 
@@ -87,10 +92,11 @@ def main(argv: list[str]) -> int:
     path = args[0] if args else "."
     write = values["write"] and not values["check"]
     from kiln.template.hcl2.fmt import HclSyntaxError
+    from kiln.template.source import read_text
 
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text, _ = read_text("-", "HCL")
             out = _format(text, "<stdin>")
             if values["diff"] and out != text:
                 sys.stdout.write(_diff("<stdin>", text, out))
@@ -99,11 +105,7 @@ def main(argv: list[str]) -> int:
             return 3 if values["check"] and out != text else 0
         changed = 0
         for name in _files(path, values["recursive"]):
-            try:
-                with open(name, encoding="utf-8") as f:
-                    text = f.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise KilnError(f"{name}: cannot read: {exc}") from None
+            text, _ = read_text(name, "HCL")
             out = _format(text, name)
             if out == text:
                 continue

@@ -27,5 +27,20 @@ def print_error(err: KilnError, stream: TextIO | None = None) -> None:
         text = f"Error: {err.message}"
         if err.hint:
             text += f"\n  hint: {err.hint}"
-    stream.write(REDACTOR.redact(text) + "\n")
+    stream.write(bounded(REDACTOR.redact(text)) + "\n")
     stream.flush()
+
+
+#: The longest line an error prints: a message quoting a huge value shows the start of it.
+MAX_ERROR_LINE = 1000
+
+
+def bounded(text: str) -> str:
+    """`text` with each line cut to MAX_ERROR_LINE characters (redact before cutting, or a cut
+    secret would no longer be recognised)."""
+    lines = text.split("\n")
+    return "\n".join(
+        line if len(line) <= MAX_ERROR_LINE
+        else f"{line[:MAX_ERROR_LINE]}... ({len(line) - MAX_ERROR_LINE} more characters)"
+        for line in lines
+    )  # fmt: skip

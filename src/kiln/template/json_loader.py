@@ -9,7 +9,6 @@ exist, min_packer_version). Each level reports every problem it finds at once, e
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,9 @@ _PP_KEYS = ("type", "name", "only", "except", "keep_input_artifact")
 
 def read_source(path: str, what: str = "template") -> tuple[bytes, str]:
     """The bytes of `path` ("-": standard input) and the name to show for it."""
-    if path == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
-    try:
-        with open(path, "rb") as f:
-            return f.read(), path
-    except FileNotFoundError:
-        raise TemplateError(
-            f"{path}: no such {what} file", f"check the path; the current folder is {os.getcwd()}"
-        ) from None
-    except IsADirectoryError:
-        raise TemplateError(
-            f"{path}: is a folder, not a {what} file",
-            "JSON templates are single files; a folder is read as HCL2 templates",
-        ) from None
-    except OSError as exc:
-        raise TemplateError(f"{path}: cannot read {what} file: {exc.strerror}") from None
+    from .source import read_bytes
+
+    return read_bytes(path, what)
 
 
 def load_json_template(path: str) -> Template:

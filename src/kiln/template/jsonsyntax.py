@@ -133,23 +133,26 @@ def _syntax_error(data: bytes, text: str, msg: str, pos: int, source: str) -> Te
     return TemplateError(message, "fix the JSON syntax here:\n" + highlight.rstrip("\n"))
 
 
+#: the most bytes of a line an excerpt shows (a one-line template can be megabytes long)
+EXCERPT_BYTES = 80
+
+
 def highlight_position(data: bytes, offset: int) -> tuple[int, int, str]:
     """Line, column and an excerpt with a caret, counted exactly as Packer counts them (the
-    column of line 1 starts at 0, later lines at 1)."""
-    line, col = 1, 0
-    last_line, this_line = b"", bytearray()
-    for b in data[:offset]:
-        if b == 0x0A:
-            last_line = bytes(this_line)
-            this_line.clear()
-            line += 1
-            col = 1
-        else:
-            col += 1
-            this_line.append(b)
+    column of line 1 starts at 0, later lines at 1). The excerpt shows at most EXCERPT_BYTES of
+    each line, the ones just before the error."""
+    prefix = data[:offset]
+    line = prefix.count(b"\n") + 1
+    start = prefix.rfind(b"\n") + 1
+    this_line = prefix[start:]
+    col = len(this_line) + (1 if line > 1 else 0)
+    shown = this_line if len(this_line) <= EXCERPT_BYTES else b"..." + this_line[-EXCERPT_BYTES:]
     highlight = ""
     if line > 1:
+        last_line = prefix[prefix.rfind(b"\n", 0, start - 1) + 1 : start - 1]
+        if len(last_line) > EXCERPT_BYTES:
+            last_line = last_line[:EXCERPT_BYTES] + b"..."
         highlight += f"{line - 1:5d}: {last_line.decode('utf-8', errors='replace')}\n"
-    highlight += f"{line:5d}: {this_line.decode('utf-8', errors='replace')}\n"
-    highlight += " " * (col + 5) + "^\n"
+    highlight += f"{line:5d}: {shown.decode('utf-8', errors='replace')}\n"
+    highlight += " " * (col - len(this_line) + len(shown) + 5) + "^\n"
     return line, col, highlight

@@ -10,7 +10,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kiln.errors import TemplateError
+
 from ..model import Template
+from ..source import read_text
 from .expr import HCLError, Scope, evaluate, namespace, to_str
 from .functions import make_functions
 from .loader import HclState
@@ -40,6 +43,7 @@ class Evaluator:
         self.data_raw: dict[tuple[str, str], dict[str, Any]] = {}
         self.data: dict[str, dict[str, Any]] = {}
         self._computing: list[str] = []
+        self._failed: dict[str, TemplateError] = {}
         given = tpl.source or str(tpl.path)
         root = given if os.path.isdir(given) else (os.path.dirname(given) or ".")
         self.path = namespace("path", {"root": root, "cwd": os.getcwd()})
@@ -67,9 +71,14 @@ class Evaluator:
         if name in self._computing:
             chain = " -> ".join([*self._computing[self._computing.index(name) :], name])
             raise HCLError(f"local values refer to each other in a cycle: {chain}")
+        if name in self._failed:  # once: every local that uses it would evaluate it again
+            raise self._failed[name]
         self._computing.append(name)
         try:
             self.locals[name] = evaluate(self.locals_raw[name], self.scope())
+        except TemplateError as exc:
+            self._failed[name] = exc
+            raise
         finally:
             self._computing.pop()
         return self.locals[name]
@@ -107,9 +116,8 @@ def line_of(files: list[str], pattern: str, nth: int = 0) -> tuple[str, int]:
     count = 0
     for file in files:
         try:
-            with open(file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError:
+            text = read_text(file)[0]
+        except TemplateError:
             continue
         for m in regex.finditer(text):
             if count == nth:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .limits import TEXT, text_error, weigh
 from .runtime import (
     Deferred,
     HclDiagnostic,
@@ -56,6 +57,8 @@ __all__ = [
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
+#: characters quoted on each side of a syntax error in a long expression
+_EXCERPT = 40
 _ESC = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
 
@@ -66,7 +69,11 @@ class _Parser:
 
     # -- helpers
     def error(self, message: str) -> HCLError:
-        return HCLError(f"{message} in expression {self.s!r} at character {self.i + 1}")
+        text = self.s
+        if len(text) > 2 * _EXCERPT:  # quote the part around the error only
+            start = max(0, self.i - _EXCERPT)
+            text = ("..." if start else "") + text[start : self.i + _EXCERPT] + "..."
+        return HCLError(f"{message} in expression {text!r} at character {self.i + 1}")
 
     def ws(self) -> None:
         s, n = self.s, len(self.s)
@@ -408,10 +415,14 @@ class _Parser:
         body_node = concat_node(body)
 
         def run(sc: Scope) -> str:
-            out = []
+            out, size = [], 0
             for k, v in items_of(collection(sc)):
+                sc.budget.spend()
                 names = {first: v} if second is None else {first: k, second: v}
                 out.append(to_str(body_node(sc.child(**names))))
+                size += len(out[-1])
+                if size > TEXT:
+                    raise text_error("a %{for} directive")
             return "".join(out)
 
         return run
@@ -480,4 +491,6 @@ def _unquote(key: str) -> str:
 
 
 def evaluate(raw: Any, scope: Scope) -> Any:
-    return compile_value(raw)(scope)
+    value = compile_value(raw)(scope)
+    weigh(value, "this expression")
+    return value

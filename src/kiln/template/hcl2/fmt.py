@@ -25,6 +25,11 @@ _OPERATORS = [
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _IDENT = re.compile(r"[^\W\d][\w-]*")
 _HEREDOC = re.compile(r"<<(-?)([^\W\d][\w-]*)(\r?\n)")
+#: How deep blocks, brackets and `${}` may nest. The parser kiln loads templates with (and its
+#: expression evaluator) recurse once per level; real templates nest a handful of levels.
+MAX_NESTING = 64
+#: The most characters of a source line a diagnostic quotes.
+SOURCE_EXCERPT = 200
 
 
 class HclSyntaxError(KilnError):
@@ -32,6 +37,8 @@ class HclSyntaxError(KilnError):
 
     def __init__(self, summary: str, detail: str, filename: str, line: int, source_line: str) -> None:
         super().__init__(f"{filename}:{line}: {summary}: {detail}")
+        if len(source_line) > SOURCE_EXCERPT:
+            source_line = source_line[:SOURCE_EXCERPT] + "..."
         self.summary, self.detail = summary, detail
         self.filename, self.line, self.source_line = filename, line, source_line
 
@@ -385,15 +392,48 @@ def format_hcl(src: str) -> str:
     return format_tokens(lex(src))
 
 
+def _source_line(src: str, line: int) -> str:
+    start = 0
+    for _ in range(line - 1):
+        start = src.find("\n", start) + 1
+        if start == 0:
+            return ""
+    end = src.find("\n", start, start + SOURCE_EXCERPT + 1)
+    return src[start : end if end >= 0 else start + SOURCE_EXCERPT + 1].rstrip("\r")
+
+
+def _nesting_error(tokens: list[Token], src: str, filename: str) -> None:
+    depth = 0
+    for tok in tokens:
+        depth += _bracket_change(tok)
+        if depth > MAX_NESTING:
+            raise HclSyntaxError(
+                "Too deeply nested",
+                f"Blocks, brackets and interpolations nest more than {MAX_NESTING} levels deep here.",
+                filename,
+                tok.line,
+                _source_line(src, tok.line),
+            )
+
+
+def check_nesting(src: str, filename: str) -> None:
+    """Raise HclSyntaxError at the first place nested more than MAX_NESTING levels deep."""
+    depth = deepest = 0
+    for m in re.finditer(r"[][{}()]", src):  # quick bound, brackets inside strings included
+        depth += 1 if m.group(0) in "[{(" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        _nesting_error(lex(src), src, filename)
+
+
 def check_syntax(src: str, filename: str) -> None:
     """Raise HclSyntaxError where a body holds something that is neither an argument nor a block,
-    brackets do not match, or a string is not closed."""
+    brackets do not match, a string is not closed, or blocks and brackets nest too deeply."""
     tokens = [t for t in lex(src) if t.type != "Comment"]
-    lines = src.splitlines()
+    _nesting_error(tokens, src, filename)
 
     def fail(tok: Token, summary: str, detail: str) -> None:
-        text = lines[tok.line - 1] if 0 < tok.line <= len(lines) else ""
-        raise HclSyntaxError(summary, detail, filename, tok.line, text)
+        raise HclSyntaxError(summary, detail, filename, tok.line, _source_line(src, tok.line))
 
     pos = 0
 

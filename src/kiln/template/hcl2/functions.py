@@ -11,7 +11,11 @@ import uuid as _uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiln.errors import TemplateError
+
 from .. import gotime
+from ..source import read_text
+from . import limits
 from .expr import HCLError, to_num, to_str
 
 
@@ -42,6 +46,8 @@ def _format(fmt: str, *args: Any) -> str:
         elif verb == "d":
             text = str(int(to_num(arg)))
         elif verb in "fFeEgG":
+            if int(m.group(3) or 0) > limits.FORMAT_WIDTH:
+                raise HCLError(f"format: the precision in {m.group(0)!r} is too large")
             text = f"{to_num(arg):.{m.group(3) or 6}{verb}}"
         elif verb in "xX":
             value = arg if isinstance(arg, int | float) else int(to_num(arg))
@@ -51,6 +57,8 @@ def _format(fmt: str, *args: Any) -> str:
         else:
             raise HCLError(f"unsupported format verb %{verb}")
         width = int(m.group(2) or 0)
+        if width > limits.FORMAT_WIDTH:
+            raise HCLError(f"format: the width {width} in {m.group(0)!r} is too large")
         text = (
             text.ljust(width) if "-" in m.group(1) else text.rjust(width, "0" if "0" in m.group(1) else " ")
         )
@@ -63,7 +71,70 @@ def _formatlist(fmt: str, *args: Any) -> list[str]:
     if len(lengths) > 1:
         raise HCLError("formatlist: all list arguments must have the same length")
     count = lengths.pop() if lengths else 1
-    return [_format(fmt, *[a[i] if isinstance(a, list) else a for a in args]) for i in range(count)]
+    out, size = [], 0
+    for i in range(count):
+        out.append(_format(fmt, *[a[i] if isinstance(a, list) else a for a in args]))
+        size += len(out[-1])
+        if size > limits.TEXT:
+            raise limits.text_error("formatlist()")
+    return out
+
+
+def _range(*args: Any) -> list[Any]:
+    """cty's range(): [start,] end [, step], counting down when end is below start; at most
+    1024 values."""
+    numbers = [to_num(a) for a in args]
+    start: float
+    end: float
+    step: float
+    if len(numbers) == 1:
+        start, end, step = 0, numbers[0], -1 if numbers[0] < 0 else 1
+    elif len(numbers) == 2:
+        start, end = numbers
+        step = -1 if end < start else 1
+    elif len(numbers) == 3:
+        start, end, step = numbers
+    else:
+        raise HCLError("range: must have one, two, or three arguments")
+    if step == 0:
+        raise HCLError("range: step must not be zero")
+    if step < 0 and end > start:
+        raise HCLError("range: end must be less than start when step is negative")
+    if step > 0 and end < start:
+        raise HCLError("range: end must be greater than start when step is positive")
+    values: list[Any] = []
+    number = start
+    while (number < end) if step > 0 else (number > end):
+        if len(values) >= limits.RANGE_VALUES:
+            raise HCLError(
+                f"range: more than {limits.RANGE_VALUES} values were generated; either decrease the "
+                "difference between start and end or use a smaller step"
+            )
+        values.append(number)
+        number += step
+    return values
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    regex = len(old) > 1 and old[0] == old[-1] == "/"
+    # an empty match (`""`, `/x*/`) can come before every character
+    matches = len(text) + 1 if regex or not old else text.count(old)
+    if len(text) + matches * len(new) > limits.TEXT:
+        raise limits.text_error("replace()")
+    return re.sub(old[1:-1], new.replace("$", "\\"), text) if regex else text.replace(old, new)
+
+
+def _regex_replace(text: str, pattern: str, new: str) -> str:
+    if len(text) + (len(text) + 1) * len(new) > limits.TEXT:
+        raise limits.text_error("regex_replace()")
+    return re.sub(pattern, new.replace("$", "\\"), text)
+
+
+def _join(sep: Any, *lists: Any) -> str:
+    items = [to_str(x) for lst in lists for x in lst]
+    if sum(map(len, items)) + len(to_str(sep)) * len(items) > limits.TEXT:
+        raise limits.text_error("join()")
+    return to_str(sep).join(items)
 
 
 _FORMATDATE = [
@@ -156,25 +227,21 @@ def make_functions(environ: Mapping[str, str], base_dir: str) -> dict[str, Calla
         return p if os.path.isabs(p) else os.path.join(base_dir, p)
 
     def read_file(p: str) -> str:
+        path = path_of(p)
         try:
-            with open(path_of(p), encoding="utf-8") as f:
-                return f.read()
-        except OSError as exc:
-            raise HCLError(f'file("{p}"): {exc.strerror}') from None
+            return read_text(path, "data")[0]
+        except TemplateError as exc:
+            raise HCLError(f'file("{p}"): {exc.message.removeprefix(path + ": ")}') from None
 
     return {
         "upper": lambda s: to_str(s).upper(),
         "lower": lambda s: to_str(s).lower(),
         "title": lambda s: to_str(s).title(),
         "length": _length,
-        "join": lambda sep, *lists: to_str(sep).join(to_str(x) for lst in lists for x in lst),
+        "join": _join,
         "split": lambda sep, s: to_str(s).split(to_str(sep)),
-        "replace": lambda s, old, new: (
-            re.sub(old[1:-1], new.replace("$", "\\"), s)
-            if len(old) > 1 and old[0] == old[-1] == "/"
-            else s.replace(old, new)
-        ),
-        "regex_replace": lambda s, pattern, new: re.sub(pattern, new.replace("$", "\\"), s),
+        "replace": _replace,
+        "regex_replace": _regex_replace,
         "lookup": lookup,
         "substr": _substr,
         "format": _format,
@@ -196,7 +263,7 @@ def make_functions(environ: Mapping[str, str], base_dir: str) -> dict[str, Calla
         "sort": lambda lst: sorted(to_str(x) for x in lst),
         "element": lambda lst, i: lst[int(to_num(i)) % len(lst)],
         "index": lambda lst, v: lst.index(v),
-        "range": lambda *a: list(range(*[int(to_num(x)) for x in a])),
+        "range": _range,
         "zipmap": lambda ks, vs: dict(zip(ks, vs, strict=True)),
         "coalesce": _coalesce,
         "min": lambda *xs: min(to_num(x) for x in xs),

@@ -29,10 +29,10 @@ def _hook(pairs: list[tuple[str, Any]]) -> _Pairs:
     return _Pairs(pairs)
 
 
-def load_pkr_json(path: str) -> dict[str, Any]:
-    from ..json_loader import read_source
+def load_pkr_json(path: str, what: str = "template") -> dict[str, Any]:
+    from ..source import read_bytes
 
-    data, source = read_source(path)
+    data, source = read_bytes(path, what)
     try:
         raw = json.loads(data.decode("utf-8", errors="replace"), object_pairs_hook=_hook)
     except json.JSONDecodeError as exc:

@@ -87,18 +87,21 @@ def _files(path: str) -> tuple[list[str], Path]:
     return [path], Path(os.path.abspath(path)).parent
 
 
-def parse_hcl_file(path: str) -> dict[str, Any]:
+def parse_hcl_file(path: str, what: str = "template") -> dict[str, Any]:
     if path.endswith(".json"):
         from .jsonsyntax import load_pkr_json
 
-        return load_pkr_json(path)
+        return load_pkr_json(path, what)
     import hcl2
 
+    from ..source import read_text
+    from .fmt import HclSyntaxError, check_nesting
+
+    text, _ = read_text(path, what)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"{path}: cannot read: {exc}") from None
+        check_nesting(text, path)
+    except HclSyntaxError as exc:
+        raise TemplateError(exc.message, "blocks and brackets nest a few levels in real templates") from None
     try:
         parsed = hcl2.loads(text)
     except Exception as exc:  # the parser's errors (lark) carry line and column; keep its words
@@ -106,10 +109,15 @@ def parse_hcl_file(path: str) -> dict[str, Any]:
         line = getattr(exc, "line", None)
         col = getattr(exc, "column", None)
         where = f" at line {line}, column {col}" if line else ""
-        raise TemplateError(f"{path}: HCL syntax error{where}: {first}") from None
+        raise TemplateError(f"{path}: HCL syntax error{where}: {excerpt(first)}") from None
     if not isinstance(parsed, dict):
         raise TemplateError(f"{path}: not an HCL body")
     return parsed
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    """`text`, cut to `limit` characters (a parser's message may quote a megabyte-long token)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
 
 def load_hcl2_template(path: str) -> Template:

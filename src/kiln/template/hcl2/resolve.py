@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from kiln.errors import TemplateError, TemplateProblems
 
 from ..model import Template
 from .builds import build_components
-from .evaluator import Evaluator, strip_meta, to_text
+from .evaluator import Evaluator, line_of, strip_meta, to_text
 from .expr import Deferred, HclDiagnostic, compile_expression, evaluate, to_str
 from .loader import blocks, is_block, labelled, parse_hcl_file
 
@@ -156,7 +157,11 @@ def resolve_hcl2(
             try:
                 ev.local(name)
             except TemplateError as exc:
-                problems.append(f"local.{name}: {exc.message}")
+                file, line = line_of(
+                    ev.state.files, rf'^[ \t]*({re.escape(name)}[ \t]*=|local[ \t]+"{re.escape(name)}")'
+                )
+                where = f" (on {file} line {line})" if line else ""
+                problems.append(f"local.{name}{where}: {exc.message}")
     if problems:
         _raise(tpl, problems)
     for name in sensitive_locals:
@@ -200,18 +205,16 @@ def _cli_value(text: str, decl: dict[str, Any], ev: Evaluator) -> Any:
 
 
 def _var_file(path: str, ev: Evaluator) -> dict[str, Any]:
-    if not os.path.isfile(path):
-        raise TemplateError(f"{path}: no such var file", f"the current folder is {os.getcwd()}")
     if path.endswith(".json"):
-        from ..json_loader import read_source
         from ..jsonsyntax import loads
+        from ..source import read_bytes
 
-        data, source = read_source(path, what="var")
+        data, source = read_bytes(path, what="var")
         raw = loads(data, source)
         if not isinstance(raw, dict):
             raise TemplateError(f"{path}: a var file must be a JSON object of name: value")
         return raw
-    parsed = parse_hcl_file(path)
+    parsed = parse_hcl_file(path, what="var")
     out: dict[str, Any] = {}
     for name, raw in parsed.items():
         if name.startswith("__"):

@@ -11,6 +11,8 @@ from typing import Any
 
 from kiln.errors import TemplateError
 
+from .limits import Budget, check_text, weigh
+
 
 class HCLError(TemplateError):
     pass
@@ -52,12 +54,18 @@ _DEFERRABLE = {"upper": "upper", "lower": "lower"}
 
 
 class Scope:
-    def __init__(self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(
+        self,
+        variables: Mapping[str, Any],
+        functions: Mapping[str, Callable[..., Any]],
+        budget: Budget | None = None,
+    ) -> None:
         self.variables = dict(variables)
         self.functions = functions
+        self.budget = budget or Budget()
 
     def child(self, **names: Any) -> Scope:
-        scope = Scope(self.variables, self.functions)
+        scope = Scope(self.variables, self.functions, self.budget)
         scope.variables.update(names)
         return scope
 
@@ -76,7 +84,7 @@ def concat_node(parts: list[Node]) -> Node:
     if len(parts) == 1:
         only = parts[0]
         return lambda sc: only(sc) if isinstance(only(sc), Deferred) else to_str(only(sc))
-    return lambda sc: "".join(to_str(p(sc)) for p in parts)
+    return lambda sc: check_text("".join(to_str(p(sc)) for p in parts), "a template string")
 
 
 def to_str(value: Any) -> str:
@@ -152,11 +160,11 @@ def binop_node(op: str, left: Node, right: Node) -> Node:
         x, y = to_num(a), to_num(b)
         match op:
             case "+":
-                return x + y
+                return _bounded(x + y)
             case "-":
-                return x - y
+                return _bounded(x - y)
             case "*":
-                return x * y
+                return _bounded(x * y)
             case "/":
                 if y == 0:
                     raise HCLError("divide by zero")
@@ -175,6 +183,14 @@ def binop_node(op: str, left: Node, right: Node) -> Node:
         return x <= y
 
     return run
+
+
+def _bounded(number: float) -> float:
+    """cty's numbers have 512 bits of precision: a larger integer becomes a float (or infinity)
+    instead of growing without end (`x * x` in a chain of locals)."""
+    if isinstance(number, int) and number.bit_length() > 512:
+        return float("inf") if number > 0 else float("-inf")
+    return number
 
 
 def lookup_name(sc: Scope, name: str) -> Any:
@@ -247,6 +263,7 @@ def eval_for(
     out_list: list[Any] = []
     out_map: dict[str, Any] = {}
     for k, v in items_of(coll(sc)):
+        sc.budget.spend()
         inner = sc.child(**({first: v} if second is None else {first: k, second: v}))
         if cond is not None and not to_bool(cond(inner)):
             continue
@@ -270,12 +287,20 @@ def call_function(sc: Scope, name: str, args: list[Node], expand: bool) -> Any:
         if name in _DEFERRABLE and len(values) == 1:
             return Deferred(f"{_DEFERRABLE[name]} ({values[0].go})")
         raise HCLError(f"{name}(): a value known only during the build (build.*) cannot be used here")
+    what = f"{name}()"
+    for value in values:
+        weigh(value, what)
     try:
-        return fn(*values)
-    except HCLError:
+        result = fn(*values)
+    except TemplateError:
         raise
     except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
         raise HCLError(f"error calling {name}(): {exc}") from None
+    if isinstance(result, str):
+        check_text(result, what)
+    elif isinstance(result, list | dict):
+        weigh(result, what)
+    return result
 
 
 def _can_try(sc: Scope, name: str, args: list[Node]) -> Any:
