@@ -4,6 +4,7 @@ way Go's time.Duration.String() prints them ("1h0m0s", "1.5s", "300ms"), whereve
 from __future__ import annotations
 
 import re
+import typing
 
 _UNITS: dict[str, float] = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
@@ -37,9 +38,19 @@ class Duration(float):
     """A length of time in seconds, written in templates as Go durations: "1h2m3.5s", "300ms", or a
     number of seconds; shown as Go shows it."""
 
+    #: Go's durations are int64 nanoseconds: about 292 years (Python's longest wait too)
+    MAX_SECONDS: typing.ClassVar[float] = float((2**63 - 1) // 10**9)
+
     @classmethod
     def parse(cls, text: str) -> Duration:
         text = text.strip()
+        value = cls._parse(text)
+        if abs(value) > cls.MAX_SECONDS:
+            raise ValueError(f'time: invalid duration "{text}" (the longest is about 292 years)')
+        return value
+
+    @classmethod
+    def _parse(cls, text: str) -> Duration:
         if re.fullmatch(r"\d+(\.\d+)?", text):
             return cls(float(text))
         sign = -1.0 if text.startswith("-") else 1.0

@@ -60,11 +60,14 @@ class TemplateProblems(TemplateError):
         head = f"{source}: {count} error(s) occurred" if count > 1 else f"{source}: {self.problems[0]}"
         super().__init__(head, hint)
 
+    def __str__(self) -> str:
+        """The head and, for several problems, one `* problem` line each (as Packer's multierror
+        reads): what a build that fails on them prints."""
+        if len(self.problems) == 1:
+            return self.message
+        return "\n".join([f"{self.message}:", "", *(f"* {p}" for p in self.problems)])
+
     def render(self) -> str:
         if len(self.problems) == 1:
             return super().render()
-        lines = [f"{self.source}: {len(self.problems)} error(s) occurred:", ""]
-        lines += [f"* {p}" for p in self.problems]
-        if self.hint:
-            lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return str(self) + (f"\n  hint: {self.hint}" if self.hint else "")

@@ -192,3 +192,49 @@ def test_range_counts_like_cty() -> None:
     assert _range(5, 2) == [5, 4, 3]
     assert _range(0, 1, 0.25) == [0, 0.25, 0.5, 0.75]
     assert _range(1024) == list(range(1024))
+
+
+@pytest.mark.parametrize(
+    ("component", "words"),
+    [
+        (
+            {
+                "provisioners": [
+                    {"type": "shell-local", "environment_vars": ["A=x\u0000y"], "inline": ["true"]}
+                ]
+            },
+            "provisioners[0].environment_vars[0]: contains a NUL character",
+        ),
+        (
+            {"provisioners": [{"type": "shell-local", "env": {"A": "x\u0000y"}, "inline": ["true"]}]},
+            "provisioners[0].env.A: contains a NUL character",
+        ),
+        (
+            {"provisioners": [{"type": "sleep", "duration": "99999999999h"}]},
+            'provisioners[0].duration: time: invalid duration "99999999999h"',
+        ),
+        (
+            {"provisioners": [{"type": "sleep", "duration": "1s", "timeout": "99999999999h"}]},
+            'provisioners[0].timeout: time: invalid duration "99999999999h"',
+        ),
+    ],
+)
+def test_option_values_no_build_can_use_fail_validation(
+    kiln: Kiln, component: dict[str, object], words: str
+) -> None:
+    path = kiln.template({"builders": [{"type": "null", "communicator": "none"}], **component})
+    for command in ("validate", "build"):
+        result = kiln(command, str(path), timeout=QUICK)
+        assert result.code == 1
+        one_error(result.err, words)
+
+
+def test_file_builder_target_that_is_a_folder(kiln: Kiln) -> None:
+    (kiln.cwd / "out").mkdir()
+    os.mkfifo(kiln.cwd / "pipe")
+    for target, kind in (("out", "a folder"), ("pipe", "a FIFO (named pipe)")):
+        path = kiln.template({"builders": [{"type": "file", "content": "x", "target": target}]})
+        for command in ("validate", "build"):
+            result = kiln(command, str(path), timeout=QUICK)
+            assert result.code == 1
+            one_error(result.err, f'builders[0].target: "{target}" is {kind}')

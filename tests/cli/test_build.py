@@ -184,3 +184,17 @@ def test_template_from_stdin(kiln: Kiln) -> None:
     result = kiln("build", "-", stdin='{"builders":[{"type":"file","target":"s.txt","content":"hi"}]}')
     assert result.code == 0, result.text
     assert (kiln.cwd / "s.txt").read_text() == "hi"
+
+
+def test_template_errors_found_while_building_are_each_listed(kiln: Kiln) -> None:
+    # `build` data is known only once the builder ran: these errors show at build time
+    path = kiln.template(
+        null_build({"type": "shell-local", "inline": ["echo {{ build `Nope` }}", "echo {{ build `Other` }}"]})
+    )
+    assert kiln("validate", str(path)).code == 0
+    result = kiln("build", "-color=false", str(path))
+    assert result.code == 1
+    for where, name in (("provisioners[0].inline[0]", "Nope"), ("provisioners[0].inline[1]", "Other")):
+        line = f"* {where}: error processing template: error calling build: loaded data, but couldn't find {name}"
+        assert result.err.count(line) == 2, result.err  # in the build's error and in the summary
+    assert "error(s) occurred:\n\n* provisioners[0].inline[0]" in result.err

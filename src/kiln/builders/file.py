@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,24 @@ class FileBuilder(Builder):
         if not self.config.source and not self.config.content and self.config.target:
             # Packer allows an empty content: it writes an empty file.
             pass
+        if self.config.target:
+            self._check_target(dctx, f"{path}.target")
+
+    def _check_target(self, dctx: DecodeContext, path: str) -> None:
+        """A target that exists must be a regular file: writing to a folder fails, and to a FIFO
+        blocks until something reads it."""
+        from kiln.template.source import special_kind
+
+        try:
+            mode = os.stat(self.config.target).st_mode
+        except OSError:
+            return  # not there yet: the build makes it (and says why if it cannot)
+        if not stat.S_ISREG(mode):
+            dctx.error(
+                path,
+                f'"{self.config.target}" is {special_kind(mode)}; target names the file the builder '
+                "writes (e.g. out/artifact.txt)",
+            )
 
     def run(self, ctx: BuildContext) -> Artifact | None:
         target = Path(self.config.target)

@@ -86,7 +86,12 @@ def validate_env_vars(
     """Report malformed `environment_vars` entries (Packer's message) and unsafe variable names."""
     for index, item in enumerate(environment_vars):
         key, sep, _ = item.partition("=")
-        if not sep or not key:
+        if "\0" in item:
+            dctx.error(
+                f"{path}.environment_vars[{index}]",
+                "contains a NUL character, which no environment variable can hold",
+            )
+        elif not sep or not key:
             dctx.error(
                 f"{path}.environment_vars[{index}]", f"Environment variable not in format 'key=value': {item}"
             )
@@ -95,11 +100,15 @@ def validate_env_vars(
                 f"{path}.environment_vars[{index}]",
                 f"invalid environment variable name {key!r} (use letters, digits and _; not starting with a digit)",
             )
-    for key in env:
+    for key, value in env.items():
         if not _NAME.match(key):
             dctx.error(
                 f"{path}.env",
                 f"invalid environment variable name {key!r} (use letters, digits and _; not starting with a digit)",
+            )
+        elif "\0" in value:
+            dctx.error(
+                f"{path}.env.{key}", "contains a NUL character, which no environment variable can hold"
             )
 
 

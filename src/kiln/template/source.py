@@ -37,6 +37,13 @@ def _too_large(name: str, what: str, size: str) -> TemplateError:
     )
 
 
+def special_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words: "a folder", "a FIFO (named pipe)"..."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return next((words for test, words in _KINDS if test(mode)), "not a regular file")
+
+
 def _not_regular(name: str, mode: int, what: str) -> TemplateError:
     if stat.S_ISDIR(mode):
         return TemplateError(
@@ -45,9 +52,9 @@ def _not_regular(name: str, mode: int, what: str) -> TemplateError:
             if what == "template"
             else f"give kiln the path of a {what} file",
         )
-    kind = next((words for test, words in _KINDS if test(mode)), "not a regular file")
     return TemplateError(
-        f"{name}: is {kind}, not a regular {what} file", f"give kiln the path of a {what} file"
+        f"{name}: is {special_kind(mode)}, not a regular {what} file",
+        "kiln reads regular files only, not pipes or devices",
     )
 
 
