@@ -198,6 +198,46 @@ def test_sensitive_values_never_appear_in_output(harness: Harness, prepare: Prep
         assert secret not in combined
 
 
+def command_lines_seen(work: Path) -> str:
+    """What the script wrote of the command lines of itself and its parent (every user of the
+    machine can read these in /proc)."""
+    return " ".join((work / n).read_bytes().replace(b"\0", b" ").decode() for n in ("self", "parent"))
+
+
+CAPTURE = ["cat /proc/$$/cmdline > self", "cat /proc/$PPID/cmdline > parent", 'printf %s "$TOKEN" > seen']
+
+
+@pytest.mark.parametrize("kind", [ShellLocalProvisioner, ShellLocalPostProcessor])
+def test_variables_reach_the_script_through_its_environment_not_its_command_line(
+    harness: Harness, prepare: Prepare, kind: type[Any]
+) -> None:
+    component = prepare(kind, {"inline": CAPTURE, "environment_vars": ["TOKEN=tok-3141-secret"]})
+    if kind is ShellLocalProvisioner:
+        component.provision(harness.ctx, None)
+    else:
+        component.post_process(harness.ctx, Artifact("x", id="a"))
+    work = harness.ctx.work_dir
+    assert (work / "seen").read_text() == "tok-3141-secret"
+    seen = command_lines_seen(work)
+    assert "/bin/sh" in seen and "tok-3141-secret" not in seen and "TOKEN" not in seen
+
+
+def test_an_execute_command_of_the_templates_own_gets_vars_as_text(
+    harness: Harness, prepare: Prepare
+) -> None:
+    prov = prepare(
+        ShellLocalProvisioner,
+        {
+            "inline": CAPTURE,
+            "environment_vars": ["TOKEN=abc"],
+            "execute_command": ["/bin/sh", "-c", "{{.Vars}} /bin/sh {{.Script}}"],
+        },
+    )
+    prov.provision(harness.ctx, None)
+    assert "TOKEN='abc'" in command_lines_seen(harness.ctx.work_dir)
+    assert (harness.ctx.work_dir / "seen").read_text() == "abc"
+
+
 def test_post_processor_keeps_its_input_and_sees_build_data(harness: Harness, prepare: Prepare) -> None:
     work = harness.ctx.work_dir
     (work / "disk.img").write_bytes(b"disk")

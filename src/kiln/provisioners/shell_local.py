@@ -3,8 +3,11 @@
 The post-processor of the same name (kiln.postprocessors.shell_local) uses the same options and
 the same code: `ShellLocalConfig`, `validate_shell_local` and `run_shell_local` live here.
 
-Each script runs as `execute_command` (default `["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]`), in
-its own process group, from the folder kiln was started in. Its output is shown line by line as it
+Each script runs as `execute_command` (default `["/bin/sh", "-c", "{{.Script}}"]`), in its own
+process group, from the folder kiln was started in. Its variables (`environment_vars`, `env`,
+PACKER_BUILD_NAME...) are in its environment, which only its user can read; they are on its command
+line, which every user of the machine can read (`ps`), only where an execute_command of the
+template's own puts `{{.Vars}}` (Packer's default does). Its output is shown line by line as it
 comes (stdout as messages, stderr as errors). When the run is cancelled the whole process group gets
 SIGTERM, then SIGKILL if it is still there after a grace period.
 """
@@ -29,7 +32,7 @@ from kiln.core.ui import visible_line
 from kiln.errors import BuildError, CancelledError
 from kiln.provisioners import shell_common as sc
 
-DEFAULT_EXECUTE_COMMAND = ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
+DEFAULT_EXECUTE_COMMAND = ["/bin/sh", "-c", "{{.Script}}"]
 SUPPORTED_OS = ("darwin", "freebsd", "linux", "openbsd", "solaris", "windows")
 #: Seconds between SIGTERM and SIGKILL when a run is cancelled.
 KILL_GRACE = 3.0
@@ -125,7 +128,7 @@ def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapp
             ctx.ui.say(f"Running local shell script: {script}")
             ctx.log.info("shell-local: starting local command: %s", redact(" ".join(argv)))
             try:
-                code = run_local_command(argv, ctx, cwd=ctx.work_dir, env=_child_env(ctx))
+                code = run_local_command(argv, ctx, cwd=ctx.work_dir, env=_child_env(ctx, env))
             except OSError as exc:
                 raise BuildError(
                     f"Error executing script: {absolute}: {exc.strerror or exc}: {argv[0]}",
@@ -142,10 +145,11 @@ def run_shell_local(ctx: BuildContext, config: ShellLocalConfig, generated: Mapp
             temporary.unlink(missing_ok=True)
 
 
-def _child_env(ctx: BuildContext) -> dict[str, str]:
+def _child_env(ctx: BuildContext, variables: Mapping[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     # Packer's own process carries the run's UUID, and local scripts inherit it.
     env.setdefault("PACKER_RUN_UUID", ctx.run_uuid)
+    env.update(variables)
     return env
 
 
