@@ -128,3 +128,40 @@ def test_a_finished_build_removes_its_run_folder(kiln: Kiln) -> None:
     done = kiln("build", str(template))
     assert done.code == 0 and "null: hello" in done.out, done.text
     assert list((kiln.cwd / ".state" / "runs").iterdir()) == []
+
+
+HCL_SECRETS = """
+variable "password" {
+  type      = string
+  default   = "hunter2-very-secret"
+  sensitive = true
+}
+locals {
+  url  = "https://admin:${var.password}@example.com"
+  note = "no secret here"
+}
+local "token" {
+  expression = "tok-${upper("abc")}-9271"
+  sensitive  = true
+}
+source "null" "a" {
+  communicator = "none"
+}
+build {
+  sources = ["source.null.a"]
+}
+"""
+
+
+def test_hcl2_inspect_masks_what_build_masks(kiln: Kiln) -> None:
+    (kiln.cwd / "t.pkr.hcl").write_text(HCL_SECRETS)
+    result = kiln("inspect", "t.pkr.hcl")
+    assert result.code == 0, result.err
+    assert_clean(result.text)
+    assert 'var.password: "<sensitive>"' in result.out
+    assert 'local.url: "https://admin:<sensitive>@example.com"' in result.out
+    assert 'local.token: "<sensitive>"' in result.out and "tok-ABC-9271" not in result.text
+    assert 'local.note: "no secret here"' in result.out
+    # a value given on the command line is masked the same way
+    result = kiln("inspect", "-var", "password=other-secret-7", "t.pkr.hcl")
+    assert "other-secret-7" not in result.text and "admin:<sensitive>@" in result.out

@@ -7,7 +7,7 @@ import sys
 from kiln.cli.common import add_template_flags
 from kiln.cli.flags import FlagSet
 from kiln.cli.report import print_error
-from kiln.core.secrets import MASK
+from kiln.core.secrets import MASK, REDACTOR
 from kiln.errors import KilnError
 
 HELP = """Usage: kiln inspect TEMPLATE
@@ -63,9 +63,11 @@ def main(argv: list[str]) -> int:
                 template, values["var-file"], [parse_var(v) for v in values["var"]], os.environ
             )
         except KilnError as err:
+            REDACTOR.add(*template.sensitive_values)
             print_error(err)
             return 1
-        sys.stdout.write(text)
+        REDACTOR.add(*template.sensitive_values)
+        sys.stdout.write(REDACTOR.redact(text))
         return 0
     ui = Ui(Output(machine_readable=bool(values["machine-readable"])))
     inspect_json(template, ui)

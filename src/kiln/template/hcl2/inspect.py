@@ -14,7 +14,7 @@ from ..model import Template
 from .evaluator import Evaluator, source_key, strip_meta
 from .expr import Scope, evaluate, namespace, num_text
 from .loader import blocks, labelled, unquote
-from .resolve import collect_variables, declarations
+from .resolve import collect_variables, declarations, sensitive_strings
 
 
 class _Unknown(Exception):
@@ -83,6 +83,8 @@ def inspect_hcl2(
     decls = declarations(body)
     problems: list[Any] = []
     collect_variables(ev, decls, var_files, cli_vars, env, problems)
+    # the command prints this text through the redactor, as it prints everything
+    tpl.sensitive_values.extend(sensitive_strings(decls, ev.values))
     if problems:
         raise TemplateError(str(problems[0]), f"in {tpl.display_path}")
     out = ["Packer Inspect: HCL2 mode\n\n", "> input-variables:\n\n"]
@@ -92,9 +94,12 @@ def inspect_hcl2(
     out.append("\n> local-variables:\n\n")
     for block in blocks(body.get("locals")):
         ev.locals_raw.update(strip_meta(block))
+    sensitive_locals = set()
     for block in blocks(body.get("local")):
         for labels, lbody in labelled(block, 1):
             ev.locals_raw[labels[0]] = lbody.get("expression")
+            if lbody.get("sensitive") is True:
+                sensitive_locals.add(labels[0])
     for block in blocks(body.get("data")):
         for labels, dbody in labelled(block, 2):
             ev.data_raw[(labels[0], labels[1])] = dbody
@@ -105,7 +110,10 @@ def inspect_hcl2(
             value, known = None, False
         except TemplateError:
             value, known = None, False
-        out.append(f"local.{name}: {_printable(value, False, known)}\n")
+        sensitive = name in sensitive_locals
+        if sensitive and known:
+            tpl.sensitive_values.extend(sensitive_strings({name: {"sensitive": True}}, {name: value}))
+        out.append(f"local.{name}: {_printable(value, sensitive, known)}\n")
     out.append("\n")
     out.append(_builds(ev, body))
     out.append("\n")

@@ -136,9 +136,8 @@ def resolve_hcl2(
             )
     if problems:
         _raise(tpl, problems)
+    tpl.sensitive_values.extend(sensitive_strings(decls, ev.values))
     for name, decl in decls.items():
-        if decl.get("sensitive") is True and ev.values.get(name) not in (None, ""):
-            tpl.sensitive_values.extend(_strings(ev.values[name]))
         for rule in blocks(decl.get("validation")):
             try:
                 ok = evaluate(rule.get("condition"), ev.scope())
@@ -180,6 +179,16 @@ def _raise(tpl: Template, problems: list[Any]) -> None:
             raise problems[0]
         raise TemplateError(texts[0], f"in {tpl.display_path}")
     raise TemplateProblems(tpl.display_path, texts)
+
+
+def sensitive_strings(decls: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]) -> list[str]:
+    """The strings in the values of the variables declared `sensitive = true`."""
+    return [
+        piece
+        for name, decl in decls.items()
+        if decl.get("sensitive") is True and values.get(name) not in (None, "")
+        for piece in _strings(values[name])
+    ]
 
 
 def _strings(value: Any) -> list[str]:
