@@ -238,3 +238,12 @@ def test_file_builder_target_that_is_a_folder(kiln: Kiln) -> None:
             result = kiln(command, str(path), timeout=QUICK)
             assert result.code == 1
             one_error(result.err, f'builders[0].target: "{target}" is {kind}')
+
+
+@pytest.mark.parametrize("command", ["validate", "hcl2_upgrade", "inspect"])
+def test_deeply_nested_json(kiln: Kiln, command: str) -> None:
+    deep = "[" * 900 + "]" * 900
+    (kiln.cwd / "t.json").write_text('{"builders": [{"type": "null", "x": ' + deep + "}]}")
+    result = kiln(command, "t.json", timeout=QUICK)
+    assert result.code == 1
+    one_error(result.err, "t.json: objects and arrays nest more than 64 levels deep at line 1, column 98")

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,129 @@ def test_random_templates_never_crash_or_leak_files(tmp_path_factory: Any, text:
     created = snapshot(root) - before
     outside = {p for p in created if not p.startswith("run")}
     assert not outside, f"files written outside the run folder: {outside}"
+
+
+# -- hostile inputs: paths that are not template files, and files built to exhaust kiln
+
+#: longer than any input kiln accepts takes to refuse; a FIFO read would block forever
+TIME_BOUND = 15.0
+#: the longest error an input may cause (excerpts are bounded, not the size of the input)
+OUTPUT_BOUND = 20_000
+KINDS = ["fifo", "dev-zero", "dev-null", "folder", "link-loop", "sparse-huge", "deep-json", "deep-hcl",
+         "long-line", "not-utf8", "hcl-function"]  # fmt: skip
+HUGE_ARGUMENTS = [
+    "range(1e12)", "range(-1e12, 1e12, 1e-9)", "range(0, 1, 0)", "range(1e308)", 'format("%999999999d", 1)',
+    'format("%.999999999f", 1)', 'format("%1000000s", "x")', 'replace("abcdefghijklmnopqrstu", "", format("%999999s", ""))',
+    'join(",", [for i in range(1000) : format("%9999s", i)])', "[for i in range(1024) : [for j in range(1024) : j]]",
+    'regex_replace("aaaaaaaaaaaaaaaaaaaa", "", format("%999999s", ""))', "flatten([for i in range(1024) : range(1024)])",
+    "jsonencode([for i in range(1024) : [for j in range(1024) : i]])", 'substr("abc", 1e12, 1e12)',
+    "element([1], 1e300)", "abs(-1e308 * 10)", "9" * 5000, "max(1e308, 1e308) * 1e308",
+    'formatlist("%999999s", range(100))', "length(range(1024))",
+]  # fmt: skip
+
+
+def nested_hcl(depth: int, brackets: bool) -> str:
+    if brackets:
+        return "x = " + "[" * depth + "]" * depth + "\n"
+    return "".join(f"b{i} {{\n" for i in range(depth)) + "}\n" * depth
+
+
+def write_input(folder: Path, kind: str, name: str, draw: Any) -> Path:
+    """A file (or not a file) of the given kind, at folder/name."""
+    path = folder / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind in ("dev-zero", "dev-null"):
+        os.symlink(f"/dev/{kind[4:]}", path)
+    elif kind == "folder":
+        path.mkdir()
+        (path / "inner.pkr.hcl").write_text(nested_hcl(draw(st.integers(0, 80)), draw(st.booleans())))
+    elif kind == "link-loop":
+        os.symlink(path.name, path)
+    elif kind == "sparse-huge":
+        with open(path, "wb") as f:
+            f.truncate(draw(st.sampled_from([16 * 1024 * 1024 + 1, 1 << 30, 1 << 40])))
+    elif kind == "deep-json":
+        depth = draw(st.integers(500, 5000))
+        opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+        inner = opener * depth + "1" + closer * depth
+        path.write_text('{"builders": [{"type": "null", "communicator": "none", "x": ' + inner + "}]}")
+    elif kind == "deep-hcl":
+        path.write_text(nested_hcl(draw(st.integers(60, 3000)), draw(st.booleans())))
+    elif kind == "long-line":
+        filler = "x" * draw(st.integers(100_000, 3_000_000))
+        text = draw(st.sampled_from(['{"a": "%s", ]', "x = %s +\n", 'x = "%s\n', '{"%s": 1}', "%s = 1\n"]))
+        path.write_text(text.replace("%s", filler))
+    elif kind == "not-utf8":
+        path.write_bytes(b'x = "\xff\xfe\x00"\n' * draw(st.integers(1, 1000)))
+    else:  # hcl-function
+        expression = draw(st.sampled_from(HUGE_ARGUMENTS))
+        path.write_text(
+            f'locals {{\n  x = {expression}\n}}\nsource "null" "a" {{\n  communicator = "none"\n}}\n'
+            'build {\n  sources = ["source.null.a"]\n  provisioner "shell-local" {\n'
+            '    inline = ["echo ${jsonencode(local.x)}"]\n  }\n}\n'
+        )
+    return path
+
+
+@st.composite
+def hostile_runs(draw: Any) -> tuple[str, str, list[str]]:
+    """(kind, role, argv with {} for the input's path)."""
+    kind = draw(st.sampled_from(KINDS))
+    role = draw(st.sampled_from(["template", "var-file", "fmt", "stdin"]))
+    if role == "template":
+        command = draw(
+            st.sampled_from(["validate", "validate -syntax-only", "inspect", "build", "hcl2_upgrade"])
+        )
+        return kind, draw(st.sampled_from(["t.json", "t.pkr.hcl", "t.pkr.json"])), [*command.split(), "{}"]
+    if role == "var-file":
+        name = draw(st.sampled_from(["v.json", "v.pkrvars.hcl"]))
+        return (
+            kind,
+            name,
+            ["validate", "-var-file", "{}", draw(st.sampled_from(["base.json", "base.pkr.hcl"]))],
+        )
+    if role == "fmt":
+        flags = draw(st.sampled_from([[], ["-check"], ["-diff", "-write=false"], ["-recursive", "-check"]]))
+        return kind, "f.pkr.hcl", ["fmt", *flags, "{}" if "-recursive" not in flags else "."]
+    return kind, "in.json", [draw(st.sampled_from(["validate", "fmt"])), "-"]
+
+
+BASES = {
+    "base.json": '{"variables": {"a": ""}, "builders": [{"type": "null", "communicator": "none"}]}',
+    "base.pkr.hcl": 'variable "a" {\n  default = ""\n}\nsource "null" "a" {\n  communicator = "none"\n}\n'
+    'build {\n  sources = ["source.null.a"]\n}\n',
+}
+
+
+@settings(max_examples=int(os.environ.get("KILN_FUZZ_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(run=hostile_runs(), data=st.data())
+def test_hostile_inputs_end_at_once_in_one_error(tmp_path_factory: Any, run: tuple[str, str, list[str]],
+                                                 data: st.DataObject) -> None:  # fmt: skip
+    from tests.bounds import bounded
+
+    kind, name, argv = run
+    root = tmp_path_factory.mktemp("hostile")
+    for base, text in BASES.items():
+        (root / base).write_text(text)
+    path = write_input(root, kind, name, data.draw)
+    old_cwd, old_stdin = os.getcwd(), sys.stdin
+    os.chdir(root)
+    try:
+        if argv[-1] == "-":
+            if kind in ("fifo", "folder", "link-loop"):
+                return  # a shell could not even open these as standard input
+            sys.stdin = io.TextIOWrapper(open(path, "rb"))  # noqa: SIM115 - closed below
+        with bounded(TIME_BOUND):
+            code, output = run_kiln([str(path) if a == "{}" else a for a in argv])
+    finally:
+        if sys.stdin is not old_stdin:
+            sys.stdin.close()
+        sys.stdin = old_stdin
+        os.chdir(old_cwd)
+        REDACTOR.clear()
+    assert code in (0, 1, 3), output[:2000]
+    assert "Traceback" not in output, output[:5000]
+    if code == 1:  # an error quotes excerpts of the input, never all of it
+        assert len(output) < OUTPUT_BOUND, (len(output), output[:2000])

@@ -4,6 +4,8 @@ TemplateError, whatever they are given."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,51 @@ def test_damaged_hcl(data: st.DataObject) -> None:
 @given(st.lists(st.sampled_from(HCL_SEED.splitlines()), max_size=30))
 def test_shuffled_hcl_lines(lines: list[str]) -> None:
     check_hcl("\n".join(lines))
+
+
+# -- HCL functions and expressions with huge arguments: bounded, never MemoryError or a hang
+
+NUMBERS = ["0", "1", "-1", "3", "1024", "1025", "1e6", "1e12", "-1e12", "1e308", "1e-9", "0.5",
+           "4611686018427387904"]  # fmt: skip
+STRINGS = ['""', '"x"', '"%999999999d"', '"%.99999999f"', '"%1000000s"', '"%s%s%s"', '"/(a*)*/"', "local.s"]
+#: typed shapes: each <N> (a number), <S> (a string) and <L> (a list) is filled with an expression
+SHAPES = {
+    "N": ["(<N> * <N>)", "(<N> + <N>)", "(<N> / <N>)", "length(<L>)", "max(<N>, <N>)", "abs(<N>)"],
+    "S": ["format(<S>, <N>)", "format(<S>, <S>, <N>)", "join(<S>, <L>)", "replace(<S>, <S>, <S>)",
+          "regex_replace(<S>, <S>, <S>)", "upper(<S>)", "jsonencode(<L>)", "substr(<S>, <N>, <N>)",
+          '"${<S>}${<S>}"', '"%{for i in <L>}${<S>}%{endfor}"', "base64encode(<S>)"],
+    "L": ["range(<N>)", "range(<N>, <N>)", "range(<N>, <N>, <N>)", "[for i in <L> : <L>]", "[for i in <L> : <S>]",
+          "concat(<L>, <L>)", "flatten(<L>)", "formatlist(<S>, <L>)", "split(<S>, <S>)", "distinct(<L>)",
+          "sort(<L>)", "[<L>, <L>]", "local.l"],
+}  # fmt: skip
+
+
+def expressions(kind: str = "L", depth: int = 0) -> st.SearchStrategy[str]:
+    leaves = {"N": st.sampled_from(NUMBERS), "S": st.sampled_from(STRINGS), "L": st.just("local.l")}
+    if depth >= 3:
+        return leaves[kind]
+
+    @st.composite
+    def shaped(draw: st.DrawFn) -> str:
+        shape = draw(st.sampled_from(SHAPES[kind]))
+        parts = re.split(r"(<[NSL]>)", shape)
+        return "".join(
+            draw(expressions(p[1], depth + 1)) if re.fullmatch(r"<[NSL]>", p) else p for p in parts
+        )
+
+    return leaves[kind] | shaped()
+
+
+@settings(max_examples=int(os.environ.get("KILN_FUZZ_EXAMPLES", "100")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(st.lists(st.sampled_from("NSL").flatmap(expressions), min_size=1, max_size=4))
+def test_hcl_functions_with_huge_arguments(chain: list[str]) -> None:
+    from tests.bounds import bounded
+
+    # each local may use the one before: amplification across locals is bounded too
+    lines = [f'  l = [1, 2, 3]\n  s = "abc"\n  m = {{ a = 1 }}\n  x0 = {chain[0]}']
+    lines += [f"  x{i} = {expr.replace('local.l', f'local.x{i - 1}')}" for i, expr in enumerate(chain[1:], 1)]
+    text = "locals {\n" + "\n".join(lines) + '\n}\nsource "null" "a" {\n  communicator = "none"\n}\n'
+    text += 'build {\n  sources = ["source.null.a"]\n}\n'
+    with bounded(20):
+        check_hcl(text)

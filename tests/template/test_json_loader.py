@@ -205,8 +205,12 @@ def test_not_an_object_missing_file_and_folder(tmp_path: Path) -> None:
 
 
 def test_deep_nesting_is_a_template_error(tmp_path: Path) -> None:
-    with pytest.raises(TemplateError, match="nests too deeply"):
+    with pytest.raises(TemplateError, match="nest more than 64 levels deep at line 1, column 65"):
         load_template(write(tmp_path, "[" * 100000))
+    # brackets inside strings do not count; 64 levels are fine
+    text = '{"a": "' + "[" * 100 + '", "b": ' + "[" * 63 + "]" * 63 + "}"
+    with pytest.raises(TemplateError, match="Unknown root level key in template: 'a'"):
+        load_template(write(tmp_path, text))
 
 
 def test_duplicate_fields_all_listed(tmp_path: Path) -> None:

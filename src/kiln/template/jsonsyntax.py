@@ -5,6 +5,7 @@ non-standard constants Python accepts (NaN, Infinity) refused."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from kiln.errors import TemplateError
@@ -33,6 +34,7 @@ def loads(data: bytes, source: str) -> Any:
     """Parse JSON bytes; raises TemplateError naming `source`, line and column on bad syntax and
     listing every duplicated key."""
     text = decode_text(data)
+    check_nesting(data, text, source)
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -60,6 +62,32 @@ def loads(data: bytes, source: str) -> Any:
             "each key may appear once in a JSON object; remove or rename the repeated one",
         )
     return value
+
+
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}]')
+
+
+def check_nesting(data: bytes, text: str, source: str) -> None:
+    """Raise TemplateError, located, where objects and arrays nest more than MAX_NESTING deep."""
+    from .source import MAX_NESTING
+
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return
+    depth = 0
+    for m in _STRING_OR_BRACKET.finditer(text):
+        token = m.group(0)
+        if token in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                offset = len(text[: m.start()].encode("utf-8", errors="surrogateescape"))
+                line, col, highlight = highlight_position(data, offset + 1)
+                raise TemplateError(
+                    f"{source}: objects and arrays nest more than {MAX_NESTING} levels deep at line "
+                    f"{line}, column {col}",
+                    "a template nests objects and arrays a few levels only:\n" + highlight.rstrip("\n"),
+                )
+        elif token in "]}":
+            depth -= 1
 
 
 def _find_constant(text: str) -> int:

@@ -17,6 +17,9 @@ from kiln.errors import TemplateError
 #: The largest file kiln reads as a template, a var file or a file() argument. Real templates are
 #: kilobytes; the cap keeps a wrong path (a disk image, a log) from filling memory.
 MAX_BYTES = 16 * 1024 * 1024
+#: How deep objects, arrays, blocks and brackets may nest in a template or var file. kiln walks
+#: them recursively (decoding, rendering, upgrading); real templates nest a handful of levels.
+MAX_NESTING = 64
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from kiln.errors import KilnError
 
+from ..source import MAX_NESTING
+
 OPEN = {"OBrace", "OBrack", "OParen", "TemplateInterp", "TemplateControl"}
 CLOSE = {"CBrace", "CBrack", "CParen", "TemplateSeqEnd"}
 _OPERATORS = [
@@ -25,9 +27,6 @@ _OPERATORS = [
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _IDENT = re.compile(r"[^\W\d][\w-]*")
 _HEREDOC = re.compile(r"<<(-?)([^\W\d][\w-]*)(\r?\n)")
-#: How deep blocks, brackets and `${}` may nest. The parser kiln loads templates with (and its
-#: expression evaluator) recurse once per level; real templates nest a handful of levels.
-MAX_NESTING = 64
 #: The most characters of a source line a diagnostic quotes.
 SOURCE_EXCERPT = 200
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from kiln.errors import TemplateError
 
+from ..jsonsyntax import check_nesting
+
 #: block type -> number of labels, per enclosing block ("" is the file's top level)
 SCHEMA: dict[str, dict[str, int]] = {
     "": {"packer": 0, "variable": 1, "variables": 0, "locals": 0, "local": 1, "source": 2, "build": 0,
@@ -34,7 +36,9 @@ def load_pkr_json(path: str, what: str = "template") -> dict[str, Any]:
 
     data, source = read_bytes(path, what)
     try:
-        raw = json.loads(data.decode("utf-8", errors="replace"), object_pairs_hook=_hook)
+        text = data.decode("utf-8", errors="replace")
+        check_nesting(data, text, source)
+        raw = json.loads(text, object_pairs_hook=_hook)
     except json.JSONDecodeError as exc:
         raise TemplateError(
             f"{source}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"
