@@ -247,3 +247,13 @@ def test_deeply_nested_json(kiln: Kiln, command: str) -> None:
     result = kiln(command, "t.json", timeout=QUICK)
     assert result.code == 1
     one_error(result.err, "t.json: objects and arrays nest more than 64 levels deep at line 1, column 98")
+
+
+def test_an_error_quoting_a_huge_value_prints_its_start(kiln: Kiln) -> None:
+    key = "k" * 2_000_000
+    builders = '"builders": [{"type": "null", "communicator": "none"}]'
+    (kiln.cwd / "t.json").write_text(f'{{"{key}": 1, {builders}}}')
+    result = kiln("validate", "t.json", timeout=QUICK)
+    assert result.code == 1
+    one_error(result.err, "Unknown root level key in template: 'kkkk", "more characters)")
+    assert len(result.err) < 2000

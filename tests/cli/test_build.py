@@ -197,4 +197,4 @@ def test_template_errors_found_while_building_are_each_listed(kiln: Kiln) -> Non
     for where, name in (("provisioners[0].inline[0]", "Nope"), ("provisioners[0].inline[1]", "Other")):
         line = f"* {where}: error processing template: error calling build: loaded data, but couldn't find {name}"
         assert result.err.count(line) == 2, result.err  # in the build's error and in the summary
-    assert "error(s) occurred:\n\n* provisioners[0].inline[0]" in result.err
+    assert "2 error(s) occurred:\n\n* provisioners[0].inline[0]" in result.err  # and nothing made up

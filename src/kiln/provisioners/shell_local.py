@@ -49,7 +49,11 @@ _TOO_MANY = (
 class ShellLocalConfig(sc.ShellCommonConfig):
     # RUF009: option() returns a dataclass field, not a shared mutable default.
     command: str = option("", doc="deprecated: one command (use inline)")
-    execute_command: list[str] = option(default_factory=list, raw=True, doc="argv; {{.Vars}} {{.Script}}")  # noqa: RUF009
+    execute_command: list[str] = option(  # noqa: RUF009
+        default_factory=list,
+        raw=True,
+        doc="argv; {{.Script}}, {{.Vars}} (the variables as text; they are in the environment too)",
+    )
     only_on: list[str] = option(  # noqa: RUF009
         default_factory=list,
         choices=SUPPORTED_OS,
@@ -69,7 +73,10 @@ def validate_shell_local(config: ShellLocalConfig, dctx: DecodeContext, path: st
     elif len(config.execute_command) == 1:
         # Packer's post-processor once took a string run by `sh -c`; keep such templates working.
         config.execute_command = ["sh", "-c", *config.execute_command]
-    if not (config.command or config.inline or config.scripts or config.script):
+    given = config.command or config.inline or config.scripts or config.script
+    failed = tuple(f"{path}.{key}{end}" for key in ("command", "inline", "script", "scripts") for end in ":[")
+    decoded = not any(e.startswith(failed) for e in dctx.errors)
+    if not given and decoded:  # a value that failed to decode was given: it is reported already
         dctx.error(path, "Command, Inline, Script and Scripts options cannot all be empty.")
     if config.command:
         if config.inline or config.scripts or config.script:
