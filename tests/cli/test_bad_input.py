@@ -257,3 +257,14 @@ def test_an_error_quoting_a_huge_value_prints_its_start(kiln: Kiln) -> None:
     assert result.code == 1
     one_error(result.err, "Unknown root level key in template: 'kkkk", "more characters)")
     assert len(result.err) < 2000
+
+
+def test_a_script_that_is_a_fifo(kiln: Kiln, fifo: Path) -> None:
+    for kind in ("shell-local", "shell"):
+        path = kiln.template(
+            {"builders": [{"type": "null", "communicator": "none"}],
+             "provisioners": [{"type": kind, "script": fifo.name}]}
+        )  # fmt: skip
+        result = kiln("validate", str(path), timeout=QUICK)
+        assert result.code == 1
+        assert f"Bad script '{fifo.name}': not a regular file" in result.err, result.err

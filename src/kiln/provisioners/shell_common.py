@@ -221,7 +221,13 @@ def validate_scripts_exist(
             target = base / target
         try:
             if not target.is_file():
-                reason = "is a directory" if target.is_dir() else "no such file or directory"
+                reason = (
+                    "is a directory"
+                    if target.is_dir()
+                    else "not a regular file"  # a FIFO or a device: reading it would block or never end
+                    if target.exists()
+                    else "no such file or directory"
+                )
                 dctx.error(path, f"Bad script '{item}': {reason}")
             elif not os.access(target, os.R_OK):
                 dctx.error(path, f"Bad script '{item}': permission denied")
