@@ -191,14 +191,6 @@ def _default_text(value: Any) -> str:
     return str(value)
 
 
-def option_names(cls: type[Any]) -> list[str]:
-    names: list[str] = []
-    for f in dataclasses.fields(cls):
-        names.append(f.name)
-        names.extend(f.metadata.get("aliases", ()))
-    return names
-
-
 def decode(cls: type[T], data: Mapping[str, Any], path: str, ctx: DecodeContext) -> T:
     """Decode `data` into dataclass `cls`; problems go to `ctx.errors`, each prefixed with `path`."""
     hints = typing.get_type_hints(cls)

@@ -50,6 +50,8 @@ class MinVersionError(TemplateError):
 
 
 class Problems:
+    """Every problem found, each a line naming its place (`builders[1].type: ...`)."""
+
     def __init__(self) -> None:
         self.items: list[str] = []
 
@@ -77,6 +79,7 @@ def _names(value: Any, path: str, problems: Problems, weakly: bool) -> list[str]
 
 
 def read_duration(value: Any, path: str, problems: Problems) -> float:
+    """A provisioner's pause_before / timeout in seconds (0 when unset); a problem goes to `problems`."""
     if value is None:
         return 0.0
     try:
