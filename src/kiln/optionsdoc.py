@@ -21,7 +21,8 @@ HEADER = """# Options of kiln's components
 
 Made from the components' own declarations by `python -m kiln.optionsdoc > docs/options.md`;
 `kiln inspect -options TYPE` shows one component. Options keep Packer's names and meaning; an
-empty string means the default. Strings may use the template's functions (``{{user `x`}}``).
+empty string given to an option with accepted values ("one of") means its default. Strings may use
+the template's functions (``{{user `x`}}``).
 """
 
 
