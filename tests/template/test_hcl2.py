@@ -23,6 +23,7 @@ from kiln.template.hcl2.expr import (
 from kiln.template.hcl2.functions import make_functions
 from kiln.template.interpolate import InterpContext
 from kiln.template.model import Template
+from tests.conformance_suite import SUITE
 
 
 @pytest.fixture(autouse=True)
@@ -315,9 +316,6 @@ def test_json_syntax_template(tmp_path: Path) -> None:
     assert [[p.name for p in chain] for chain in tpl.post_processors] == [["manifest", "sums"]] * 2
 
 
-SUITE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "packer"
-
-
 def _inspect_cases() -> list[dict[str, Any]]:
     import json
 
@@ -327,7 +325,6 @@ def _inspect_cases() -> list[dict[str, Any]]:
     return [c for c in cases if c["category"] == "inspect" and not c["args"][-1].endswith(".json")]
 
 
-@pytest.mark.skipif(not SUITE.exists(), reason="the conformance suite is not beside the checkout")
 @pytest.mark.parametrize("case", _inspect_cases(), ids=lambda c: str(c["id"]))
 def test_inspect_text_as_packer_prints_it(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from kiln.template import inspect_hcl2, parse_var_flag
