@@ -303,7 +303,10 @@ def _convert(tp: Any, value: Any, path: str, ctx: DecodeContext, raw: bool = Fal
         return _fail(ctx, path, f"expected type 'bool', got {weak.type_name(value)}")
     if tp is Duration:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return weak.number_duration(value)
+            try:
+                return weak.number_duration(value)
+            except ValueError as exc:
+                return _fail(ctx, path, str(exc))
         if isinstance(value, str):
             text = _render(value, ctx, path)
             try:

@@ -95,5 +95,9 @@ def template_duration(value: Any) -> Duration:
 
 def number_duration(value: int | float) -> Duration:
     """A bare number in a duration option: nanoseconds as Go reads it, unless it is small enough to
-    be meant as seconds (Packer users write strings; a small number is a mistake kiln forgives)."""
-    return Duration(value / 1e9) if value > 1e6 else Duration(value)
+    be meant as seconds (Packer users write strings; a small number is a mistake kiln forgives).
+    Raises ValueError past Go's longest duration (about 292 years)."""
+    seconds = value / 1e9 if value > 1e6 else value
+    if not abs(seconds) <= Duration.MAX_SECONDS:  # NaN too
+        raise ValueError(f"time: invalid duration {value!r} (the longest is about 292 years)")
+    return Duration(seconds)

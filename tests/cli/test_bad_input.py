@@ -217,6 +217,14 @@ def test_range_counts_like_cty() -> None:
             {"provisioners": [{"type": "sleep", "duration": "1s", "timeout": "99999999999h"}]},
             'provisioners[0].timeout: time: invalid duration "99999999999h"',
         ),
+        (  # a bare number is nanoseconds
+            {"provisioners": [{"type": "sleep", "duration": 1e300}]},
+            "provisioners[0].duration: time: invalid duration 1e+300",
+        ),
+        (
+            {"provisioners": [{"type": "sleep", "duration": "1s", "pause_before": 1e300}]},
+            "provisioners[0].pause_before: time: invalid duration 1e+300",
+        ),
     ],
 )
 def test_option_values_no_build_can_use_fail_validation(
