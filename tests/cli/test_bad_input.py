@@ -276,3 +276,10 @@ def test_a_script_that_is_a_fifo(kiln: Kiln, fifo: Path) -> None:
         result = kiln("validate", str(path), timeout=QUICK)
         assert result.code == 1
         assert f"Bad script '{fifo.name}': not a regular file" in result.err, result.err
+
+
+def test_hcl2_upgrade_output_that_is_a_fifo(kiln: Kiln, fifo: Path) -> None:
+    (kiln.cwd / "t.json").write_text(TEMPLATE)
+    result = kiln("hcl2_upgrade", "-output-file", fifo.name, "t.json", timeout=QUICK)
+    assert result.code == 1
+    one_error(result.err, f"{fifo.name}: is a FIFO (named pipe)")

@@ -5,6 +5,7 @@ with its place in the template; -strict makes such a partial conversion exit 2."
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -63,6 +64,12 @@ def main(argv: list[str]) -> int:
         folder = os.path.dirname(output)
         if folder:
             os.makedirs(folder, exist_ok=True)
+        mode = os.stat(output).st_mode if os.path.exists(output) else stat.S_IFREG
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode):  # would block, or fail
+            from kiln.template.source import special_kind
+
+            print_error(KilnError(f"{output}: is {special_kind(mode)}", "choose another -output-file"))
+            return 1
         with open(output, "w", encoding="utf-8") as f:
             f.write(result.text)
     except OSError as exc:
