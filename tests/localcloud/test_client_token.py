@@ -9,11 +9,11 @@ import pytest
 
 from kiln.localcloud.auth import Caller
 from kiln.localcloud.backend import NoMachines
-from kiln.localcloud.cloud import Cloud
+from kiln.localcloud.errors import ApiError
+from kiln.localcloud.model.cloud import Cloud
 from kiln.localcloud.profile import LatencyProfile
 from kiln.localcloud.server import Server
 from kiln.localcloud.service import first_key, open_store
-from kiln.localcloud.wire import ApiError
 
 
 def test_a_failed_request_leaves_no_token_lock_behind(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_a_failed_request_leaves_no_token_lock_behind(tmp_path: Path) -> None:
         store = open_store(tmp_path)
         cloud = Cloud(tmp_path, store, NoMachines(), LatencyProfile())
         server = Server(cloud)
-        caller = Caller(first_key(store), "v3", action="", version="")  # _dispatch is given both
+        caller = Caller(first_key(store), "v3", action="", version="")  # dispatch is given both
         params = {
             "RegionId": "cn-beijing",
             "VpcId": "vpc-nope",
@@ -30,17 +30,17 @@ def test_a_failed_request_leaves_no_token_lock_behind(tmp_path: Path) -> None:
         }
         for attempt in range(3):
             with pytest.raises(ApiError, match=r"InvalidVpcId\.NotFound"):
-                await server._dispatch(caller, "CreateVSwitch", "2016-04-28", params, f"req-{attempt}")
+                await server.rpc.dispatch(caller, "CreateVSwitch", "2016-04-28", params, f"req-{attempt}")
         concurrent = [
-            server._dispatch(caller, "CreateVSwitch", "2016-04-28", params, f"req-c{n}") for n in range(3)
+            server.rpc.dispatch(caller, "CreateVSwitch", "2016-04-28", params, f"req-c{n}") for n in range(3)
         ]
         outcomes = await asyncio.gather(*concurrent, return_exceptions=True)
         assert all(isinstance(o, ApiError) for o in outcomes)
-        created = await server._dispatch(
+        created = await server.rpc.dispatch(
             caller, "CreateVpc", "2016-04-28", {"RegionId": "cn-beijing", "ClientToken": "t2"}, "req-ok"
         )
         assert created["VpcId"].startswith("vpc-")
-        assert server._token_locks == {}
+        assert len(server.rpc.token_locks) == 0
         await cloud.close()
         store.close()
 

@@ -12,7 +12,7 @@ from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.localcloud import LocalCloudProcess, sdkcalls
-from kiln.localcloud.images import PUBLIC_IMAGE_FAMILY, PUBLIC_IMAGE_ID
+from kiln.localcloud.model.images import PUBLIC_IMAGE_FAMILY, PUBLIC_IMAGE_ID
 from kiln.localcloud.sdkcalls import Network, instance_status, vpc_status, vswitch_status
 
 from .conftest import REGION, error_of

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kiln.localcloud import signing
+from kiln.localcloud.errors import ApiError
 from kiln.localcloud.store import AccessKey, Store
-from kiln.localcloud.wire import ApiError
 
 MAX_SKEW = 15 * 60
 # A nonce is kept (in the state's SQLite file, so a restart does not forget it) while a request

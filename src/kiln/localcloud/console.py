@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from kiln.localcloud.cloud import REGIONS, Cloud
-from kiln.localcloud.images import progress, public_image
+from kiln.localcloud.api.views import instance_status
+from kiln.localcloud.model.cloud import Cloud
+from kiln.localcloud.model.images import progress, public_image
+from kiln.localcloud.model.regions import REGIONS
 
 
 def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -52,9 +54,7 @@ def _mask(access_key_id: str) -> str:
 def snapshot(cloud: Cloud) -> dict[str, Any]:
     instances = []
     for inst in cloud.items("instance"):
-        status = inst["Status"]
-        if status == "Starting" and inst.get("_pending_until", 0) > time.time():
-            status = "Pending"
+        status = instance_status(inst)
         instances.append(
             {
                 "InstanceId": inst["InstanceId"],

@@ -13,7 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kiln.localcloud.wire import ApiError
+from kiln.localcloud import errors
+from kiln.localcloud.errors import ApiError
 
 DEFAULT_STATUS = {"Throttling": 400, "Throttling.User": 400, "InternalError": 500, "ServiceUnavailable": 503}
 
@@ -52,9 +53,7 @@ class Faults:
             try:
                 return cast(raw)
             except ValueError:
-                raise ApiError(
-                    400, "InvalidParameter", f'The specified parameter "{name}" is not valid.'
-                ) from None
+                raise errors.invalid(name) from None
 
         code = params.get("Code", "")
         fault = Fault(
@@ -69,7 +68,7 @@ class Faults:
             max_per_second=number("MaxPerSecond", float, None),
         )
         if not code and not fault.latency and fault.max_per_second is None:
-            raise ApiError(400, "MissingParameter", "Give Code, LatencyMs or MaxPerSecond.")
+            raise errors.missing("Code")
         if fault.max_per_second is not None and not code:
             fault.code, fault.status = "Throttling.User", 400
             fault.message = "Request was denied due to user flow control."

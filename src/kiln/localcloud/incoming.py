@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from kiln.localcloud.wire import ApiError
+from kiln.localcloud.errors import ApiError
 
 # 32 KB of base64 UserData is up to 96 KB percent-encoded (`+` and `/` take three bytes each).
 MAX_QUERY = 128 * 1024

@@ -16,7 +16,7 @@ from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
-from kiln.localcloud.images import PUBLIC_IMAGE_ID
+from kiln.localcloud.model.images import PUBLIC_IMAGE_ID
 
 REGION = "cn-beijing"
 

@@ -17,8 +17,8 @@ from aiohttp import web
 from kiln import paths
 from kiln.errors import KilnError
 from kiln.localcloud.backend import InstanceBackend, NoMachines
-from kiln.localcloud.cloud import DEFAULT_REGION, Cloud
 from kiln.localcloud.incoming import REQUEST_LINE
+from kiln.localcloud.model.cloud import DEFAULT_REGION, Cloud
 from kiln.localcloud.profile import LatencyProfile
 from kiln.localcloud.store import AccessKey, Store, private_file, state_folder
 

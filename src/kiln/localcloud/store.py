@@ -5,9 +5,10 @@ only the folders localcloud creates are made private (0700), and every file it k
 database with its -wal and -shm, which hold the secret keys; the lock; server.json; the log) is 0600.
 
 Writes go straight to SQLite in WAL mode (each statement its own transaction), so a kill -9 loses
-nothing that was acknowledged: the WAL lives in the OS page cache and survives the process.
-Reads come from the in-memory copy, which is why DescribeInstances stays fast with thousands of
-instances. Only this process writes the file (the server holds a lock on the state folder).
+nothing that was acknowledged: the WAL lives in the OS page cache and survives the process. A write
+reaches the database before the in-memory copy, and `get` hands out copies, so memory changes only
+with what SQLite took. Reads come from the in-memory copy, which is why DescribeInstances stays fast
+with thousands of instances. Only this process writes the file (the server holds a lock on the state folder).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import secrets
 import sqlite3
 import string
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,9 +104,10 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        self._cache: dict[str, dict[str, dict[str, Any]]] = {}
+        # kind -> id -> (the stored JSON, its parsed copy that readers share and never change)
+        self._cache: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
         for rid, kind, data in self.db.execute("SELECT id, kind, data FROM resources"):
-            self._cache.setdefault(kind, {})[rid] = json.loads(data)
+            self._cache.setdefault(kind, {})[rid] = (data, json.loads(data))
         self._logged = 0
 
     def close(self) -> None:
@@ -139,22 +142,24 @@ class Store:
         return AccessKey(*row) if row else None
 
     # resources ---------------------------------------------------------------------------------
-    def put(self, kind: str, rid: str, data: dict[str, Any]) -> None:
-        self._cache.setdefault(kind, {})[rid] = data
-        self.db.execute(
-            "INSERT OR REPLACE INTO resources VALUES (?, ?, ?)",
-            (rid, kind, json.dumps(data, separators=(",", ":"))),
-        )
+    def put(self, kind: str, rid: str, data: Mapping[str, Any]) -> None:
+        """Write the database first: when SQLite refuses, memory still holds what it holds."""
+        text = json.dumps(data, separators=(",", ":"))
+        self.db.execute("INSERT OR REPLACE INTO resources VALUES (?, ?, ?)", (rid, kind, text))
+        self._cache.setdefault(kind, {})[rid] = (text, json.loads(text))
 
     def get(self, kind: str, rid: str) -> dict[str, Any] | None:
-        return self._cache.get(kind, {}).get(rid)
+        """The caller's own copy (changing it changes nothing until it is `put`)."""
+        row = self._cache.get(kind, {}).get(rid)
+        return None if row is None else dict(json.loads(row[0]))
 
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        return list(self._cache.get(kind, {}).values())
+    def all(self, kind: str) -> list[Mapping[str, Any]]:
+        """Every resource of a kind, shared with other readers: read-only."""
+        return [row[1] for row in self._cache.get(kind, {}).values()]
 
     def delete(self, kind: str, rid: str) -> None:
-        self._cache.get(kind, {}).pop(rid, None)
         self.db.execute("DELETE FROM resources WHERE id = ?", (rid,))
+        self._cache.get(kind, {}).pop(rid, None)
 
     def count(self) -> dict[str, int]:
         return {kind: len(items) for kind, items in self._cache.items() if items}

@@ -1,4 +1,4 @@
-"""What goes over the wire: API errors, and responses rendered as JSON or XML.
+"""What goes over the wire: responses (and the catalogue's errors) rendered as JSON or XML.
 
 XML mirrors the JSON the way the real API does: the root element is `<Action>Response`, a list under
 key K becomes repeated `<K>` elements (`{"Regions": {"Region": [a, b]}}` ->
@@ -10,41 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 from xml.sax.saxutils import escape
-
-
-class ApiError(Exception):
-    """An error answered to the client with the real cloud's HTTP status, code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def not_found(kind: str, value: str) -> ApiError:
-    """`InvalidInstanceId.NotFound` and friends (404)."""
-    return ApiError(404, f"Invalid{kind}.NotFound", f"The specified {kind} does not exist. ({value})")
-
-
-def missing(name: str) -> ApiError:
-    return ApiError(
-        400,
-        "MissingParameter",
-        f'The input parameter "{name}" that is mandatory for processing this request is not supplied.',
-    )
-
-
-def invalid(name: str, why: str = "is not valid") -> ApiError:
-    return ApiError(400, "InvalidParameter", f'The specified parameter "{name}" {why}.')
-
-
-def incorrect_status(what: str, status: str) -> ApiError:
-    return ApiError(
-        403,
-        "IncorrectInstanceStatus",
-        f"The current status of the resource does not support this operation. ({what} is {status})",
-    )
 
 
 def render_json(data: dict[str, Any]) -> bytes:

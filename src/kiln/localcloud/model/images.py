@@ -8,10 +8,15 @@ The public image is Debian 12 built by `kiln baseimage`, offered in every region
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kiln.localcloud.wire import ApiError, not_found
+from kiln.localcloud import errors
+from kiln.localcloud.model import lifecycle
+
+if TYPE_CHECKING:
+    from kiln.localcloud.model.cloud import Cloud
 
 PUBLIC_IMAGE_ID = "debian_12_x64_20G_kiln_20261128.vhd"
 PUBLIC_IMAGE_FAMILY = "acs:debian_12_x64"
@@ -53,53 +58,53 @@ def public_image(region: str, file: Path | None) -> dict[str, Any]:
         "LoginAsNonRootSupported": False,
         "Tags": [],
         "_snapshots": [],
+        "_share": [],
     }
 
 
-def own_images(cloud: Any, region: str | None) -> list[dict[str, Any]]:
-    return list(cloud.items("image", region))
+def visible(cloud: Cloud, region: str, owner: str | None = None) -> list[Mapping[str, Any]]:
+    """The images a region lists: the public one (owner system) and the account's own (owner self)."""
+    images: list[Mapping[str, Any]] = []
+    if owner in (None, "", "system"):
+        images.append(public_image(region, cloud.backend.public_image_file()))
+    if owner in (None, "", "self"):
+        images.extend(cloud.items("image", region))
+    return images
 
 
-def find_image(cloud: Any, region: str, image_id: str | None, family: str | None = None) -> dict[str, Any]:
+def find_image(
+    cloud: Cloud, region: str, image_id: str | None, family: str | None = None
+) -> Mapping[str, Any]:
     """An image visible in `region` by id (public or own), or the newest Available one of a family."""
     if image_id is None and family is not None:
         found = family_latest(cloud, region, family)
         if found is None:
-            raise ApiError(
-                404,
-                "InvalidImageFamily.NotFound",
-                f"The specified ImageFamily has no available image. ({family})",
-            )
+            raise errors.IMAGE_FAMILY_NOT_FOUND(family)
         return found
     if image_id is None:
-        raise ApiError(
-            400,
-            "MissingParameter",
-            'The input parameter "ImageId" that is mandatory for processing this request is not supplied.',
-        )
+        raise errors.missing("ImageId")
     if image_id == PUBLIC_IMAGE_ID:
         return public_image(region, cloud.backend.public_image_file())
-    image = cloud.store.get("image", image_id)
-    if image is None or image["RegionId"] != region:
-        raise not_found("ImageId", image_id)
-    return dict(cloud.settle(image))
+    return cloud.find("image", image_id, region)
 
 
-def family_latest(cloud: Any, region: str, family: str) -> dict[str, Any] | None:
+def family_latest(cloud: Cloud, region: str, family: str) -> Mapping[str, Any] | None:
     candidates = [
-        i for i in own_images(cloud, region) if i.get("ImageFamily") == family and i["Status"] == "Available"
+        i
+        for i in cloud.items("image", region)
+        if i.get("ImageFamily") == family and i["Status"] == "Available"
     ]
     if family == PUBLIC_IMAGE_FAMILY:
         candidates.append(public_image(region, cloud.backend.public_image_file()))
     if not candidates:
         return None
-    return max(candidates, key=lambda i: i["_created"])
+    return max(candidates, key=lambda i: float(i["_created"]))
 
 
-def progress(image: dict[str, Any]) -> str:
+def progress(image: Mapping[str, Any]) -> str:
     if image["Status"] != "Creating" and image["Status"] != "Waiting":
-        return "100%" if image["Status"] == "Available" else image.get("Progress", "0%")
-    began, until = image["_created"], image.get("_until", time.time())
+        return "100%" if image["Status"] == "Available" else str(image.get("Progress", "0%"))
+    began, until = float(image["_created"]), lifecycle.until(image) or time.time()
     span = max(until - began, 0.001)
     done = min(99, int((time.time() - began) / span * 100))
     return f"{max(done, 0)}%"

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fnmatch
 import hashlib
 import re
-from typing import Any
 
-from kiln.localcloud.actions_network import match_tags, page, public, tags_view
-from kiln.localcloud.cloud import Call, Cloud, action
+from kiln.localcloud import errors
+from kiln.localcloud.api import views
+from kiln.localcloud.api.describe import Describe, Equals, Glob, Tags
+from kiln.localcloud.api.registry import ECS, Json, action
+from kiln.localcloud.api.request import Call
+from kiln.localcloud.model.cloud import Cloud, Res
 from kiln.localcloud.store import new_id
-from kiln.localcloud.wire import ApiError
 
 _KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._:-]{1,127}$")
 
 
-# key pairs --------------------------------------------------------------------------------------
 def fingerprint(public_key: str) -> str:
     blob = base64.b64decode(public_key.split()[1])
     digest = hashlib.md5(blob).hexdigest()
@@ -44,14 +44,12 @@ def _generate_rsa() -> tuple[str, str]:
 
 def _check_name(cloud: Cloud, region: str, name: str) -> None:
     if not _KEY_NAME.match(name) or name.startswith(("http://", "https://")):
-        raise ApiError(
-            400, "InvalidKeyPairName.Malformed", f"The specified KeyPairName is not valid. ({name})"
-        )
+        raise errors.KEY_PAIR_NAME_MALFORMED(name)
     if cloud.store.get("keypair", f"{region}/{name}") is not None:
-        raise ApiError(400, "KeyPair.AlreadyExist", f"The key pair already exist. ({name})")
+        raise errors.KEY_PAIR_EXISTS(name)
 
 
-def _save_pair(cloud: Cloud, call: Call, region: str, name: str, public_key: str) -> dict[str, Any]:
+def _save_pair(cloud: Cloud, call: Call, region: str, name: str, public_key: str) -> Res:
     pair = cloud.new(
         "keypair",
         f"{region}/{name}",
@@ -67,8 +65,8 @@ def _save_pair(cloud: Cloud, call: Call, region: str, name: str, public_key: str
     return pair
 
 
-@action("CreateKeyPair")
-async def create_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+@action("CreateKeyPair", ECS)
+async def create_key_pair(cloud: Cloud, call: Call) -> Json:
     region = call.require_region()
     name = call.require("KeyPairName")
     _check_name(cloud, region, name)
@@ -83,8 +81,8 @@ async def create_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
     }
 
 
-@action("ImportKeyPair")
-async def import_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+@action("ImportKeyPair", ECS)
+async def import_key_pair(cloud: Cloud, call: Call) -> Json:
     from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
     region = call.require_region()
@@ -94,9 +92,7 @@ async def import_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
     try:
         load_ssh_public_key(body.encode())
     except (ValueError, TypeError, IndexError):
-        raise ApiError(
-            400, "InvalidPublicKeyBody.Malformed", "The specified PublicKeyBody is not a valid public key."
-        ) from None
+        raise errors.PUBLIC_KEY_MALFORMED() from None
     pair = _save_pair(cloud, call, region, name, " ".join(body.split()[:2]))
     return {
         "KeyPairName": name,
@@ -105,52 +101,34 @@ async def import_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
     }
 
 
-async def _attach(cloud: Cloud, call: Call, attach: bool) -> dict[str, Any]:
+def _failed(instance_id: str, err: errors.ApiError) -> dict[str, str]:
+    return {"InstanceId": instance_id, "Success": "false", "Code": err.code, "Message": err.message}
+
+
+async def _attach(cloud: Cloud, call: Call, attach: bool) -> Json:
     region = call.require_region()
     name = call.require("KeyPairName")
-    if cloud.store.get("keypair", f"{region}/{name}") is None:
-        raise ApiError(
-            404, "InvalidKeyPairName.NotFound", f"The specified KeyPairName does not exist. ({name})"
-        )
+    cloud.find("keypair", name, region)
     ids = call.values("InstanceIds")
     if not ids:
-        raise ApiError(
-            400,
-            "MissingParameter",
-            'The input parameter "InstanceIds" that is mandatory for processing this request is not supplied.',
-        )
-    results, failed = [], 0
+        raise errors.missing("InstanceIds")
+    results = []
     for iid in ids:
-        inst = cloud.store.get("instance", iid)
-        if inst is None or inst["RegionId"] != region:
-            results.append(
-                {
-                    "InstanceId": iid,
-                    "Success": "false",
-                    "Code": "InvalidInstanceId.NotFound",
-                    "Message": "The specified instance does not exist.",
-                }
-            )
-            failed += 1
+        try:
+            inst = cloud.find("instance", iid, region)
+        except errors.ApiError as err:
+            results.append(_failed(iid, err))
             continue
-        status = cloud.settle(inst)["Status"]
-        if status not in ("Running", "Stopped"):
-            results.append(
-                {
-                    "InstanceId": iid,
-                    "Success": "false",
-                    "Code": "IncorrectInstanceStatus",
-                    "Message": f"The instance is {status}.",
-                }
-            )
-            failed += 1
+        if inst["Status"] not in ("Running", "Stopped"):
+            results.append(_failed(iid, errors.INCORRECT_INSTANCE_STATUS(f"{iid} is {inst['Status']}")))
             continue
         if attach:
             inst["KeyPairName"] = name  # applied at the next start, like the real cloud
-        elif inst.get("KeyPairName") == name:
+        elif inst["KeyPairName"] == name:
             inst["KeyPairName"] = ""
         cloud.put(inst)
         results.append({"InstanceId": iid, "Success": "true", "Code": "200", "Message": "successful"})
+    failed = sum(r["Success"] == "false" for r in results)
     return {
         "KeyPairName": name,
         "TotalCount": str(len(ids)),
@@ -159,41 +137,33 @@ async def _attach(cloud: Cloud, call: Call, attach: bool) -> dict[str, Any]:
     }
 
 
-@action("AttachKeyPair")
-async def attach_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+@action("AttachKeyPair", ECS)
+async def attach_key_pair(cloud: Cloud, call: Call) -> Json:
     return await _attach(cloud, call, True)
 
 
-@action("DetachKeyPair")
-async def detach_key_pair(cloud: Cloud, call: Call) -> dict[str, Any]:
+@action("DetachKeyPair", ECS)
+async def detach_key_pair(cloud: Cloud, call: Call) -> Json:
     return await _attach(cloud, call, False)
 
 
-@action("DeleteKeyPairs")
-async def delete_key_pairs(cloud: Cloud, call: Call) -> dict[str, Any]:
+@action("DeleteKeyPairs", ECS)
+async def delete_key_pairs(cloud: Cloud, call: Call) -> Json:
     region = call.require_region()
     names = call.values("KeyPairNames")
     if not names:
-        raise ApiError(
-            400,
-            "MissingParameter",
-            'The input parameter "KeyPairNames" that is mandatory for processing this request is not supplied.',
-        )
+        raise errors.missing("KeyPairNames")
     for name in names:
         cloud.store.delete("keypair", f"{region}/{name}")
     return {}
 
 
-@action("DescribeKeyPairs")
-async def describe_key_pairs(cloud: Cloud, call: Call) -> dict[str, Any]:
-    region = call.require_region()
-    name, fp = call.get("KeyPairName"), call.get("KeyPairFingerPrint")
-    found = [
-        p
-        for p in cloud.items("keypair", region)
-        if (name is None or fnmatch.fnmatchcase(p["KeyPairName"], name))
-        and (fp is None or p["KeyPairFingerPrint"] == fp)
-        and match_tags(call, p)
-    ]
-    chunk, paging = page(call, found, high=50)
-    return {"KeyPairs": {"KeyPair": [{**public(p), "Tags": tags_view(p)} for p in chunk]}, **paging}
+action("DescribeKeyPairs", ECS)(
+    Describe(
+        "KeyPairs.KeyPair",
+        kind="keypair",
+        filters=(Glob("KeyPairName"), Equals("KeyPairFingerPrint"), Tags()),
+        view=views.with_tags,
+        max_page_size=50,
+    )
+)

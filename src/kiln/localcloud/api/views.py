@@ -1,0 +1,107 @@
+"""Views: a stored resource as the API shows it. Internal fields never appear; lists are wrapped
+the way the real API wraps them (`{"Tag": [...]}`), and the VPC API names tag fields Key/Value."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kiln.localcloud.model.images import progress
+from kiln.localcloud.model.kinds import KINDS
+
+if TYPE_CHECKING:
+    from kiln.localcloud.model.cloud import Cloud
+
+Res = Mapping[str, Any]
+
+
+def public(res: Res) -> dict[str, Any]:
+    """The API fields of `res`, as its kind declares them."""
+    return KINDS[res["_kind"]].public(res)
+
+
+def tags(res: Res) -> dict[str, Any]:
+    return {"Tag": list(res.get("Tags", []))}
+
+
+def vpc_tags(res: Res) -> dict[str, Any]:
+    """The VPC API names tag fields Key/Value where ECS says TagKey/TagValue."""
+    return {"Tag": [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in res.get("Tags", [])]}
+
+
+def has_tags(res: Res, wanted: list[dict[str, str]]) -> bool:
+    """Every wanted tag is on `res` (a wanted tag without a value matches any value)."""
+    have = {(t["TagKey"], t["TagValue"]) for t in res.get("Tags", [])}
+    keys = {t["TagKey"] for t in res.get("Tags", [])}
+    return all((t["TagKey"], t["TagValue"]) in have if t["TagValue"] else t["TagKey"] in keys for t in wanted)
+
+
+def instance_status(inst: Res) -> str:
+    """Pending while the instance is being created, though it is already on its way to Running."""
+    status = str(inst["Status"])
+    if status == "Starting" and inst.get("_pending_until", 0) > time.time():
+        return "Pending"
+    return status
+
+
+def instance(cloud: Cloud, inst: Res) -> dict[str, Any]:
+    out = public(inst)
+    out["Status"] = instance_status(inst)
+    out["PublicIpAddress"] = {"IpAddress": list(inst.get("PublicIpAddress", []))}
+    out["Tags"] = tags(inst)
+    return out
+
+
+def instance_status_row(cloud: Cloud, inst: Res) -> dict[str, Any]:
+    return {"InstanceId": inst["InstanceId"], "Status": instance_status(inst)}
+
+
+def image(cloud: Cloud, img: Res) -> dict[str, Any]:
+    out = public(img)
+    out["Progress"] = progress(img)
+    mappings = []
+    for sid in img.get("_snapshots", []):
+        snap = cloud.store.get("snapshot", sid) or {}
+        mappings.append(
+            {
+                "SnapshotId": sid,
+                "Size": str(img.get("Size", 20)),
+                "Device": "/dev/xvda",
+                "Type": "system",
+                "Format": "",
+                "ImportOSSBucket": "",
+                "ImportOSSObject": "",
+                "Progress": snap.get("Progress", "100%"),
+                "RemainTime": 0,
+            }
+        )
+    out["DiskDeviceMappings"] = {"DiskDeviceMapping": mappings}
+    out["Tags"] = tags(img)
+    return out
+
+
+def snapshot(cloud: Cloud, snap: Res) -> dict[str, Any]:
+    out = public(snap)
+    out["Progress"] = "100%" if snap["Status"] == "accomplished" else snap.get("Progress", "0%")
+    out["Tags"] = tags(snap)
+    return out
+
+
+def vpc(cloud: Cloud, res: Res) -> dict[str, Any]:
+    switches = [s["VSwitchId"] for s in cloud.items("vswitch", res["RegionId"]) if s["VpcId"] == res["VpcId"]]
+    return {**public(res), "VSwitchIds": {"VSwitchId": switches}, "Tags": vpc_tags(res)}
+
+
+def with_vpc_tags(cloud: Cloud, res: Res) -> dict[str, Any]:
+    """vSwitches and EIPs: their own fields, tags the VPC API's way."""
+    return {**public(res), "Tags": vpc_tags(res)}
+
+
+def with_tags(cloud: Cloud, res: Res) -> dict[str, Any]:
+    """Security groups and key pairs: their own fields, tags the ECS API's way."""
+    return {**public(res), "Tags": tags(res)}
+
+
+def security_group_attribute(cloud: Cloud, sg: Res) -> dict[str, Any]:
+    return {**public(sg), "Permissions": {"Permission": list(sg["_rules"])}, "InnerAccessPolicy": "Accept"}

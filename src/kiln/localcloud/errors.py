@@ -1,0 +1,177 @@
+"""The catalogue of API errors: every error localcloud answers is named here, once.
+
+Each entry is the real cloud's HTTP status, code and documented message; an action raises one by
+calling it, with the detail that names what was wrong (`INCORRECT_INSTANCE_STATUS(f"{iid} is
+Running")`) or the fields its message has (`MISSING_PARAMETER(name="InstanceId")`). The detail goes
+in parentheses after the message, as the real API writes the value it refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ApiError(Exception):
+    """An error answered to the client with the real cloud's HTTP status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Error:
+    """A named error of the catalogue. Calling it makes the ApiError to raise."""
+
+    status: int
+    code: str
+    message: str
+
+    def __call__(self, detail: str = "", **fields: object) -> ApiError:
+        message = self.message.format(**fields) if fields else self.message
+        return ApiError(self.status, self.code, f"{message} ({detail})" if detail else message)
+
+
+# -- any action ---------------------------------------------------------------------------------
+MISSING_PARAMETER = Error(
+    400,
+    "MissingParameter",
+    'The input parameter "{name}" that is mandatory for processing this request is not supplied.',
+)
+INVALID_PARAMETER = Error(400, "InvalidParameter", 'The specified parameter "{name}" {why}.')
+INVALID_VERSION = Error(400, "InvalidVersion", "Specified parameter Version is not valid.")
+ACTION_NOT_FOUND = Error(
+    404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
+)
+INTERNAL_ERROR = Error(500, "InternalError", "The request processing has failed due to some unknown error.")
+IDEMPOTENT_PARAMETER_MISMATCH = Error(
+    400,
+    "IdempotentParameterMismatch",
+    "The request uses the same client token as a previous, but non-identical request.",
+)
+REGION_NOT_FOUND = Error(404, "InvalidRegionId.NotFound", "The specified RegionId does not exist.")
+ZONE_NOT_FOUND = Error(404, "InvalidZoneId.NotFound", "The specified zone does not exist.")
+
+# `Invalid<Label>.NotFound`, one per resource the API names by id (the detail is the id asked for).
+NOT_FOUND = {
+    label: Error(404, f"Invalid{label}.NotFound", f"The specified {label} does not exist.")
+    for label in (
+        "InstanceId",
+        "ImageId",
+        "SnapshotId",
+        "DiskId",
+        "VpcId",
+        "VSwitchId",
+        "SecurityGroupId",
+        "AllocationId",
+        "KeyPairName",
+    )
+}
+
+# -- tags ---------------------------------------------------------------------------------------
+TAG_KEY_MALFORMED = Error(400, "InvalidTagKey.Malformed", "The specified Tag.n.Key is not valid.")
+TAG_COUNT = Error(400, "InvalidTagCount", "A resource can have at most {limit} tags.")
+
+# -- instances ----------------------------------------------------------------------------------
+INCORRECT_INSTANCE_STATUS = Error(
+    403, "IncorrectInstanceStatus", "The current status of the resource does not support this operation."
+)
+# The VPC API's AssociateEipAddress documents its own status and message for the same code.
+EIP_INCORRECT_INSTANCE_STATUS = Error(
+    400, "IncorrectInstanceStatus", "Current instance status does not support this operation."
+)
+INSTANCE_INITIALIZING = Error(
+    403, "IncorrectInstanceStatus.Initializing", "The instance is being initialized; try again later."
+)
+USER_DATA_NOT_BASE64 = Error(
+    400, "InvalidUserData.Base64FormatInvalid", "The specified UserData is not base64 encoded."
+)
+USER_DATA_TOO_LARGE = Error(400, "InvalidUserData.SizeExceeded", "The specified UserData exceeds 32 KB.")
+IMAGE_NOT_AVAILABLE = Error(400, "InvalidImageId.NotFound", "The specified ImageId is not available.")
+INSTANCE_TYPE_NOT_SUPPORTED = Error(
+    400,
+    "InvalidInstanceType.ValueNotSupported",
+    "The specified InstanceType does not exist or is not supported.",
+)
+VSWITCH_NOT_IN_ZONE = Error(
+    400, "InvalidVSwitchId.NotBelongToZone", "The specified vSwitch is not in zone {zone}."
+)
+SECURITY_GROUP_NOT_IN_VPC = Error(
+    400, "InvalidSecurityGroupId.NotBelongToVpc", "The security group {group} is not in the vSwitch's VPC."
+)
+SYSTEM_DISK_TOO_SMALL = Error(
+    400, "InvalidSystemDiskSize.ImageNotSupported", "The system disk is smaller than the image."
+)
+
+# -- VPCs, vSwitches, security groups -------------------------------------------------------------
+CIDR_MALFORMED = Error(400, "InvalidCidrBlock.Malformed", "Specified CIDR block is not valid.")
+CIDR_OVERLAPPED = Error(400, "InvalidCidrBlock.Overlapped", "Specified CIDR block overlaps {other}.")
+INCORRECT_VPC_STATUS = Error(400, "IncorrectVpcStatus", "Current VPC status does not support this operation.")
+INCORRECT_VSWITCH_STATUS = Error(
+    400, "IncorrectVSwitchStatus", "The current status of virtual switch does not support this operation."
+)
+DEPENDENCY_VIOLATION = Error(400, "DependencyViolation", "Specified object has dependent resources.")
+SECURITY_GROUP_IN_USE = Error(
+    403, "DependencyViolation", "There is still instance(s) in the specified security group."
+)
+
+# -- EIPs and public IPs --------------------------------------------------------------------------
+EIP_QUOTA_EXCEEDED = Error(400, "QuotaExceeded.Eip", "The maximum number of EIPs is exceeded.")
+INCORRECT_EIP_STATUS = Error(
+    400, "IncorrectEipStatus", "The current status of the resource does not support this operation."
+)
+EIP_ASSOCIATION_DUPLICATED = Error(400, "InvalidAssociation.Duplicated", "The instance already has an EIP.")
+PUBLIC_IP_ALLOCATED_ALREADY = Error(
+    403, "AllocatedAlready", "The instance has been allocated a public IP address already."
+)
+EIP_ALREADY_ASSOCIATED = Error(
+    403, "InvalidInstance.EipAlreadyAssociated", "The instance has an EIP already."
+)
+
+# -- images and snapshots --------------------------------------------------------------------------
+IMAGE_NAME_MALFORMED = Error(400, "InvalidImageName.Malformed", "The specified Image name is not valid.")
+IMAGE_NAME_DUPLICATED = Error(
+    400, "InvalidImageName.Duplicated", "The specified Image name has already been used."
+)
+IMAGE_QUOTA_EXCEEDED = Error(400, "QuotaExceed.Image", "The maximum number of images is exceeded.")
+INCORRECT_IMAGE_STATUS = Error(
+    403, "IncorrectImageStatus", "The current status of the image does not support this operation."
+)
+PUBLIC_IMAGE_READ_ONLY = Error(
+    403, "InvalidImageId.NotFound", "The specified image is a public image and cannot be changed."
+)
+IMAGE_IS_SHARED = Error(
+    403, "InvalidImageId.IsShared", "The image is shared with other accounts; use Force=true."
+)
+IMAGE_FAMILY_NOT_FOUND = Error(
+    404, "InvalidImageFamily.NotFound", "The specified ImageFamily has no available image."
+)
+INCORRECT_SNAPSHOT_STATUS = Error(
+    403, "IncorrectSnapshotStatus", "The current status of the snapshot does not support this operation."
+)
+SNAPSHOT_CREATED_IMAGE = Error(
+    403, "SnapshotCreatedImage", "The snapshot has been used to create a user-defined image."
+)
+
+# -- key pairs ----------------------------------------------------------------------------------------
+KEY_PAIR_NAME_MALFORMED = Error(
+    400, "InvalidKeyPairName.Malformed", "The specified KeyPairName is not valid."
+)
+KEY_PAIR_EXISTS = Error(400, "KeyPair.AlreadyExist", "The key pair already exist.")
+PUBLIC_KEY_MALFORMED = Error(
+    400, "InvalidPublicKeyBody.Malformed", "The specified PublicKeyBody is not a valid public key."
+)
+
+
+def missing(name: str) -> ApiError:
+    return MISSING_PARAMETER(name=name)
+
+
+def invalid(name: str, why: str = "is not valid") -> ApiError:
+    return INVALID_PARAMETER(name=name, why=why)
+
+
+def not_found(label: str, value: str) -> ApiError:
+    return NOT_FOUND[label](value)
