@@ -11,7 +11,7 @@ from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_vpc20160428 import models as vpcm
 from alibabacloud_vpc20160428.client import Client as VpcClient
 
-from kiln.localcloud import LocalCloudProcess, sdkcalls
+from kiln.localcloud import LocalCloudProcess, client, sdkcalls
 from kiln.localcloud.model.images import PUBLIC_IMAGE_FAMILY, PUBLIC_IMAGE_ID
 from kiln.localcloud.sdkcalls import Network, instance_status, vpc_status, vswitch_status
 
@@ -466,8 +466,6 @@ def test_tags(ecs3: EcsClient, vpc: VpcClient, name: Callable[[str], str]) -> No
 
 @pytest.mark.parametrize("action", ["DescribeNothing"])
 def test_unknown_action(cloud: LocalCloudProcess, action: str) -> None:
-    from kiln.localcloud import client
-
     answer = client.call(cloud.url, cloud.access_key_id, cloud.secret, action, {"RegionId": REGION})
     assert answer.status == 404 and answer.json()["Code"] == "InvalidAction.NotFound"
 
@@ -588,3 +586,18 @@ def test_a_refused_run_instances_takes_no_private_ip(ecs3: EcsClient, vpc: VpcCl
     assert refused == ["InvalidUserData.Base64FormatInvalid", "InvalidParameter"]
     second = private_ip(run(ecs3, vsw, group))
     assert int(second.rsplit(".", 1)[1]) == int(first.rsplit(".", 1)[1]) + 1, (first, second)
+
+
+@pytest.mark.parametrize(
+    ("action", "version"),
+    [("RunInstances", client.VPC_VERSION), ("KilnDescribeFaults", client.ECS_VERSION)],
+)
+def test_an_action_answers_only_for_its_products(cloud: LocalCloudProcess, action: str, version: str) -> None:
+    answer = client.call(
+        cloud.url, cloud.access_key_id, cloud.secret, action, {"RegionId": REGION}, version=version
+    )
+    assert answer.status == 404 and answer.json()["Code"] == "InvalidAction.NotFound"
+    both = client.call(
+        cloud.url, cloud.access_key_id, cloud.secret, "DescribeRegions", version=client.VPC_VERSION
+    )
+    assert both.status == 200 and both.json()["Regions"]["Region"]

@@ -120,7 +120,7 @@ SECURITY_GROUP_IN_USE = Error(
 # -- EIPs and public IPs --------------------------------------------------------------------------
 EIP_QUOTA_EXCEEDED = Error(400, "QuotaExceeded.Eip", "The maximum number of EIPs is exceeded.")
 INCORRECT_EIP_STATUS = Error(
-    400, "IncorrectEipStatus", "The current status of the resource does not support this operation."
+    400, "IncorrectEipStatus", "Current elastic IP status does not support this operation"
 )
 EIP_ASSOCIATION_DUPLICATED = Error(400, "InvalidAssociation.Duplicated", "The instance already has an EIP.")
 PUBLIC_IP_ALLOCATED_ALREADY = Error(
