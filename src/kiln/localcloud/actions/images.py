@@ -120,6 +120,20 @@ def _new_image(cloud: Cloud, call: Call, region: str, name: str, base: Mapping[s
     )
 
 
+def _being_made(cloud: Cloud, image: Res, disk_id: str, snapshot_name: str, work: str) -> Res:
+    """Store `image` and the snapshot it is made of, both in progress until `work` ("save" of an
+    instance's disk, or "copy") is done; the snapshot is returned."""
+    snap = new_snapshot(cloud, image["RegionId"], image["_file"], disk_id, image["Size"], snapshot_name)
+    snap["Usage"] = "image"
+    image["_snapshots"] = [snap["SnapshotId"]]
+    seconds = cloud.profile.image_create if work == "save" else cloud.profile.image_copy
+    lifecycle.begin(image, "Creating", "Available", seconds, wait=work)
+    lifecycle.begin(snap, "progressing", "accomplished", seconds, wait=work)
+    cloud.put(snap)
+    cloud.put(image)
+    return snap
+
+
 @action("CreateImage", ECS)
 async def create_image(cloud: Cloud, call: Call) -> Json:
     region = call.require_region()
@@ -133,15 +147,7 @@ async def create_image(cloud: Cloud, call: Call) -> Json:
         if inst["Status"] not in saving_allowed(cloud):
             raise errors.INCORRECT_INSTANCE_STATUS(f"{instance_id} is {inst['Status']}")
         image = _new_image(cloud, call, region, name, {"Size": inst["_disk_size"], "OSName": inst["OSName"]})
-        snap = new_snapshot(
-            cloud, region, image["_file"], inst["_disk_id"], inst["_disk_size"], f"auto_{image['ImageId']}"
-        )
-        snap["Usage"] = "image"
-        image["_snapshots"] = [snap["SnapshotId"]]
-        lifecycle.begin(image, "Creating", "Available", cloud.profile.image_create, wait="save")
-        lifecycle.begin(snap, "progressing", "accomplished", cloud.profile.image_create, wait="save")
-        cloud.put(snap)
-        cloud.put(image)
+        snap = _being_made(cloud, image, inst["_disk_id"], f"auto_{image['ImageId']}", "save")
         cloud.save_instance_disk(inst, [image, snap], Path(image["_file"]))
     elif snapshot_id is not None:
         snap = cloud.find("snapshot", snapshot_id, region)
@@ -202,13 +208,7 @@ async def copy_image(cloud: Cloud, call: Call) -> Json:
         ImageVersion=source["ImageVersion"],
         _copy_of=source["ImageId"],
     )
-    snap = new_snapshot(cloud, dest_region, copy["_file"], "", int(source["Size"]), f"copy_{copy['ImageId']}")
-    snap["Usage"] = "image"
-    copy["_snapshots"] = [snap["SnapshotId"]]
-    lifecycle.begin(copy, "Creating", "Available", cloud.profile.image_copy, wait="copy")
-    lifecycle.begin(snap, "progressing", "accomplished", cloud.profile.image_copy, wait="copy")
-    cloud.put(snap)
-    cloud.put(copy)
+    snap = _being_made(cloud, copy, "", f"copy_{copy['ImageId']}", "copy")
     src_file = Path(source["_file"]) if source["_file"] else None
     targets = [dict(copy), dict(snap)]
 

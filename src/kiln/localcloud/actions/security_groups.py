@@ -7,7 +7,7 @@ from typing import Any
 from kiln.localcloud import errors
 from kiln.localcloud.api import views
 from kiln.localcloud.api.describe import AnyOf, Describe, Equals, Tags
-from kiln.localcloud.api.registry import ECS, Json, action
+from kiln.localcloud.api.registry import ECS, Handler, Json, action
 from kiln.localcloud.api.request import Call
 from kiln.localcloud.model.cloud import Cloud
 from kiln.localcloud.store import new_id
@@ -63,36 +63,27 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a[k] == b[k] for k in a if k not in ("Description", "Priority"))
 
 
-async def _change_rules(cloud: Cloud, call: Call, direction: str, add: bool) -> Json:
-    sg = cloud.find("sg", call.require("SecurityGroupId"), call.region)
-    rule = _rule(call, direction)
-    same = [r for r in sg["_rules"] if _same(r, rule)]
-    if add and not same:
-        sg["_rules"] = [*sg["_rules"], rule]
-    elif not add:
-        sg["_rules"] = [r for r in sg["_rules"] if r not in same]
-    cloud.put(sg)
-    return {}
+def _rules_action(direction: str, add: bool) -> Handler:
+    """Authorize (add) or revoke a rule of one direction."""
+
+    async def change(cloud: Cloud, call: Call) -> Json:
+        sg = cloud.find("sg", call.require("SecurityGroupId"), call.region)
+        rule = _rule(call, direction)
+        same = [r for r in sg["_rules"] if _same(r, rule)]
+        if add and not same:
+            sg["_rules"] = [*sg["_rules"], rule]
+        elif not add:
+            sg["_rules"] = [r for r in sg["_rules"] if r not in same]
+        cloud.put(sg)
+        return {}
+
+    return change
 
 
-@action("AuthorizeSecurityGroup", ECS)
-async def authorize_sg(cloud: Cloud, call: Call) -> Json:
-    return await _change_rules(cloud, call, "ingress", add=True)
-
-
-@action("AuthorizeSecurityGroupEgress", ECS)
-async def authorize_sg_egress(cloud: Cloud, call: Call) -> Json:
-    return await _change_rules(cloud, call, "egress", add=True)
-
-
-@action("RevokeSecurityGroup", ECS)
-async def revoke_sg(cloud: Cloud, call: Call) -> Json:
-    return await _change_rules(cloud, call, "ingress", add=False)
-
-
-@action("RevokeSecurityGroupEgress", ECS)
-async def revoke_sg_egress(cloud: Cloud, call: Call) -> Json:
-    return await _change_rules(cloud, call, "egress", add=False)
+action("AuthorizeSecurityGroup", ECS)(_rules_action("ingress", add=True))
+action("AuthorizeSecurityGroupEgress", ECS)(_rules_action("egress", add=True))
+action("RevokeSecurityGroup", ECS)(_rules_action("ingress", add=False))
+action("RevokeSecurityGroupEgress", ECS)(_rules_action("egress", add=False))
 
 
 def _region_field(cloud: Cloud, call: Call, region: str | None) -> Json:
