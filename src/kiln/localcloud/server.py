@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import kiln.localcloud.actions  # noqa: F401 - declares every action in the registry the front door reads
 from kiln.localcloud import console, incoming
 from kiln.localcloud.api.rpc import RpcFrontDoor
 from kiln.localcloud.model.cloud import Cloud

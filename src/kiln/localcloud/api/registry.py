@@ -60,6 +60,7 @@ def action(name: str, *products: Product) -> Callable[[Handler], Handler]:
 
 
 def find(product: Product, name: str) -> Action:
+    """The action `name` of `product` (the server imports `kiln.localcloud.actions`, which declares them)."""
     found = ACTIONS.get(name)
     if found is None or product not in found.products:
         raise errors.ACTION_NOT_FOUND()

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-import kiln.localcloud.actions  # noqa: F401 - registers every action
 from kiln.localcloud import errors, incoming
 from kiln.localcloud.api.registry import PRODUCTS, Json, find
 from kiln.localcloud.api.request import Call
