@@ -13,8 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kiln.localcloud import signing
-from kiln.localcloud.errors import ApiError
+from kiln.localcloud import errors, signing
 from kiln.localcloud.store import AccessKey, Store
 
 MAX_SKEW = 15 * 60
@@ -47,9 +46,7 @@ def _parse_time(value: str) -> float:
             return float(calendar.timegm(time.strptime(value, fmt)))
         except ValueError:
             continue
-    raise ApiError(
-        400, "InvalidTimeStamp.Format", f"Specified time stamp or date value is not well formatted. ({value})"
-    )
+    raise errors.TIMESTAMP_MALFORMED(value)
 
 
 class Authenticator:
@@ -59,39 +56,25 @@ class Authenticator:
 
     def _check_time_and_nonce(self, key: AccessKey, stamp: str | None, nonce: str | None, name: str) -> None:
         if not stamp:
-            raise ApiError(
-                400,
-                "MissingParameter",
-                f'The input parameter "{name}" that is mandatory for processing this request is not supplied.',
-            )
+            raise errors.missing(name)
         stamped = _parse_time(stamp)
         if abs(time.time() - stamped) > MAX_SKEW:
-            raise ApiError(
-                400, "InvalidTimeStamp.Expired", f"Specified time stamp or date value is expired. ({stamp})"
-            )
+            raise errors.TIMESTAMP_EXPIRED(stamp)
         if not nonce:
-            raise ApiError(
-                400,
-                "MissingParameter",
-                'The input parameter "SignatureNonce" that is mandatory for processing this request is not supplied.',
-            )
+            raise errors.missing("SignatureNonce")
         now = time.time()
         if now - self._pruned > 60:
             self.store.forget_nonces(before=now)
             self._pruned = now
         if not self.store.use_nonce(key.access_key_id, nonce, stamped + MAX_SKEW + NONCE_MARGIN):
-            raise ApiError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+            raise errors.NONCE_USED()
 
     def _key(self, access_key_id: str | None) -> AccessKey:
         if not access_key_id:
-            raise ApiError(
-                400,
-                "MissingParameter",
-                'The input parameter "AccessKeyId" that is mandatory for processing this request is not supplied.',
-            )
+            raise errors.missing("AccessKeyId")
         key = self.store.key(access_key_id)
         if key is None:
-            raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+            raise errors.ACCESS_KEY_NOT_FOUND()
         return key
 
     @staticmethod
@@ -99,13 +82,9 @@ class Authenticator:
         if key.security_token is None:
             return
         if not token:
-            raise ApiError(400, "MissingSecurityToken", "SecurityToken is mandatory for this AccessKeyId.")
+            raise errors.SECURITY_TOKEN_MISSING()
         if not signing.constant_time_equal(token, key.security_token):
-            raise ApiError(
-                400,
-                "InvalidSecurityToken.MismatchWithAccessKey",
-                "Specified SecurityToken mismatch with the AccessKey.",
-            )
+            raise errors.SECURITY_TOKEN_MISMATCH()
 
     def verify(
         self,
@@ -122,28 +101,16 @@ class Authenticator:
             return self._verify_v3(method, path, query, headers, body, authorization)
         if "Signature" in params:
             return self._verify_v1(method, params)
-        raise ApiError(
-            400,
-            "MissingParameter",
-            'The input parameter "Signature" that is mandatory for processing this request is not supplied.',
-        )
+        raise errors.missing("Signature")
 
     def _verify_v1(self, method: str, params: Mapping[str, str]) -> Caller:
         key = self._key(params.get("AccessKeyId"))
         if params.get("SignatureMethod", "HMAC-SHA1") != "HMAC-SHA1":
-            raise ApiError(
-                400,
-                "InvalidParameter",
-                'The specified parameter "SignatureMethod" is not valid (HMAC-SHA1 only).',
-            )
+            raise errors.invalid("SignatureMethod", "is not valid (HMAC-SHA1 only)")
         string_to_sign = signing.v1_string_to_sign(method, params)
         expected = signing.v1_signature(key.secret, string_to_sign)
         if not signing.constant_time_equal(expected, params["Signature"]):
-            raise ApiError(
-                400,
-                "SignatureDoesNotMatch",
-                f"Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}",
-            )
+            raise errors.SIGNATURE_MISMATCH_V1(string_to_sign=string_to_sign)
         self._check_time_and_nonce(key, params.get("Timestamp"), params.get("SignatureNonce"), "Timestamp")
         self._check_token(key, params.get("SecurityToken"))
         return Caller(key, "v1", params.get("Action", ""), params.get("Version", ""))
@@ -159,35 +126,21 @@ class Authenticator:
     ) -> Caller:
         parsed = signing.parse_v3_authorization(authorization)
         if parsed is None:
-            raise ApiError(
-                400, "IncompleteSignature", "The request signature does not conform to Aliyun standards."
-            )
+            raise errors.SIGNATURE_INCOMPLETE()
         access_key_id, signed_headers, signature = parsed
         key = self._key(access_key_id)
         lowered = [h.lower() for h in signed_headers]
         sent = [h for h in V3_SIGNED_IF_SENT if h in headers]
         for required in (*V3_SIGNED, *sent):
             if required not in lowered:
-                raise ApiError(
-                    400,
-                    "IncompleteSignature",
-                    f"The request signature does not conform to Aliyun standards. ({required} is not signed)",
-                )
+                raise errors.SIGNATURE_INCOMPLETE(f"{required} is not signed")
         payload = headers.get("x-acs-content-sha256", "")
         if payload != hashlib.sha256(body).hexdigest():
-            raise ApiError(
-                400,
-                "SignatureDoesNotMatch",
-                "The x-acs-content-sha256 header does not match the request body.",
-            )
+            raise errors.CONTENT_HASH_MISMATCH()
         canonical = signing.v3_canonical_request(method, path, query, headers, lowered, payload)
         string_to_sign = signing.v3_string_to_sign(canonical)
         if not signing.constant_time_equal(signing.v3_signature(key.secret, string_to_sign), signature):
-            raise ApiError(
-                400,
-                "SignatureDoesNotMatch",
-                f"The request signature we calculated does not match the signature you provided. server string to sign is:{string_to_sign}",
-            )
+            raise errors.SIGNATURE_MISMATCH_V3(string_to_sign=string_to_sign)
         self._check_time_and_nonce(
             key, headers.get("x-acs-date"), headers.get("x-acs-signature-nonce"), "x-acs-date"
         )

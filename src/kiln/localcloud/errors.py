@@ -34,6 +34,46 @@ class Error:
         return ApiError(self.status, self.code, f"{message} ({detail})" if detail else message)
 
 
+# -- the gateway: the request, its signature, its caller ------------------------------------------
+TIMESTAMP_MALFORMED = Error(
+    400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."
+)
+TIMESTAMP_EXPIRED = Error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+NONCE_USED = Error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+ACCESS_KEY_NOT_FOUND = Error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+SECURITY_TOKEN_MISSING = Error(
+    400, "MissingSecurityToken", "SecurityToken is mandatory for this AccessKeyId."
+)
+SECURITY_TOKEN_MISMATCH = Error(
+    400, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."
+)
+SIGNATURE_INCOMPLETE = Error(
+    400, "IncompleteSignature", "The request signature does not conform to Aliyun standards."
+)
+SIGNATURE_MISMATCH_V1 = Error(
+    400,
+    "SignatureDoesNotMatch",
+    "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}",
+)
+SIGNATURE_MISMATCH_V3 = Error(
+    400,
+    "SignatureDoesNotMatch",
+    "The request signature we calculated does not match the signature you provided."
+    " server string to sign is:{string_to_sign}",
+)
+CONTENT_HASH_MISMATCH = Error(
+    400, "SignatureDoesNotMatch", "The x-acs-content-sha256 header does not match the request body."
+)
+BODY_TOO_LARGE = Error(
+    413, "RequestBodyTooLarge", "The request body is {said} than the {limit} bytes accepted."
+)
+QUERY_TOO_LARGE = Error(
+    414, "RequestURITooLarge", "The query string is {size} bytes; at most {limit} are accepted."
+)
+TOO_MANY_PARAMETERS = Error(
+    400, "TooManyParameters", "The request has {count} parameters; at most {limit} are accepted."
+)
+
 # -- any action ---------------------------------------------------------------------------------
 MISSING_PARAMETER = Error(
     400,

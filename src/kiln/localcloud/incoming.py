@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from kiln.localcloud import errors
 from kiln.localcloud.errors import ApiError
 
 # 32 KB of base64 UserData is up to 96 KB percent-encoded (`+` and `/` take three bytes each).
@@ -50,28 +51,18 @@ async def read_body(request: web.Request) -> bytes:
 
 def body_too_large(size: int | None) -> ApiError:
     said = f"{size} bytes, more" if size is not None else "more"
-    return ApiError(
-        413, "RequestBodyTooLarge", f"The request body is {said} than the {MAX_BODY} bytes accepted."
-    )
+    return errors.BODY_TOO_LARGE(said=said, limit=MAX_BODY)
 
 
 def parse(request: web.Request, body: bytes) -> tuple[dict[str, str], dict[str, str]]:
     """(query, params): params are the query and the form body together."""
     raw_query = request.rel_url.raw_query_string
     if len(raw_query) > MAX_QUERY:
-        raise ApiError(
-            414,
-            "RequestURITooLarge",
-            f"The query string is {len(raw_query)} bytes; at most {MAX_QUERY} are accepted.",
-        )
+        raise errors.QUERY_TOO_LARGE(size=len(raw_query), limit=MAX_QUERY)
     form = body if body and request.content_type == FORM else b""
     count = (raw_query.count("&") + 1 if raw_query else 0) + (form.count(b"&") + 1 if form else 0)
     if count > MAX_PARAMS:
-        raise ApiError(
-            400,
-            "TooManyParameters",
-            f"The request has {count} parameters; at most {MAX_PARAMS} are accepted.",
-        )
+        raise errors.TOO_MANY_PARAMETERS(count=count, limit=MAX_PARAMS)
     query = {k: v for k, v in request.query.items()}
     params = dict(query)
     if form:
