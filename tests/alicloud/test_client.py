@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from kiln.alicloud.access import AccessConfig
-from kiln.alicloud.client import AlicloudClient, ApiError, CallRecord, RetryPolicy
+from kiln.alicloud.client import AlicloudClient, ApiError, CallRecord, RetryPolicy, items
 from kiln.alicloud.waiter import WaitPolicy, WaitTimeout, wait_until
 from kiln.core.cancel import CancelToken
 from kiln.errors import CancelledError
@@ -81,6 +82,22 @@ def test_errors_are_one_clear_line(cloud: LocalCloudProcess, cloud_env: dict[str
     assert unreachable.value.code == "ConnectionFailed"
     assert "Connection refused" in str(unreachable.value)
     assert unreachable.value.hint and "KILN_ALICLOUD_ENDPOINT" in unreachable.value.hint
+
+
+def test_backoff_is_full_jitter() -> None:
+    """Attempt n waits uniform(0, min(cap, base * 2**n)), as documented (AWS's "full jitter")."""
+    policy = RetryPolicy(base=0.3, cap=8.0, rng=random.Random(7))
+    for attempt, ceiling in ((0, 0.3), (3, 2.4), (9, 8.0)):
+        delays = [policy.delay(attempt) for _ in range(400)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert min(delays) < ceiling / 10 and max(delays) > ceiling * 0.9
+
+
+def test_items_of_an_answer() -> None:
+    body: dict[str, Any] = {"Images": {"Image": [{"ImageId": "m-1"}]}, "Vpcs": {"Vpc": None}, "Zones": None}
+    assert items(body, "Images", "Image") == [{"ImageId": "m-1"}]
+    assert items(body, "Vpcs", "Vpc") == items(body, "Zones", "Zone") == items(body, "Nothing", "At") == []
+    assert items({"A": {"B": "not a list"}}, "A", "B") == []
 
 
 def test_unknown_parameter_is_caught() -> None:

@@ -103,7 +103,18 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         ceiling = min(self.cap, self.base * (2**attempt))
-        return self.rng.uniform(ceiling / 4, ceiling)
+        return self.rng.uniform(0, ceiling)
+
+
+def items(body: Mapping[str, Any], *path: str) -> list[Any]:
+    """The list an answer holds under `path` (`items(body, "Images", "Image")`), [] where any part
+    is missing or null: Alibaba's answers wrap each list in an object named after it."""
+    node: Any = body
+    for key in path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+        if node is None:
+            return []
+    return list(node) if isinstance(node, list) else []
 
 
 @dataclass

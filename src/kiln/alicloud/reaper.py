@@ -13,13 +13,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kiln.alicloud.client import AlicloudClient, ApiError
+from kiln.alicloud.client import AlicloudClient, ApiError, items
 from kiln.alicloud.journal import HEARTBEAT_TAG, HOST_TAG, KINDS, OWNER_TAG, TAG_KEY, parse_heartbeat
 from kiln.alicloud.waiter import wait_until
 from kiln.liveness import Owner
 
-#: DescribeImages lists only Available images unless asked for the others.
-ALL_IMAGES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
+#: Every status an image can have (DescribeImages lists only Available ones unless asked for the
+#: others): where kiln looks for an image by name or tag, it asks for all of them.
+IMAGE_STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
+ALL_IMAGES = ",".join(IMAGE_STATUSES)
 #: Long enough for an instance to finish starting before it can be deleted.
 DELETE_ATTEMPTS = 20
 
@@ -39,7 +41,7 @@ def _ignore_missing(fn: Callable[[], object]) -> None:
 def release_eip(client: AlicloudClient, allocation_id: str, release: bool = True) -> None:
     """Unassociate the EIP from its instance (if it is), then release it (unless it was given)."""
     found = client.call("DescribeEipAddresses", {"AllocationId": allocation_id})
-    eips = found.get("EipAddresses", {}).get("EipAddress", [])
+    eips = items(found, "EipAddresses", "EipAddress")
     if not eips:
         return
     eip = eips[0]
@@ -52,7 +54,7 @@ def release_eip(client: AlicloudClient, allocation_id: str, release: bool = True
             )
         )
         wait_until(
-            lambda: _eip_status(client, allocation_id) in ("Available", None) or None,
+            lambda: eip_status(client, allocation_id) in ("Available", None) or None,
             what=f"EIP {allocation_id} to be unassociated",
             timeout=300,
         )
@@ -66,9 +68,9 @@ def release_eip(client: AlicloudClient, allocation_id: str, release: bool = True
         )
 
 
-def _eip_status(client: AlicloudClient, allocation_id: str) -> str | None:
+def eip_status(client: AlicloudClient, allocation_id: str) -> str | None:
     found = client.call("DescribeEipAddresses", {"AllocationId": allocation_id})
-    eips = found.get("EipAddresses", {}).get("EipAddress", [])
+    eips = items(found, "EipAddresses", "EipAddress")
     return str(eips[0].get("Status")) if eips else None
 
 
@@ -91,7 +93,7 @@ def delete_instance(client: AlicloudClient, instance_id: str, wait: bool = True)
 
 def instance_exists(client: AlicloudClient, instance_id: str) -> bool:
     found = client.call("DescribeInstances", {"InstanceIds": json.dumps([instance_id])})
-    return bool(found.get("Instances", {}).get("Instance", []))
+    return bool(items(found, "Instances", "Instance"))
 
 
 def image_snapshots(client: AlicloudClient, image_id: str) -> list[str]:
@@ -100,8 +102,8 @@ def image_snapshots(client: AlicloudClient, image_id: str) -> list[str]:
         {"ImageId": image_id, "ImageOwnerAlias": "self", "ShowExpired": True, "Status": ALL_IMAGES},
     )
     ids: list[str] = []
-    for image in found.get("Images", {}).get("Image", []):
-        for disk in image.get("DiskDeviceMappings", {}).get("DiskDeviceMapping", []):
+    for image in items(found, "Images", "Image"):
+        for disk in items(image, "DiskDeviceMappings", "DiskDeviceMapping"):
             if disk.get("SnapshotId"):
                 ids.append(str(disk["SnapshotId"]))
     return ids
@@ -210,11 +212,11 @@ def find_tagged(client: AlicloudClient, run_id: str | None) -> list[Tagged]:
         page = 1
         while True:
             body = client.call(action, {**params, "PageSize": 50, "PageNumber": page})
-            items = (body.get(outer) or {}).get(inner) or []
-            for item in items:
+            listed = items(body, outer, inner)
+            for item in listed:
                 tags = {
                     str(t.get("TagKey", t.get("Key"))): str(t.get("TagValue", t.get("Value", "")))
-                    for t in (item.get("Tags") or {}).get("Tag") or []
+                    for t in items(item, "Tags", "Tag")
                 }
                 value = tags.get(TAG_KEY, run_id or "")
                 if run_id is None or value == run_id:
@@ -231,7 +233,7 @@ def find_tagged(client: AlicloudClient, run_id: str | None) -> list[Tagged]:
                         )
                     )
             total = int(body.get("TotalCount") or 0)
-            if not items or page * 50 >= total:
+            if not listed or page * 50 >= total:
                 break
             page += 1
     return found

@@ -1,4 +1,5 @@
-"""The steps that connect a build to its machine and clean its temporary key off it.
+"""The steps every builder with a machine lists: connect to it, provision it, and clean its
+temporary key off it (Packer's StepConnect, StepProvision, StepCleanupTempKeys).
 
 How a builder hands over the address: it passes `StepConnect` callables that read its own typed
 state, because the address is known only once an earlier step has made the machine (an EIP, a
@@ -31,6 +32,7 @@ from kiln.communicators.config import SSHConfig
 from kiln.communicators.keys import TemporaryKeyPair
 from kiln.components import BuildContext
 from kiln.engine.steps import Step
+from kiln.errors import KilnError
 
 
 class HasCommunicator(Protocol):
@@ -41,7 +43,9 @@ S = TypeVar("S", bound=HasCommunicator)
 
 
 class StepConnect(Step[S]):
-    """Wait for SSH and store the connection in `state.communicator`; close it on cleanup."""
+    """Wait for SSH and store the connection in `state.communicator`; close it on cleanup.
+    `alive` and `ready` make connect()'s callables for this run (a VM's); `failed` is called when
+    the machine never answered, before the error goes on (to say where its console log is kept)."""
 
     name = "StepConnect"
 
@@ -51,27 +55,50 @@ class StepConnect(Step[S]):
         host: Callable[[S], str] | None = None,
         port: Callable[[S], int] | None = None,
         private_key: Callable[[S], TemporaryKeyPair | None] | None = None,
+        alive: Callable[[S, BuildContext], Callable[[], str | None]] | None = None,
+        ready: Callable[[S], Callable[[], bool]] | None = None,
+        failed: Callable[[S, BuildContext], None] | None = None,
     ) -> None:
         self.config = config
         self.host = host
         self.port = port
         self.private_key = private_key
+        self.alive = alive
+        self.ready = ready
+        self.failed = failed
 
     def run(self, state: S, ctx: BuildContext) -> None:
         from kiln.communicators.connect import connect  # asyncssh only when a build connects
 
-        state.communicator = connect(
-            self.config,
-            ctx,
-            host=self.host(state) if self.host else "",
-            port=self.port(state) if self.port else 0,
-            private_key=self.private_key(state) if self.private_key else None,
-        )
+        try:
+            state.communicator = connect(
+                self.config,
+                ctx,
+                host=self.host(state) if self.host else "",
+                port=self.port(state) if self.port else 0,
+                private_key=self.private_key(state) if self.private_key else None,
+                alive=self.alive(state, ctx) if self.alive else None,
+                ready=self.ready(state) if self.ready else None,
+            )
+        except KilnError:
+            if self.failed is not None:
+                self.failed(state, ctx)
+            raise
 
     def cleanup(self, state: S, ctx: BuildContext) -> None:
         comm, state.communicator = state.communicator, None
         if comm is not None:
             comm.close()
+
+
+class StepProvision(Step[S]):
+    """Run the template's provisioners over the connection StepConnect made."""
+
+    name = "StepProvision"
+
+    def run(self, state: S, ctx: BuildContext) -> None:
+        assert state.communicator is not None, "StepProvision runs after StepConnect"
+        ctx.provision(state.communicator)
 
 
 class StepCleanupTempKeys(Step[S]):

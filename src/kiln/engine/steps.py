@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from kiln.components import BuildContext, OnError
-from kiln.engine.cancel import CancelToken
-from kiln.engine.ui import Ui
+from kiln.core.cancel import CancelToken
+from kiln.core.ui import Ui
 from kiln.errors import BuildError, CancelledError, KilnError
 
 S = TypeVar("S")

@@ -18,15 +18,17 @@ from kiln.alicloud.journal import FAILED, FINISHED, KINDS, Journal
 from kiln.alicloud.waiter import WaitPolicy
 from kiln.builders.alicloud_ecs.artifact import images_artifact
 from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
-from kiln.builders.alicloud_ecs.connect import StepConnect
-from kiln.builders.alicloud_ecs.steps import EcsState, StepNetwork, StepPreValidate
+from kiln.builders.alicloud_ecs.steps import EcsState
 from kiln.builders.alicloud_ecs.steps_image import (
     StepCreateImage,
+    StepCreateSnapshot,
     StepCreateTags,
     StepDeleteImages,
     StepRegionCopyImage,
     StepShareImage,
     StepStopInstance,
+    StepWaitImage,
+    image_names,
 )
 from kiln.builders.alicloud_ecs.steps_instance import (
     StepAttachKeyPair,
@@ -34,12 +36,25 @@ from kiln.builders.alicloud_ecs.steps_instance import (
     StepCreateInstance,
     StepRunInstance,
 )
+from kiln.builders.alicloud_ecs.steps_network import (
+    StepConfigKeyPair,
+    StepConfigSecurityGroup,
+    StepConfigVPC,
+    StepConfigVSwitch,
+)
+from kiln.builders.alicloud_ecs.steps_validate import (
+    StepCheckImageName,
+    StepCheckRegions,
+    StepCheckSourceImage,
+    StepFindZone,
+)
+from kiln.builders.connect import StepCleanupTempKeys, StepConnect, StepProvision
 from kiln.components import Artifact, BuildContext
-from kiln.engine.steps import Step, run_steps
+from kiln.engine.steps import CleanupEarly, Parallel, Sequence, Step, run_steps
 
 
 class StepDone(Step[EcsState]):
-    """Marks success before the cleanups run, so that the image step keeps its images."""
+    """Marks success before the cleanups run, so that the image steps keep what they made."""
 
     name = "StepDone"
 
@@ -47,43 +62,67 @@ class StepDone(Step[EcsState]):
         state.succeeded = True
 
 
-def build_steps(cfg: AlicloudEcsConfig) -> list[Step[EcsState]]:
+def plan(cfg: AlicloudEcsConfig) -> Sequence[EcsState]:
+    """Packer's steps, in Packer's order; what does not depend on each other runs in Parallel."""
+    eip, attach_key_pair = StepConfigEip(), StepAttachKeyPair()
     steps: list[Step[EcsState]] = [
-        StepPreValidate(),
-        StepNetwork(),
-        StepCreateInstance(),
-        StepConfigEip(),
-        StepAttachKeyPair(),
+        Parallel(
+            StepCheckImageName(), StepCheckSourceImage(), StepCheckRegions(), StepFindZone(),
+            name="StepPreValidate",
+        ),
+        Parallel(
+            StepConfigKeyPair(),
+            Sequence(StepConfigVPC(), Parallel(StepConfigVSwitch(), StepConfigSecurityGroup())),
+            name="StepConfigAlicloudNetwork",
+        ),
+        StepCreateInstance(),  # with the key pair: the instance boots once
+        eip,  # allocated while the instance boots, associated by StepRunInstance
+        attach_key_pair,
         StepRunInstance(),
-        StepConnect(),
+        StepConnect(cfg, host=lambda s: cfg.ssh_host or s.host, private_key=EcsState.temporary_key),
+        StepProvision(),
+        StepCleanupTempKeys(cfg, key=lambda s: s.key),
         StepStopInstance(),
-    ]
+    ]  # fmt: skip
     if not cfg.skip_create_image:
+        if cfg.image_force_delete:
+            targets = [(cfg.region, cfg.image_name), *image_names(cfg)]
+            steps.append(
+                Parallel(*(StepDeleteImages(r, n) for r, n in targets), name="StepDeleteAlicloudImages")
+            )
+        if cfg.image_ignore_data_disks:
+            steps.append(StepCreateSnapshot())
+        copies = [(r, n) for r, n in image_names(cfg) if r != cfg.region]
         steps += [
-            StepDeleteImages(),
             StepCreateImage(),
+            Parallel(
+                # the address and the key are of no more use: given back while the image is made
+                CleanupEarly(attach_key_pair, eip, name="StepReleaseEarly"),
+                StepWaitImage(),
+            ),
             StepCreateTags(),
-            StepRegionCopyImage(),
+            Parallel(
+                *(StepRegionCopyImage(r, n) for r, n in dict(copies).items()),
+                name="StepRegionCopyAlicloudImage",
+            ),
             StepShareImage(),
         ]
     steps.append(StepDone())
-    return steps
+    return Sequence(*steps)
 
 
-def build_image(
-    cfg: AlicloudEcsConfig, ctx: BuildContext, policy: WaitPolicy, parallel: bool
-) -> Artifact | None:
+def build_image(cfg: AlicloudEcsConfig, ctx: BuildContext, policy: WaitPolicy) -> Artifact | None:
     run_id = f"{ctx.run_uuid[:8]}-{uuid.uuid4().hex[:8]}"
     client = AlicloudClient(cfg, cfg.region)
     client.warm_up("ecs", "vpc")
     endpoint = client.endpoint.url() if client.endpoint else None
     journal = Journal(run_id, cfg.region, endpoint)
     ctx.log.info("alicloud-ecs: run id %s, journal %s", run_id, journal.path)
-    state = EcsState(cfg, client, journal, run_id, policy=policy, parallel=parallel)
+    state = EcsState(cfg, client, journal, run_id, policy=policy)
     ctx.generated["SourceImage"] = cfg.source_image or cfg.image_family
     try:
         with Heartbeat(journal, client, warn=ctx.ui.error):
-            run_steps(build_steps(cfg), state, ctx)
+            run_steps(plan(cfg), state, ctx)
     except BaseException:
         sweep(state, ctx)
         journal.finish(FAILED)

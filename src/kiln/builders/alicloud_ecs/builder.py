@@ -16,9 +16,8 @@ from kiln.config import DecodeContext
 class AlicloudEcsBuilder(Builder):
     Config = AlicloudEcsConfig
     generated_keys: ClassVar[tuple[str, ...]] = ("ID", "SourceImage")
-    #: Replaced by the benchmark to replay Packer's pace (5 s polls, one thing at a time).
+    #: Replaced by a benchmark to replay Packer's pace (its 5 s polls).
     wait_policy: WaitPolicy = ADAPTIVE
-    parallel: bool = True
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         self.config.validate_ecs(dctx, path)
@@ -27,4 +26,4 @@ class AlicloudEcsBuilder(Builder):
         # The SDK, SSH and the steps are imported only when a build runs: `kiln validate` stays fast.
         from kiln.builders.alicloud_ecs.build import build_image
 
-        return build_image(self.config, ctx, self.wait_policy, self.parallel)
+        return build_image(self.config, ctx, self.wait_policy)

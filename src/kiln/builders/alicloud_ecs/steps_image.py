@@ -1,26 +1,27 @@
 """From the provisioned instance to the image: stop, replace a same-named image when forced, create
-the image, tag it, copy it to other regions, share it. A failed or cancelled build deletes the
-images it made (and their snapshots); a successful one marks them kept in the journal."""
+the image (from a snapshot of the system disk alone with image_ignore_data_disks), tag it, copy it
+to other regions, share it. A failed or cancelled build deletes the images and snapshots it made; a
+successful one marks them kept in the journal (an image needs the snapshots it is made of)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from kiln.alicloud import reaper
-from kiln.alicloud.client import AlicloudClient
+from kiln.alicloud.client import AlicloudClient, items
 from kiln.alicloud.waiter import wait_until
-from kiln.builders.alicloud_ecs.steps import (
-    EcsState,
-    create_tracked,
-    images_in,
-    instance_ids,
-    run_parallel,
-)
-from kiln.builders.alicloud_ecs.steps_instance import StepAttachKeyPair, StepConfigEip, wait_instance
+from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
+from kiln.builders.alicloud_ecs.steps import EcsState, create_tracked, delete_tracked, instance_ids
+from kiln.builders.alicloud_ecs.steps_instance import wait_instance
 from kiln.components import BuildContext
-from kiln.engine.steps import CleanupFailed, Step
+from kiln.engine.steps import Step
 from kiln.errors import BuildError
+
+
+def image_names(cfg: AlicloudEcsConfig) -> list[tuple[str, str]]:
+    """(region, image name) of each copy: image_copy_names name them in turn, image_name the rest."""
+    names = cfg.image_copy_names
+    return [(r, names[i] if i < len(names) else cfg.image_name) for i, r in enumerate(cfg.image_copy_regions)]
 
 
 class StepStopInstance(Step[EcsState]):
@@ -40,62 +41,72 @@ class StepStopInstance(Step[EcsState]):
         wait_instance(state, ctx, "Stopped")
 
 
-def _image_wait(
-    state: EcsState, ctx: BuildContext, client: AlicloudClient, image_id: str, timeout: float
-) -> None:
-    def probe() -> bool | None:
-        found = images_in(
-            client.call("DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self", "Status": _ANY})
-        )
-        if not found:
-            return None
-        status = found[0].get("Status")
-        if status in ("CreateFailed", "UnAvailable"):
-            raise BuildError(f"image {image_id} in {client.region} failed: status {status}")
-        return True if status == "Available" else None
-
-    wait_until(
-        probe,
-        what=f"image {image_id} to become available",
-        timeout=timeout,
-        cancel=ctx.cancel,
-        policy=state.policy,
-    )
-
-
-_ANY = "Creating,Waiting,Available,UnAvailable,CreateFailed"
-
-
 class StepDeleteImages(Step[EcsState]):
-    """With image_force_delete (-force): delete the images that already have the target names."""
+    """image_force_delete (-force): delete the images of one region that have the target name, in
+    any status, and (image_force_delete_snapshots) their snapshots."""
 
     name = "StepDeleteAlicloudImageSnapshots"
 
+    def __init__(self, region: str, image_name: str) -> None:
+        self.region = region
+        self.image_name = image_name
+
     def run(self, state: EcsState, ctx: BuildContext) -> None:
-        cfg = state.config
-        if not cfg.image_force_delete:
-            return
-        targets = [(state.client, cfg.image_name)]
-        for i, region in enumerate(cfg.image_copy_regions):
-            name = cfg.image_copy_names[i] if i < len(cfg.image_copy_names) else cfg.image_name
-            targets.append((state.client.for_region(region), name))
-
-        def replace(client: AlicloudClient, name: str) -> None:
-            body = client.call(
-                "DescribeImages",
-                {"ImageName": name, "ImageOwnerAlias": "self", "Status": _ANY},
-                cancel=ctx.cancel,
-            )
-            for image in images_in(body):
-                if image.get("ImageName") != name:
-                    continue
+        client = state.client.for_region(self.region)
+        params = {"ImageName": self.image_name, "ImageOwnerAlias": "self", "Status": reaper.ALL_IMAGES}
+        for image in items(client.call("DescribeImages", params, cancel=ctx.cancel), "Images", "Image"):
+            if image.get("ImageName") == self.image_name:
                 ctx.ui.message(f"Deleting duplicated image and snapshot: {image.get('ImageId')}")
-                reaper.delete_image(client, str(image["ImageId"]), snapshots=cfg.image_force_delete_snapshots)
+                snapshots = state.config.image_force_delete_snapshots
+                reaper.delete_image(client, str(image["ImageId"]), snapshots=snapshots)
 
-        run_parallel(state, *[lambda c=c, n=n: replace(c, n) for c, n in targets])  # type: ignore[misc]
+
+class StepCreateSnapshot(Step[EcsState]):
+    """image_ignore_data_disks: a snapshot of the system disk alone, which the image is made of."""
+
+    name = "StepCreateAlicloudSnapshot"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        client = state.client
+        system = {"InstanceId": state.instance_id, "DiskType": "system"}
+        disks = items(client.call("DescribeDisks", system, cancel=ctx.cancel), "Disks", "Disk")
+        if not disks:
+            raise BuildError(f"instance {state.instance_id} has no system disk to snapshot")
+        ctx.ui.say(f"Creating snapshot from system disk {disks[0]['DiskId']}")
+        params = {"DiskId": disks[0]["DiskId"], "Tag": state.tags()}
+        state.snapshot_id, _ = create_tracked(
+            state, ctx, "snapshot", "CreateSnapshot", params, lambda b: str(b["SnapshotId"])
+        )
+
+        def done() -> bool | None:
+            found = client.call("DescribeSnapshots", {"SnapshotIds": instance_ids(state.snapshot_id)})
+            status = next((s.get("Status") for s in items(found, "Snapshots", "Snapshot")), None)
+            if status == "failed":
+                raise BuildError(f"snapshot {state.snapshot_id} failed")
+            return True if status == "accomplished" else None
+
+        timeout = state.config.snapshot_timeout()
+        wait_until(
+            done,
+            what=f"snapshot {state.snapshot_id}",
+            timeout=timeout,
+            cancel=ctx.cancel,
+            policy=state.policy,
+        )
+
+    def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
+        if not state.snapshot_id:
+            return
+        if state.succeeded:  # the image is made of it
+            state.journal.mark("snapshot", state.snapshot_id, "kept")
+            return
+        ctx.ui.say(f"Deleting snapshot {state.snapshot_id}")
+        delete_tracked(state, "snapshot", state.snapshot_id)
 
 
 class StepCreateImage(Step[EcsState]):
+    """CreateImage, from the instance or from the system disk's snapshot; StepWaitImage waits for it."""
+
     name = "StepCreateAlicloudImage"
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
@@ -110,94 +121,54 @@ class StepCreateImage(Step[EcsState]):
             "ResourceGroupId": cfg.resource_group_id or None,
             "Tag": state.tags(cfg.image_tags()),
         }
-        if cfg.image_ignore_data_disks:
-            params["SnapshotId"] = self._system_snapshot(state, ctx)
+        if state.snapshot_id:
+            params["SnapshotId"] = state.snapshot_id
         else:
             params["InstanceId"] = state.instance_id
         params = {k: v for k, v in params.items() if v is not None}
         state.image_id, _ = create_tracked(
             state, ctx, "image", "CreateImage", params, lambda b: str(b["ImageId"])
         )
-        # The address and the key are of no more use: give them back while the image is made
-        # (the seed's log shows these cleanups right after "Creating image").
-        early = threading.Thread(target=self._release_early, args=(state, ctx), daemon=True)
-        early.start()
-        try:
-            _image_wait(state, ctx, state.client, state.image_id, cfg.snapshot_timeout())
-        finally:
-            early.join()
-        state.images[state.region] = state.image_id
-
-    @staticmethod
-    def _release_early(state: EcsState, ctx: BuildContext) -> None:
-        for step in (StepAttachKeyPair(), StepConfigEip()):
-            try:
-                step.cleanup(state, ctx)
-            except Exception as exc:  # the step's own cleanup tries again at the end
-                ctx.ui.error(f"Early cleanup failed (tried again at the end): {exc}")
-
-    def _system_snapshot(self, state: EcsState, ctx: BuildContext) -> str:
-        """image_ignore_data_disks: the image is made of a snapshot of the system disk only."""
-        client = state.client
-        body = client.call(
-            "DescribeDisks", {"InstanceId": state.instance_id, "DiskType": "system"}, cancel=ctx.cancel
-        )
-        disks = (body.get("Disks") or {}).get("Disk") or []
-        if not disks:
-            raise BuildError(f"instance {state.instance_id} has no system disk to snapshot")
-        ctx.ui.say(f"Creating snapshot from system disk {disks[0]['DiskId']}")
-        snapshot_id, _ = create_tracked(
-            state,
-            ctx,
-            "snapshot",
-            "CreateSnapshot",
-            {"DiskId": disks[0]["DiskId"], "Tag": state.tags()},
-            lambda b: str(b["SnapshotId"]),
-        )
-
-        def done() -> bool | None:
-            found = client.call("DescribeSnapshots", {"SnapshotIds": instance_ids(snapshot_id)})
-            items = (found.get("Snapshots") or {}).get("Snapshot") or []
-            status = items[0].get("Status") if items else None
-            if status == "failed":
-                raise BuildError(f"snapshot {snapshot_id} failed")
-            return True if status == "accomplished" else None
-
-        wait_until(
-            done,
-            what=f"snapshot {snapshot_id}",
-            timeout=state.config.snapshot_timeout(),
-            cancel=ctx.cancel,
-            policy=state.policy,
-        )
-        return snapshot_id
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
-        if state.succeeded:
-            for region, image_id in state.images.items():
-                state.journal.mark("image", image_id, "kept")
-                del region
-            return
-        failures: list[str] = []
-        for entry in list(state.journal.entries):
-            if entry.kind not in ("image", "snapshot") or entry.state != "created":
-                continue
-            client = state.client.for_region(entry.region)
-            ctx.ui.say(
-                f"Deleting image {entry.id} ({entry.region})"
-                if entry.kind == "image"
-                else f"Deleting snapshot {entry.id}"
-            )
-            try:
-                if entry.kind == "image":
-                    reaper.delete_image(client, entry.id)
-                else:
-                    reaper.delete_snapshot(client, entry.id)
-                state.journal.deleted(entry.kind, entry.id)
-            except Exception as exc:
-                failures.append(f"{entry.kind} {entry.id} in {entry.region} ({exc})")
-        if failures:
-            raise CleanupFailed("; ".join(failures) + f"; run `kiln cleanup --run-id {state.run_id}`")
+        if state.image_id:
+            keep_or_delete_image(state, ctx, state.region, state.image_id)
+
+
+def keep_or_delete_image(state: EcsState, ctx: BuildContext, region: str, image_id: str) -> None:
+    if state.succeeded:
+        state.journal.mark("image", image_id, "kept")
+        return
+    ctx.ui.say(f"Deleting image {image_id} ({region})")
+    delete_tracked(state, "image", image_id, state.client.for_region(region))
+
+
+def wait_image(
+    state: EcsState, ctx: BuildContext, client: AlicloudClient, image_id: str, timeout: float
+) -> None:
+    def probe() -> bool | None:
+        params = {"ImageId": image_id, "ImageOwnerAlias": "self", "Status": reaper.ALL_IMAGES}
+        found = items(client.call("DescribeImages", params), "Images", "Image")
+        status = found[0].get("Status") if found else None
+        if status in ("CreateFailed", "UnAvailable"):
+            raise BuildError(f"image {image_id} in {client.region} failed: status {status}")
+        return True if status == "Available" else None
+
+    wait_until(
+        probe,
+        what=f"image {image_id} to become available",
+        timeout=timeout,
+        cancel=ctx.cancel,
+        policy=state.policy,
+    )
+
+
+class StepWaitImage(Step[EcsState]):
+    name = "StepWaitAlicloudImage"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        wait_image(state, ctx, state.client, state.image_id, state.config.snapshot_timeout())
+        state.images[state.region] = state.image_id
 
 
 class StepCreateTags(Step[EcsState]):
@@ -225,36 +196,36 @@ class StepCreateTags(Step[EcsState]):
 
 
 class StepRegionCopyImage(Step[EcsState]):
-    """CopyImage to every image_copy_regions region at once, waiting for all of them."""
+    """CopyImage to one of image_copy_regions, and wait for the copy (the plan copies to all at once)."""
 
     name = "StepRegionCopyAlicloudImage"
 
+    def __init__(self, region: str, image_name: str) -> None:
+        self.region = region
+        self.image_name = image_name
+        self.copy_id = ""
+
     def run(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
-        regions = [r for r in cfg.image_copy_regions if r != state.region]
-        if not regions:
-            return
-        ctx.ui.say(f"Coping image {state.image_id} from {state.region}...")
+        ctx.ui.say(f"Coping image {state.image_id} from {state.region} to {self.region}...")
+        params: dict[str, Any] = {
+            "ImageId": state.image_id,
+            "DestinationRegionId": self.region,
+            "DestinationImageName": self.image_name,
+            "Tag": state.tags(cfg.image_tags()),
+        }
+        if cfg.image_encrypted:
+            params["Encrypted"] = True
+            params["KMSKeyId"] = cfg.kms_key_id or None
+        self.copy_id, _ = create_tracked(
+            state, ctx, "image", "CopyImage", params, lambda b: str(b["ImageId"]), region=self.region
+        )
+        wait_image(state, ctx, state.client.for_region(self.region), self.copy_id, cfg.copy_timeout())
+        state.images[self.region] = self.copy_id
 
-        def copy(index: int, region: str) -> None:
-            name = cfg.image_copy_names[index] if index < len(cfg.image_copy_names) else cfg.image_name
-            params: dict[str, Any] = {
-                "ImageId": state.image_id,
-                "DestinationRegionId": region,
-                "DestinationImageName": name,
-                "Tag": state.tags(cfg.image_tags()),
-            }
-            if cfg.image_encrypted:
-                params["Encrypted"] = True
-                params["KMSKeyId"] = cfg.kms_key_id or None
-            dest = state.client.for_region(region)
-            new_id, _ = create_tracked(
-                state, ctx, "image", "CopyImage", params, lambda b: str(b["ImageId"]), region=region
-            )
-            _image_wait(state, ctx, dest, new_id, cfg.copy_timeout())
-            state.images[region] = new_id
-
-        run_parallel(state, *[lambda i=i, r=r: copy(i, r) for i, r in enumerate(regions)])  # type: ignore[misc]
+    def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
+        if self.copy_id:
+            keep_or_delete_image(state, ctx, self.region, self.copy_id)
 
 
 class StepShareImage(Step[EcsState]):

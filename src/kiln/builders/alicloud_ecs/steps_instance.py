@@ -7,14 +7,14 @@ import base64
 from typing import Any
 
 from kiln.alicloud import reaper
-from kiln.alicloud.client import ApiError
+from kiln.alicloud.client import ApiError, items
 from kiln.alicloud.waiter import wait_until
 from kiln.builders.alicloud_ecs.steps import (
     INSTANCE_WAIT,
     SHORT_WAIT,
     EcsState,
     create_tracked,
-    delete_recorded,
+    delete_tracked,
     instance_ids,
 )
 from kiln.components import BuildContext
@@ -28,7 +28,7 @@ def describe_instance(state: EcsState, ctx: BuildContext | None = None) -> dict[
         {"InstanceIds": instance_ids(state.instance_id)},
         cancel=ctx.cancel if ctx else None,
     )
-    found = (body.get("Instances") or {}).get("Instance") or []
+    found = items(body, "Instances", "Instance")
     return dict(found[0]) if found else {}
 
 
@@ -114,7 +114,7 @@ class StepCreateInstance(Step[EcsState]):
             params["DataDisk"] = [_disk(d) for d in cfg.image_disk_mappings]
 
         def first_id(body: dict[str, Any]) -> str:
-            ids = (body.get("InstanceIdSets") or {}).get("InstanceIdSet") or []
+            ids = items(body, "InstanceIdSets", "InstanceIdSet")
             if not ids:
                 raise BuildError("RunInstances returned no instance id")
             return str(ids[0])
@@ -124,17 +124,14 @@ class StepCreateInstance(Step[EcsState]):
         ctx.generated["ID"] = state.instance_id
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
-        if not state.instance_id:
+        if not state.instance_id or state.instance_deleted:
             return
         ctx.ui.say("Cleaning up 'instance'")
-        failures = delete_recorded(
-            state,
-            "instance",
-            state.instance_id,
-            lambda: reaper.delete_instance(state.client, state.instance_id),
-        )
-        if failures:
-            raise CleanupFailed(failures[0])
+        try:
+            delete_tracked(state, "instance", state.instance_id)
+        except CleanupFailed as exc:
+            raise CleanupFailed(f"{exc}; its network is deleted after it, by the sweep") from None
+        state.instance_deleted = True
 
 
 class StepConfigEip(Step[EcsState]):
@@ -151,7 +148,7 @@ class StepConfigEip(Step[EcsState]):
         if cfg.eip_id:
             ctx.ui.say("Querying eip...")
             body = client.call("DescribeEipAddresses", {"AllocationId": cfg.eip_id}, cancel=ctx.cancel)
-            eips = (body.get("EipAddresses") or {}).get("EipAddress") or []
+            eips = items(body, "EipAddresses", "EipAddress")
             if not eips:
                 raise BuildError(
                     f"The specified eip {{{cfg.eip_id}}} doesn't exist.", "check eip_id and region"
@@ -192,11 +189,7 @@ class StepConfigEip(Step[EcsState]):
                 raise CleanupFailed(f"EIP {state.eip_id} is still associated ({exc})") from None
             state.eip_associated = False
             return
-        failures = delete_recorded(
-            state, "eip", state.eip_id, lambda: reaper.release_eip(state.client, state.eip_id)
-        )
-        if failures:
-            raise CleanupFailed(failures[0])
+        delete_tracked(state, "eip", state.eip_id)
         state.eip_allocated = state.eip_associated = False
 
 
@@ -249,21 +242,19 @@ class StepRunInstance(Step[EcsState]):
                     raise
             state.eip_associated = True
             wait_until(
-                lambda: reaper._eip_status(state.client, state.eip_id) == "InUse" or None,
+                lambda: reaper.eip_status(state.client, state.eip_id) == "InUse" or None,
                 what=f"eip {state.eip_id} to be associated",
                 timeout=SHORT_WAIT,
                 cancel=ctx.cancel,
                 policy=state.policy,
             )
         if cfg.ssh_private_ip:
-            private = ((state.instance.get("VpcAttributes") or {}).get("PrivateIpAddress") or {}).get(
-                "IpAddress"
-            )
+            private = items(state.instance, "VpcAttributes", "PrivateIpAddress", "IpAddress")
             if not private:
                 raise BuildError(f"Failed to get private ip of instance {state.instance_id}")
             state.host = str(private[0])
         elif not state.host:
-            public = (state.instance.get("PublicIpAddress") or {}).get("IpAddress") or []
+            public = items(state.instance, "PublicIpAddress", "IpAddress")
             state.host = str(public[0]) if public else ""
         if cfg.communicator == "ssh" and not state.host and not cfg.ssh_host:
             raise BuildError(

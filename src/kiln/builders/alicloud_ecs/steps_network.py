@@ -1,0 +1,177 @@
+"""The instance's key pair and network (Packer's step_config_alicloud_*): each the user's, looked up,
+or a temporary one, created and deleted again. The plan runs the key pair beside the VPC, and the
+vSwitch beside the security group once the VPC exists."""
+
+from __future__ import annotations
+
+import uuid
+
+from kiln.alicloud.client import ApiError, items
+from kiln.builders.alicloud_ecs.config import DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR
+from kiln.builders.alicloud_ecs.steps import (
+    EcsState,
+    create_tracked,
+    delete_tracked,
+    held_by_instance,
+    wait_available,
+)
+from kiln.components import BuildContext
+from kiln.engine.steps import Step
+from kiln.errors import BuildError
+
+
+class StepConfigKeyPair(Step[EcsState]):
+    """A temporary key pair unless the user gave a key, a key pair or a password (Packer's rule)."""
+
+    name = "StepConfigAlicloudKeyPair"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        cfg = state.config
+        own_login = cfg.ssh_private_key_file or cfg.ssh_password or cfg.ssh_keypair_name or cfg.ssh_agent_auth
+        if not cfg.temporary_key_pair_name and (cfg.communicator != "ssh" or own_login):
+            state.key_pair_name = cfg.ssh_keypair_name
+            return
+        name = state.key_pair_name = cfg.temporary_key_pair_name or f"packer_{uuid.uuid4().hex[:24]}"
+        ctx.ui.say(f"Creating temporary keypair: {name}")
+        state.journal.created("key_pair", name, state.region)  # before the call: names are known
+        try:
+            body = state.client.call(
+                "CreateKeyPair", {"KeyPairName": name, "Tag": state.tags()}, cancel=ctx.cancel
+            )
+        except ApiError as exc:
+            if exc.code != "ConnectionFailed":
+                state.journal.deleted("key_pair", name)
+            raise
+        state.key_pair_created = True
+        state.private_key = str(body.get("PrivateKeyBody") or "")
+
+    def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
+        if state.key_pair_created:
+            ctx.ui.say("Deleting temporary keypair...")
+            delete_tracked(state, "key_pair", state.key_pair_name)
+            state.key_pair_created = False
+
+
+class StepConfigVPC(Step[EcsState]):
+    name = "StepConfigAlicloudVPC"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        cfg = state.config
+        if cfg.vpc_id:
+            body = state.client.call("DescribeVpcs", {"VpcId": cfg.vpc_id}, cancel=ctx.cancel)
+            if not items(body, "Vpcs", "Vpc"):
+                raise BuildError(
+                    f"The specified vpc {{{cfg.vpc_id}}} doesn't exist.", "check vpc_id and region"
+                )
+            state.vpc_id = cfg.vpc_id
+            return
+        ctx.ui.say("Creating vpc")
+        params = {
+            "CidrBlock": cfg.vpc_cidr_block or DEFAULT_VPC_CIDR,
+            "VpcName": cfg.vpc_name or None,
+            "Tag": state.tags(),
+        }
+        vpc_id, _ = create_tracked(state, ctx, "vpc", "CreateVpc", params, lambda b: str(b["VpcId"]))
+        state.vpc_id, state.vpc_created = vpc_id, True
+        wait_available(state, ctx, "DescribeVpcs", {"VpcId": vpc_id}, ("Vpcs", "Vpc"), f"vpc {vpc_id}")
+        ctx.ui.message(f"Created vpc: {vpc_id}")
+
+    def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
+        if not state.vpc_created or held_by_instance(state, ctx, f"vpc {state.vpc_id}"):
+            return
+        if state.vswitch_created or state.security_group_created:
+            ctx.log.info("vpc %s still holds what failed to delete: left to the sweep", state.vpc_id)
+            return
+        ctx.ui.say("Cleaning up 'VPC'")
+        delete_tracked(state, "vpc", state.vpc_id)
+        state.vpc_created = False
+
+
+class StepConfigVSwitch(Step[EcsState]):
+    name = "StepConfigAlicloudVSwitch"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        cfg = state.config
+        client = state.client
+        if cfg.vswitch_id:
+            given = {"VSwitchId": cfg.vswitch_id, "VpcId": state.vpc_id}
+            found = items(client.call("DescribeVSwitches", given, cancel=ctx.cancel), "VSwitches", "VSwitch")
+            if not found:
+                raise BuildError(
+                    f"The specified vswitch {{{cfg.vswitch_id}}} doesn't exist.",
+                    "check vswitch_id and vpc_id",
+                )
+            state.vswitch_id = cfg.vswitch_id
+            state.zone_id = state.zone_id or str(found[0].get("ZoneId") or "")
+            return
+        ctx.ui.say("Creating vswitch...")
+        params = {
+            "VpcId": state.vpc_id,
+            "ZoneId": state.zone_id,
+            "CidrBlock": cfg.cidr_block or DEFAULT_VSWITCH_CIDR,
+            "VSwitchName": cfg.vswitch_name or None,
+            "Tag": state.tags(),
+        }
+        vswitch_id, _ = create_tracked(
+            state, ctx, "vswitch", "CreateVSwitch", params, lambda b: str(b["VSwitchId"])
+        )
+        state.vswitch_id, state.vswitch_created = vswitch_id, True
+        path = ("VSwitches", "VSwitch")
+        wait_available(
+            state, ctx, "DescribeVSwitches", {"VSwitchId": vswitch_id}, path, f"vswitch {vswitch_id}"
+        )
+        ctx.ui.message(f"Created vswitch: {vswitch_id}")
+
+    def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
+        if not state.vswitch_created or held_by_instance(state, ctx, f"vswitch {state.vswitch_id}"):
+            return
+        ctx.ui.say("Cleaning up 'vSwitch'")
+        delete_tracked(state, "vswitch", state.vswitch_id)
+        state.vswitch_created = False
+
+
+class StepConfigSecurityGroup(Step[EcsState]):
+    """The group, and rules letting all traffic in and out (Packer's)."""
+
+    name = "StepConfigAlicloudSecurityGroup"
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        cfg = state.config
+        client = state.client
+        if cfg.security_group_id:
+            given = {"SecurityGroupId": cfg.security_group_id, "VpcId": state.vpc_id}
+            groups = items(
+                client.call("DescribeSecurityGroups", given, cancel=ctx.cancel),
+                "SecurityGroups",
+                "SecurityGroup",
+            )
+            if not any(g.get("SecurityGroupId") == cfg.security_group_id for g in groups):
+                raise BuildError(
+                    f"The specified security group {{{cfg.security_group_id}}} doesn't exist.",
+                    "check security_group_id (it must belong to the vpc)",
+                )
+            state.security_group_id = cfg.security_group_id
+            return
+        ctx.ui.say("Creating security groups...")
+        params = {
+            "VpcId": state.vpc_id,
+            "SecurityGroupName": cfg.security_group_name or None,
+            "Tag": state.tags(),
+        }
+        group_id, _ = create_tracked(
+            state, ctx, "security_group", "CreateSecurityGroup", params, lambda b: str(b["SecurityGroupId"])
+        )
+        state.security_group_id, state.security_group_created = group_id, True
+        ctx.ui.message(f"Created security group: {group_id}")
+        rule = {"SecurityGroupId": group_id, "IpProtocol": "all", "PortRange": "-1/-1", "NicType": "internet"}
+        client.call("AuthorizeSecurityGroupEgress", {**rule, "DestCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
+        client.call("AuthorizeSecurityGroup", {**rule, "SourceCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
+
+    def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
+        if not state.security_group_created or held_by_instance(
+            state, ctx, f"security group {state.security_group_id}"
+        ):
+            return
+        ctx.ui.say("Cleaning up 'security group'")
+        delete_tracked(state, "security_group", state.security_group_id)
+        state.security_group_created = False
