@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kiln.config import DecodeContext
 from kiln.localcloud import LocalCloudProcess
 
@@ -158,6 +160,85 @@ def test_force_replaces_image_and_snapshots(cloud: LocalCloudProcess, cloud_env:
     held = inventory(cloud)
     assert old not in held["image"] and not (old_snapshots & held["snapshot"])
     assert forced.artifact.id.split(":")[1] in held["image"]
+
+
+def test_deprecated_image_with_the_name_is_found(
+    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image with the target name counts in any status, Deprecated included: without -force the
+    build stops before it makes anything, with it the Deprecated image is replaced."""
+    from kiln.alicloud.reaper import ALL_IMAGES
+    from kiln.localcloud import start
+    from kiln.localcloud.service import open_store
+
+    def use(cloud: LocalCloudProcess) -> None:
+        for key, value in (
+            ("ALICLOUD_ACCESS_KEY", cloud.access_key_id),
+            ("ALICLOUD_SECRET_KEY", cloud.secret),
+        ):
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KILN_ALICLOUD_ENDPOINT", cloud.url)
+
+    builder = _builder(image_name="deprecated_name")
+    with start(tmp_path / "cloud", runner="none") as first:
+        use(first)
+        made = build_in_process(builder)
+        assert made.error is None and made.artifact is not None, made.out
+    old = made.artifact.id.split(":")[1]
+    # Deprecating an image (ModifyImageAttribute Status=Deprecated) is not an action of localcloud:
+    # its state is changed while it is stopped.
+    store = open_store(tmp_path / "cloud")
+    image = store.get("image", old)
+    assert image is not None
+    store.put("image", old, {**image, "Status": "Deprecated"})
+    store.close()
+    with start(tmp_path / "cloud", runner="none") as cloud:
+        use(cloud)
+        named = {"ImageName": "deprecated_name", "ImageOwnerAlias": "self", "Status": ALL_IMAGES}
+        listed = api(cloud).call("DescribeImages", named)["Images"]["Image"]
+        assert [(i["ImageId"], i["Status"]) for i in listed] == [(old, "Deprecated")]
+        before = inventory(cloud)
+        refused = build_in_process(builder)
+        assert refused.error is not None, refused.out
+        assert f"Image Name: 'deprecated_name' is used by an existing alicloud image: {old}" in str(
+            refused.error
+        )
+        assert leaks(cloud, before) == {}
+        forced = build_in_process({**builder, "image_force_delete": True})
+        assert forced.error is None and forced.artifact is not None, forced.out
+        assert f"Deleting duplicated image and snapshot: {old}" in forced.out
+        listed = api(cloud).call("DescribeImages", named)["Images"]["Image"]
+        assert [i["ImageId"] for i in listed] == [forced.artifact.id.split(":")[1]]
+
+
+def test_ignore_data_disks_keeps_the_snapshot_of_its_image(
+    cloud: LocalCloudProcess, cloud_env: dict[str, str], state_dir: Path
+) -> None:
+    """image_ignore_data_disks: the image is made of a snapshot of the system disk, which a
+    successful build keeps (the cloud refuses to delete it while the image exists)."""
+    from kiln.alicloud.reaper import image_snapshots
+
+    before = inventory(cloud)
+    began = time.monotonic()
+    result = build_in_process(
+        _builder(
+            image_ignore_data_disks=True,
+            image_disk_mappings=[
+                {"disk_size": 10, "disk_category": "cloud_ssd", "disk_delete_with_instance": True}
+            ],
+        )
+    )
+    assert result.error is None and result.artifact is not None, result.out
+    assert "kiln cleanup" not in result.out and "Could not delete" not in result.out, result.out
+    assert time.monotonic() - began < 30, result.out
+    image = result.artifact.id.split(":")[1]
+    snapshots = image_snapshots(api(cloud), image)
+    assert len(snapshots) == 1 and snapshots[0] in inventory(cloud)["snapshot"]
+    assert leaks(cloud, before, kept={image}) == {}
+    journal = result.journal(state_dir)
+    assert journal["status"] == "finished"
+    kept = {(r["kind"], r["id"]) for r in journal["resources"] if r["state"] == "kept"}
+    assert kept == {("image", image), ("snapshot", snapshots[0])}, journal
 
 
 def test_private_ip_without_eip(cloud: LocalCloudProcess, cloud_env: dict[str, str]) -> None:
