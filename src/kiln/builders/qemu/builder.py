@@ -13,17 +13,22 @@ import hashlib
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from kiln.builders.qemu.config import QemuConfig
-from kiln.communicators.base import RemoteCommand
+from kiln.communicators.base import Communicator, RemoteCommand
 from kiln.components import Artifact, BuildContext, Builder
 from kiln.config import DecodeContext
-from kiln.engine.steps import Step, run_steps
-from kiln.errors import BuildError, CommunicatorError, KilnError
+from kiln.engine.steps import Sequence, Step, run_steps
+from kiln.errors import BuildError, CommunicatorError
+
+if TYPE_CHECKING:  # both import what `kiln validate` need not load (asyncssh, the machine runners)
+    from kiln.communicators.keys import TemporaryKeyPair
+    from kiln.machines.qemu import VirtualMachine
 
 BUILDER_ID = "transcend.qemu"
 
@@ -34,9 +39,9 @@ class QemuState:
     output_dir: Path
     vm_name: str
     source: Path | None = None
-    key: Any = None  # communicators.keys.TemporaryKeyPair
-    machine: Any = None  # kiln.machines.Machine
-    communicator: Any = None
+    key: TemporaryKeyPair | None = None
+    machine: VirtualMachine | None = None
+    communicator: Communicator | None = None
     image: Path | None = None
     succeeded: bool = False
     made_output: bool = False
@@ -133,7 +138,8 @@ class StepRun(Step[QemuState]):
     name = "StepRun"
 
     def run(self, state: QemuState, ctx: BuildContext) -> None:
-        from kiln.machines import MachineSpec, Metadata, create_machine
+        from kiln.machines import MachineSpec, Metadata
+        from kiln.machines.qemu import VirtualMachine
 
         cfg = state.config
         assert state.source is not None
@@ -158,7 +164,7 @@ class StepRun(Step[QemuState]):
             qemu_args=tuple(tuple(arg) for arg in cfg.qemuargs),
         )
         ctx.ui.say("Copying hard drive...")
-        state.machine = create_machine(spec, "vm")
+        state.machine = VirtualMachine(spec)
         ctx.ui.say(f"Found port for communicator (SSH, WinRM, etc): {state.machine.ssh_port}.")
         ctx.ui.say("Starting VM, booting disk image")
         state.machine.start()
@@ -177,49 +183,36 @@ class StepRun(Step[QemuState]):
             state.machine = None
 
 
-class StepConnect(Step[QemuState]):
-    name = "StepConnect"
+def vm(state: QemuState) -> VirtualMachine:
+    assert state.machine is not None, "the VM is started by StepRun"
+    return state.machine
 
-    def run(self, state: QemuState, ctx: BuildContext) -> None:
-        from kiln.communicators.connect import connect
 
-        machine = state.machine
+def vm_alive(state: QemuState, ctx: BuildContext) -> Callable[[], str | None]:
+    """For connect(): says what the VM runner did meanwhile (a stuck boot reset), and whether the
+    VM still runs."""
+    machine = vm(state)
+    said: list[str] = []
 
-        said: list[str] = []
+    def alive() -> str | None:
+        for note in machine.notes[len(said) :]:
+            said.append(note)
+            ctx.ui.message(f"The VM runner: {note}")
+        return None if machine.still_booting() else "the VM stopped"
 
-        def alive() -> str | None:
-            for note in machine.notes[len(said) :]:
-                said.append(note)
-                ctx.ui.message(f"The VM runner: {note}")
-            return None if machine.still_booting() else "the VM stopped"
+    return alive
 
-        try:
-            state.communicator = connect(
-                state.config,
-                ctx,
-                host=machine.ssh_host,
-                port=machine.ssh_port,
-                private_key=state.key,
-                alive=alive,
-                ready=machine.announced_ssh,  # QEMU's port forward accepts long before the guest answers
-            )
-        except KilnError:
-            # the VM (and its folder) goes in cleanup: its console is what tells why it never answered
-            ctx.ui.message(f"The VM's console log is kept in {machine.keep_console()}")
-            raise
-        ctx.provision(state.communicator)
 
-    def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
-        if state.communicator is not None:
-            state.communicator.close()
-            state.communicator = None
+def keep_console(state: QemuState, ctx: BuildContext) -> None:
+    """The VM never answered: its console (what it showed while booting) is kept past its removal."""
+    ctx.ui.message(f"The VM's console log is kept in {vm(state).keep_console()}")
 
 
 class StepShutdown(Step[QemuState]):
     name = "StepShutdown"
 
     def run(self, state: QemuState, ctx: BuildContext) -> None:
-        cfg, machine = state.config, state.machine
+        cfg, machine = state.config, vm(state)
         if cfg.shutdown_command and state.communicator is not None:
             ctx.ui.say("Gracefully halting virtual machine...")
             try:
@@ -245,12 +238,36 @@ class StepConvert(Step[QemuState]):
     def run(self, state: QemuState, ctx: BuildContext) -> None:
         cfg = state.config
         ctx.ui.say("Converting hard drive...")
-        state.image = state.machine.save_image(
+        state.image = vm(state).save_image(
             state.output_dir / state.vm_name,
-            cfg.format,
-            compress=cfg.disk_compression,  # type: ignore[arg-type]
+            cfg.format,  # type: ignore[arg-type]  # one of FORMATS (validate_qemu)
+            compress=cfg.disk_compression,
         )
         state.succeeded = True
+
+
+def plan(cfg: QemuConfig) -> Sequence[QemuState]:
+    from kiln.communicators.connect import StepCleanupTempKeys, StepConnect, StepProvision  # loads asyncssh
+
+    return Sequence(
+        StepOutputDir(),
+        StepSource(),
+        StepKey(),
+        StepRun(),
+        StepConnect(
+            cfg,
+            host=lambda s: vm(s).ssh_host,
+            port=lambda s: vm(s).ssh_port,
+            private_key=lambda s: s.key,
+            alive=vm_alive,
+            ready=lambda s: vm(s).announced_ssh,  # QEMU's port forward accepts long before the guest answers
+            failed=keep_console,  # the VM (and its folder) goes in cleanup
+        ),
+        StepProvision(),
+        StepCleanupTempKeys(cfg, key=lambda s: s.key),
+        StepShutdown(),
+        StepConvert(),
+    )
 
 
 class QemuBuilder(Builder):
@@ -270,10 +287,7 @@ class QemuBuilder(Builder):
         state = QemuState(
             cfg, output if output.is_absolute() else ctx.work_dir / output, cfg.vm_name or f"packer-{base}"
         )
-        steps: list[Step[QemuState]] = [
-            StepOutputDir(), StepSource(), StepKey(), StepRun(), StepConnect(), StepShutdown(), StepConvert(),
-        ]  # fmt: skip
-        run_steps(steps, state, ctx)
+        run_steps(plan(cfg), state, ctx)
         assert state.image is not None
         ctx.generated["ID"] = state.vm_name
         out = state.output_dir
