@@ -247,7 +247,7 @@ class StepConvert(Step[QemuState]):
 
 
 def plan(cfg: QemuConfig) -> Sequence[QemuState]:
-    from kiln.communicators.connect import StepCleanupTempKeys, StepConnect, StepProvision  # loads asyncssh
+    from kiln.builders.connect import StepCleanupTempKeys, StepConnect, StepProvision  # loads asyncssh
 
     return Sequence(
         StepOutputDir(),
