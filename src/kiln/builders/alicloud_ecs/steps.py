@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kiln.alicloud import reaper
 from kiln.alicloud.client import AlicloudClient, ApiError, items
@@ -21,9 +21,12 @@ from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
 from kiln.communicators.base import Communicator
 from kiln.components import BuildContext
 from kiln.engine.steps import CleanupFailed
+from kiln.errors import BuildError
 
 if TYPE_CHECKING:
     from kiln.communicators.keys import TemporaryKeyPair
+
+T = TypeVar("T")
 
 SHORT_WAIT = 60.0  # Packer: 12 tries x 5 s
 INSTANCE_WAIT = 1800.0  # Packer: 360 tries x 5 s
@@ -123,31 +126,62 @@ def delete_tracked(state: EcsState, kind: str, rid: str, client: AlicloudClient 
     state.journal.deleted(kind, rid)
 
 
-def held_by_instance(state: EcsState, ctx: BuildContext, what: str) -> bool:
-    """Whether the instance is still there (its delete failed), so that deleting `what` now would
-    only meet DependencyViolation for minutes: the final sweep deletes the instance, then it."""
+def delete_network(state: EcsState, ctx: BuildContext, label: str, kind: str, rid: str) -> bool:
+    """Delete a network resource the run made, saying "Cleaning up '<label>'"; False (and nothing
+    deleted) while the instance is still there (its delete failed): deleting now would only meet
+    DependencyViolation for minutes, so the final sweep deletes the instance, then this."""
     if state.instance_id and not state.instance_deleted:
-        ctx.log.info("%s is left to the sweep: instance %s is still there", what, state.instance_id)
-        return True
-    return False
+        ctx.log.info("%s %s is left to the sweep: instance %s is still there", kind, rid, state.instance_id)
+        return False
+    ctx.ui.say(f"Cleaning up '{label}'")
+    delete_tracked(state, kind, rid)
+    return True
 
 
-def wait_available(
-    state: EcsState, ctx: BuildContext, action: str, params: dict[str, Any], path: tuple[str, str], what: str
-) -> None:
-    """Wait (SHORT_WAIT at most) until the Describe `action` lists the resource as Available."""
+def wait(
+    state: EcsState, ctx: BuildContext, probe: Callable[[], T | None], what: str, timeout: float = SHORT_WAIT
+) -> T:
+    """wait_until with the build's poll policy, cancelled with the build (or its branch)."""
+    return wait_until(probe, what=what, timeout=timeout, cancel=ctx.cancel, policy=state.policy)
+
+
+def create_available(
+    state: EcsState, ctx: BuildContext, kind: str, action: str, params: dict[str, Any], describe: str
+) -> str:
+    """create_tracked, then wait (SHORT_WAIT at most) until `describe` lists the new resource as
+    Available; returns its id (`<Kind>Id` of the answer, as for VPCs and vSwitches)."""
+    id_field = {"vpc": "VpcId", "vswitch": "VSwitchId"}[kind]
+    rid, _ = create_tracked(state, ctx, kind, action, params, lambda b: str(b[id_field]))
+    path = {"vpc": ("Vpcs", "Vpc"), "vswitch": ("VSwitches", "VSwitch")}[kind]
 
     def available() -> bool | None:
-        listed = items(state.client.call(action, params), *path)
+        listed = items(state.client.call(describe, {id_field: rid}), *path)
         return True if any(i.get("Status") == "Available" for i in listed) else None
 
-    wait_until(
-        available,
-        what=f"{what} to become available",
-        timeout=SHORT_WAIT,
-        cancel=ctx.cancel,
-        policy=state.policy,
-    )
+    wait(state, ctx, available, f"{kind} {rid} to become available")
+    return rid
+
+
+def find_given(
+    state: EcsState,
+    ctx: BuildContext,
+    what: str,
+    action: str,
+    params: dict[str, str],
+    path: tuple[str, str],
+    hint: str,
+) -> dict[str, Any]:
+    """A resource the user named (vpc_id...), which must exist: the Describe answer's item whose id
+    field (the first of `params`) is the one given."""
+    id_field, rid = next(iter(params.items()))
+    found = [
+        i
+        for i in items(state.client.call(action, params, cancel=ctx.cancel), *path)
+        if i.get(id_field) == rid
+    ]
+    if not found:
+        raise BuildError(f"The specified {what} {{{rid}}} doesn't exist.", hint)
+    return dict(found[0])
 
 
 def instance_ids(*ids: str) -> str:

@@ -9,9 +9,8 @@ from typing import Any
 
 from kiln.alicloud import reaper
 from kiln.alicloud.client import AlicloudClient, items
-from kiln.alicloud.waiter import wait_until
 from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
-from kiln.builders.alicloud_ecs.steps import EcsState, create_tracked, delete_tracked, instance_ids
+from kiln.builders.alicloud_ecs.steps import EcsState, create_tracked, delete_tracked, instance_ids, wait
 from kiln.builders.alicloud_ecs.steps_instance import wait_instance
 from kiln.components import BuildContext
 from kiln.engine.steps import Step
@@ -85,14 +84,7 @@ class StepCreateSnapshot(Step[EcsState]):
                 raise BuildError(f"snapshot {state.snapshot_id} failed")
             return True if status == "accomplished" else None
 
-        timeout = state.config.snapshot_timeout()
-        wait_until(
-            done,
-            what=f"snapshot {state.snapshot_id}",
-            timeout=timeout,
-            cancel=ctx.cancel,
-            policy=state.policy,
-        )
+        wait(state, ctx, done, f"snapshot {state.snapshot_id}", state.config.snapshot_timeout())
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
         if not state.snapshot_id:
@@ -154,13 +146,7 @@ def wait_image(
             raise BuildError(f"image {image_id} in {client.region} failed: status {status}")
         return True if status == "Available" else None
 
-    wait_until(
-        probe,
-        what=f"image {image_id} to become available",
-        timeout=timeout,
-        cancel=ctx.cancel,
-        policy=state.policy,
-    )
+    wait(state, ctx, probe, f"image {image_id} to become available", timeout)
 
 
 class StepWaitImage(Step[EcsState]):

@@ -8,14 +8,14 @@ from typing import Any
 
 from kiln.alicloud import reaper
 from kiln.alicloud.client import ApiError, items
-from kiln.alicloud.waiter import wait_until
 from kiln.builders.alicloud_ecs.steps import (
     INSTANCE_WAIT,
-    SHORT_WAIT,
     EcsState,
     create_tracked,
     delete_tracked,
+    find_given,
     instance_ids,
+    wait,
 )
 from kiln.components import BuildContext
 from kiln.engine.steps import CleanupFailed, Step
@@ -39,14 +39,7 @@ def wait_instance(state: EcsState, ctx: BuildContext, status: str) -> dict[str, 
             raise BuildError(f"instance {state.instance_id} disappeared while waiting for it to be {status}")
         return instance if instance.get("Status") == status else None
 
-    result: dict[str, Any] = wait_until(
-        probe,
-        what=f"instance {state.instance_id} to be {status}",
-        timeout=INSTANCE_WAIT,
-        cancel=ctx.cancel,
-        policy=state.policy,
-    )
-    return result
+    return wait(state, ctx, probe, f"instance {state.instance_id} to be {status}", INSTANCE_WAIT)
 
 
 def _disk(device: Any) -> dict[str, Any]:
@@ -144,19 +137,17 @@ class StepConfigEip(Step[EcsState]):
         cfg = state.config
         if not cfg.wants_eip():
             return
-        client = state.client
         if cfg.eip_id:
             ctx.ui.say("Querying eip...")
-            body = client.call("DescribeEipAddresses", {"AllocationId": cfg.eip_id}, cancel=ctx.cancel)
-            eips = items(body, "EipAddresses", "EipAddress")
-            if not eips:
-                raise BuildError(
-                    f"The specified eip {{{cfg.eip_id}}} doesn't exist.", "check eip_id and region"
-                )
+            given = {"AllocationId": cfg.eip_id}
+            path = ("EipAddresses", "EipAddress")
+            eip = find_given(
+                state, ctx, "eip", "DescribeEipAddresses", given, path, "check eip_id and region"
+            )
             state.eip_id = cfg.eip_id
             if not cfg.ssh_private_ip:
-                state.host = str(eips[0].get("IpAddress") or "")
-            ctx.ui.message(f"Using eip: {eips[0].get('IpAddress')}")
+                state.host = str(eip.get("IpAddress") or "")
+            ctx.ui.message(f"Using eip: {eip.get('IpAddress')}")
             return
         ctx.ui.say("Allocating eip")
         params = {
@@ -241,13 +232,8 @@ class StepRunInstance(Step[EcsState]):
                 if exc.code != "TaskConflict":
                     raise
             state.eip_associated = True
-            wait_until(
-                lambda: reaper.eip_status(state.client, state.eip_id) == "InUse" or None,
-                what=f"eip {state.eip_id} to be associated",
-                timeout=SHORT_WAIT,
-                cancel=ctx.cancel,
-                policy=state.policy,
-            )
+            associated = lambda: reaper.eip_status(state.client, state.eip_id) == "InUse" or None  # noqa: E731
+            wait(state, ctx, associated, f"eip {state.eip_id} to be associated")
         if cfg.ssh_private_ip:
             private = items(state.instance, "VpcAttributes", "PrivateIpAddress", "IpAddress")
             if not private:

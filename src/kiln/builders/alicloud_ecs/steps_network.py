@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import uuid
 
-from kiln.alicloud.client import ApiError, items
+from kiln.alicloud.client import ApiError
 from kiln.builders.alicloud_ecs.config import DEFAULT_VPC_CIDR, DEFAULT_VSWITCH_CIDR
 from kiln.builders.alicloud_ecs.steps import (
     EcsState,
+    create_available,
     create_tracked,
+    delete_network,
     delete_tracked,
-    held_by_instance,
-    wait_available,
+    find_given,
 )
 from kiln.components import BuildContext
 from kiln.engine.steps import Step
-from kiln.errors import BuildError
 
 
 class StepConfigKeyPair(Step[EcsState]):
@@ -58,11 +58,8 @@ class StepConfigVPC(Step[EcsState]):
     def run(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
         if cfg.vpc_id:
-            body = state.client.call("DescribeVpcs", {"VpcId": cfg.vpc_id}, cancel=ctx.cancel)
-            if not items(body, "Vpcs", "Vpc"):
-                raise BuildError(
-                    f"The specified vpc {{{cfg.vpc_id}}} doesn't exist.", "check vpc_id and region"
-                )
+            given = {"VpcId": cfg.vpc_id}
+            find_given(state, ctx, "vpc", "DescribeVpcs", given, ("Vpcs", "Vpc"), "check vpc_id and region")
             state.vpc_id = cfg.vpc_id
             return
         ctx.ui.say("Creating vpc")
@@ -71,20 +68,18 @@ class StepConfigVPC(Step[EcsState]):
             "VpcName": cfg.vpc_name or None,
             "Tag": state.tags(),
         }
-        vpc_id, _ = create_tracked(state, ctx, "vpc", "CreateVpc", params, lambda b: str(b["VpcId"]))
-        state.vpc_id, state.vpc_created = vpc_id, True
-        wait_available(state, ctx, "DescribeVpcs", {"VpcId": vpc_id}, ("Vpcs", "Vpc"), f"vpc {vpc_id}")
-        ctx.ui.message(f"Created vpc: {vpc_id}")
+        state.vpc_id = create_available(state, ctx, "vpc", "CreateVpc", params, "DescribeVpcs")
+        state.vpc_created = True
+        ctx.ui.message(f"Created vpc: {state.vpc_id}")
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
-        if not state.vpc_created or held_by_instance(state, ctx, f"vpc {state.vpc_id}"):
+        if not state.vpc_created:
             return
         if state.vswitch_created or state.security_group_created:
             ctx.log.info("vpc %s still holds what failed to delete: left to the sweep", state.vpc_id)
             return
-        ctx.ui.say("Cleaning up 'VPC'")
-        delete_tracked(state, "vpc", state.vpc_id)
-        state.vpc_created = False
+        if delete_network(state, ctx, "VPC", "vpc", state.vpc_id):
+            state.vpc_created = False
 
 
 class StepConfigVSwitch(Step[EcsState]):
@@ -92,17 +87,14 @@ class StepConfigVSwitch(Step[EcsState]):
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
-        client = state.client
         if cfg.vswitch_id:
             given = {"VSwitchId": cfg.vswitch_id, "VpcId": state.vpc_id}
-            found = items(client.call("DescribeVSwitches", given, cancel=ctx.cancel), "VSwitches", "VSwitch")
-            if not found:
-                raise BuildError(
-                    f"The specified vswitch {{{cfg.vswitch_id}}} doesn't exist.",
-                    "check vswitch_id and vpc_id",
-                )
+            path = ("VSwitches", "VSwitch")
+            found = find_given(
+                state, ctx, "vswitch", "DescribeVSwitches", given, path, "check vswitch_id and vpc_id"
+            )
             state.vswitch_id = cfg.vswitch_id
-            state.zone_id = state.zone_id or str(found[0].get("ZoneId") or "")
+            state.zone_id = state.zone_id or str(found.get("ZoneId") or "")
             return
         ctx.ui.say("Creating vswitch...")
         params = {
@@ -112,22 +104,15 @@ class StepConfigVSwitch(Step[EcsState]):
             "VSwitchName": cfg.vswitch_name or None,
             "Tag": state.tags(),
         }
-        vswitch_id, _ = create_tracked(
-            state, ctx, "vswitch", "CreateVSwitch", params, lambda b: str(b["VSwitchId"])
+        state.vswitch_id = create_available(
+            state, ctx, "vswitch", "CreateVSwitch", params, "DescribeVSwitches"
         )
-        state.vswitch_id, state.vswitch_created = vswitch_id, True
-        path = ("VSwitches", "VSwitch")
-        wait_available(
-            state, ctx, "DescribeVSwitches", {"VSwitchId": vswitch_id}, path, f"vswitch {vswitch_id}"
-        )
-        ctx.ui.message(f"Created vswitch: {vswitch_id}")
+        state.vswitch_created = True
+        ctx.ui.message(f"Created vswitch: {state.vswitch_id}")
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
-        if not state.vswitch_created or held_by_instance(state, ctx, f"vswitch {state.vswitch_id}"):
-            return
-        ctx.ui.say("Cleaning up 'vSwitch'")
-        delete_tracked(state, "vswitch", state.vswitch_id)
-        state.vswitch_created = False
+        if state.vswitch_created and delete_network(state, ctx, "vSwitch", "vswitch", state.vswitch_id):
+            state.vswitch_created = False
 
 
 class StepConfigSecurityGroup(Step[EcsState]):
@@ -140,16 +125,9 @@ class StepConfigSecurityGroup(Step[EcsState]):
         client = state.client
         if cfg.security_group_id:
             given = {"SecurityGroupId": cfg.security_group_id, "VpcId": state.vpc_id}
-            groups = items(
-                client.call("DescribeSecurityGroups", given, cancel=ctx.cancel),
-                "SecurityGroups",
-                "SecurityGroup",
-            )
-            if not any(g.get("SecurityGroupId") == cfg.security_group_id for g in groups):
-                raise BuildError(
-                    f"The specified security group {{{cfg.security_group_id}}} doesn't exist.",
-                    "check security_group_id (it must belong to the vpc)",
-                )
+            path = ("SecurityGroups", "SecurityGroup")
+            hint = "check security_group_id (it must belong to the vpc)"
+            find_given(state, ctx, "security group", "DescribeSecurityGroups", given, path, hint)
             state.security_group_id = cfg.security_group_id
             return
         ctx.ui.say("Creating security groups...")
@@ -168,10 +146,8 @@ class StepConfigSecurityGroup(Step[EcsState]):
         client.call("AuthorizeSecurityGroup", {**rule, "SourceCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
-        if not state.security_group_created or held_by_instance(
-            state, ctx, f"security group {state.security_group_id}"
+        group = state.security_group_id
+        if state.security_group_created and delete_network(
+            state, ctx, "security group", "security_group", group
         ):
-            return
-        ctx.ui.say("Cleaning up 'security group'")
-        delete_tracked(state, "security_group", state.security_group_id)
-        state.security_group_created = False
+            state.security_group_created = False
