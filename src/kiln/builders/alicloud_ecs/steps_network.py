@@ -53,6 +53,8 @@ class StepConfigKeyPair(Step[EcsState]):
 
 
 class StepConfigVPC(Step[EcsState]):
+    """The user's VPC (vpc_id), or a temporary one, deleted once what it holds is gone."""
+
     name = "StepConfigAlicloudVPC"
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
@@ -83,6 +85,9 @@ class StepConfigVPC(Step[EcsState]):
 
 
 class StepConfigVSwitch(Step[EcsState]):
+    """The user's vSwitch (vswitch_id, whose zone the instance goes to), or a temporary one in the
+    zone StepFindZone chose."""
+
     name = "StepConfigAlicloudVSwitch"
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
@@ -122,7 +127,6 @@ class StepConfigSecurityGroup(Step[EcsState]):
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
-        client = state.client
         if cfg.security_group_id:
             given = {"SecurityGroupId": cfg.security_group_id, "VpcId": state.vpc_id}
             path = ("SecurityGroups", "SecurityGroup")
@@ -142,8 +146,10 @@ class StepConfigSecurityGroup(Step[EcsState]):
         state.security_group_id, state.security_group_created = group_id, True
         ctx.ui.message(f"Created security group: {group_id}")
         rule = {"SecurityGroupId": group_id, "IpProtocol": "all", "PortRange": "-1/-1", "NicType": "internet"}
-        client.call("AuthorizeSecurityGroupEgress", {**rule, "DestCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
-        client.call("AuthorizeSecurityGroup", {**rule, "SourceCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
+        state.client.call(
+            "AuthorizeSecurityGroupEgress", {**rule, "DestCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel
+        )
+        state.client.call("AuthorizeSecurityGroup", {**rule, "SourceCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
         group = state.security_group_id
