@@ -104,10 +104,12 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        # kind -> id -> (the stored JSON, its parsed copy that readers share and never change)
-        self._cache: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+        # kind -> id -> the stored JSON, and its parsed copy that readers share and never change
+        self._texts: dict[str, dict[str, str]] = {}
+        self._cache: dict[str, dict[str, dict[str, Any]]] = {}
         for rid, kind, data in self.db.execute("SELECT id, kind, data FROM resources"):
-            self._cache.setdefault(kind, {})[rid] = (data, json.loads(data))
+            self._texts.setdefault(kind, {})[rid] = data
+            self._cache.setdefault(kind, {})[rid] = json.loads(data)
         self._logged = 0
 
     def close(self) -> None:
@@ -146,19 +148,21 @@ class Store:
         """Write the database first: when SQLite refuses, memory still holds what it holds."""
         text = json.dumps(data, separators=(",", ":"))
         self.db.execute("INSERT OR REPLACE INTO resources VALUES (?, ?, ?)", (rid, kind, text))
-        self._cache.setdefault(kind, {})[rid] = (text, json.loads(text))
+        self._texts.setdefault(kind, {})[rid] = text
+        self._cache.setdefault(kind, {})[rid] = json.loads(text)
 
     def get(self, kind: str, rid: str) -> dict[str, Any] | None:
         """The caller's own copy (changing it changes nothing until it is `put`)."""
-        row = self._cache.get(kind, {}).get(rid)
-        return None if row is None else dict(json.loads(row[0]))
+        text = self._texts.get(kind, {}).get(rid)
+        return None if text is None else dict(json.loads(text))
 
     def all(self, kind: str) -> list[Mapping[str, Any]]:
         """Every resource of a kind, shared with other readers: read-only."""
-        return [row[1] for row in self._cache.get(kind, {}).values()]
+        return list(self._cache.get(kind, {}).values())
 
     def delete(self, kind: str, rid: str) -> None:
         self.db.execute("DELETE FROM resources WHERE id = ?", (rid,))
+        self._texts.get(kind, {}).pop(rid, None)
         self._cache.get(kind, {}).pop(rid, None)
 
     def count(self) -> dict[str, int]:

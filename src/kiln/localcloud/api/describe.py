@@ -138,7 +138,9 @@ class Describe:
         region = call.require_region() if self.regional else call.region
         tests = [t for f in self.filters if (t := f.test(cloud, call)) is not None]
         items = self.source(cloud, call, region) if self.source else cloud.items(self.kind, region)
-        found = [item for item in items if all(test(item) for test in tests)]
+        found = list(items)
+        for test in tests:  # one pass per filter given: each narrows the list for the next
+            found = [item for item in found if test(item)]
         if self.newest_first:
             found.sort(key=lambda item: float(item["_created"]), reverse=True)
         chunk, paging = self._page(call, found)

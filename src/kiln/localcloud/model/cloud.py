@@ -14,6 +14,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,12 @@ class Cloud:
 
     def items(self, kind: str, region: str | None = None) -> list[Mapping[str, Any]]:
         """The stored resources of a kind (in a region), oldest first; read-only."""
-        found = [self._settled(r) for r in self.store.all(kind) if region is None or r["RegionId"] == region]
-        found.sort(key=lambda r: float(r["_created"]))
+        found = [
+            self._settled(r) if lifecycle.FIELD in r else r
+            for r in self.store.all(kind)
+            if region is None or r["RegionId"] == region
+        ]
+        found.sort(key=itemgetter("_created"))
         return found
 
     def _settled(self, stored: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -64,10 +64,15 @@ class Kind:
     name: str
     label: str  # the parameter that names one (`InstanceId`): its NotFound error
     fields: tuple[Field, ...]
+    _public: tuple[str, ...] = ()  # the API fields' names, in order (made from `fields`)
+
+    def __post_init__(self) -> None:
+        names = tuple(f.name for f in (*COMMON, *self.fields) if not f.internal)
+        object.__setattr__(self, "_public", names)
 
     def public(self, res: Mapping[str, Any]) -> dict[str, Any]:
         """The API fields of `res` (internal ones left out)."""
-        return {f.name: res[f.name] for f in (*COMMON, *self.fields) if not f.internal and f.name in res}
+        return {name: res[name] for name in self._public if name in res}
 
     def check(self, res: Mapping[str, Any]) -> None:
         """Raise TypeError when `res` has a field its kind does not declare, or a wrong or missing one."""
