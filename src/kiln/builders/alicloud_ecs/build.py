@@ -37,6 +37,7 @@ from kiln.builders.alicloud_ecs.steps_instance import (
     StepRunInstance,
 )
 from kiln.builders.alicloud_ecs.steps_network import (
+    StepAuthorizeRule,
     StepConfigKeyPair,
     StepConfigSecurityGroup,
     StepConfigVPC,
@@ -72,7 +73,16 @@ def plan(cfg: AlicloudEcsConfig) -> Sequence[EcsState]:
         ),
         Parallel(
             StepConfigKeyPair(),
-            Sequence(StepConfigVPC(), Parallel(StepConfigVSwitch(), StepConfigSecurityGroup())),
+            Sequence(
+                StepConfigVPC(),
+                Parallel(
+                    StepConfigVSwitch(),
+                    Sequence(
+                        StepConfigSecurityGroup(),
+                        Parallel(StepAuthorizeRule(egress=True), StepAuthorizeRule(egress=False)),
+                    ),
+                ),
+            ),
             name="StepConfigAlicloudNetwork",
         ),
         StepCreateInstance(),  # with the key pair: the instance boots once

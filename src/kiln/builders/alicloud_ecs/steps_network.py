@@ -121,7 +121,7 @@ class StepConfigVSwitch(Step[EcsState]):
 
 
 class StepConfigSecurityGroup(Step[EcsState]):
-    """The group, and rules letting all traffic in and out (Packer's)."""
+    """The user's security group, or a temporary one (StepAuthorizeRule opens it, as Packer does)."""
 
     name = "StepConfigAlicloudSecurityGroup"
 
@@ -145,11 +145,6 @@ class StepConfigSecurityGroup(Step[EcsState]):
         )
         state.security_group_id, state.security_group_created = group_id, True
         ctx.ui.message(f"Created security group: {group_id}")
-        rule = {"SecurityGroupId": group_id, "IpProtocol": "all", "PortRange": "-1/-1", "NicType": "internet"}
-        state.client.call(
-            "AuthorizeSecurityGroupEgress", {**rule, "DestCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel
-        )
-        state.client.call("AuthorizeSecurityGroup", {**rule, "SourceCidrIp": "0.0.0.0/0"}, cancel=ctx.cancel)
 
     def cleanup(self, state: EcsState, ctx: BuildContext) -> None:
         group = state.security_group_id
@@ -157,3 +152,24 @@ class StepConfigSecurityGroup(Step[EcsState]):
             state, ctx, "security group", "security_group", group
         ):
             state.security_group_created = False
+
+
+class StepAuthorizeRule(Step[EcsState]):
+    """A rule of the temporary security group letting all traffic out (egress) or in (ingress);
+    deleted with the group."""
+
+    name = "StepAuthorizeSecurityGroupRule"
+
+    def __init__(self, egress: bool) -> None:
+        self.egress = egress
+
+    def run(self, state: EcsState, ctx: BuildContext) -> None:
+        if not state.security_group_created:
+            return
+        rule = {"SecurityGroupId": state.security_group_id, "IpProtocol": "all", "PortRange": "-1/-1"}
+        action, peer = (
+            ("AuthorizeSecurityGroupEgress", "DestCidrIp")
+            if self.egress
+            else ("AuthorizeSecurityGroup", "SourceCidrIp")
+        )
+        state.client.call(action, {**rule, "NicType": "internet", peer: "0.0.0.0/0"}, cancel=ctx.cancel)
