@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -107,18 +108,21 @@ class RpcFrontDoor:
             log.exception("action %s failed", action)
             status, code = 500, "InternalError"
             response = _error(errors.INTERNAL_ERROR(type(err).__name__), request_id, host, version, xml)
-        self.cloud.store.log(
-            LogEntry(
-                time=time.time(),
-                request_id=request_id,
-                action=action[:64] or "-",
-                access_key_id=caller.key.access_key_id if caller else "-",
-                signature=caller.signature if caller else "none",
-                status=status,
-                code=code,
-                millis=(time.monotonic() - began) * 1000,
-            )
+        entry = LogEntry(
+            time=time.time(),
+            request_id=request_id,
+            action=action[:64] or "-",
+            access_key_id=caller.key.access_key_id if caller else "-",
+            signature=caller.signature if caller else "none",
+            status=status,
+            code=code,
+            millis=(time.monotonic() - began) * 1000,
         )
+        try:
+            self.cloud.store.log(entry)
+        except (sqlite3.Error, OSError) as err:
+            # The answer stands (what it reports has happened, or has not): only its log line is lost.
+            log.warning("request %s not logged: %s", request_id, err)
         return response
 
     async def dispatch(
