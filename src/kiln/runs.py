@@ -30,7 +30,7 @@ def run_dir(run_uuid: str) -> Path:
     folder = runs_dir() / run_uuid
     with _LOCK:
         if not (folder / OWNER_FILE).is_file():
-            paths.private_dir(folder)
+            paths.private_dir(paths.private_dir(runs_dir()) / run_uuid)
             paths.write_private(folder / OWNER_FILE, json.dumps(Owner.current().to_json()).encode())
     return folder
 

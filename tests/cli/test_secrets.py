@@ -106,7 +106,8 @@ def test_a_killed_build_leaves_its_inline_scripts_only_where_cleanup_removes_the
     (folder,) = runs.iterdir()
     (script,) = folder.glob("script-*")
     assert secret in script.read_text()
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(script.stat().st_mode) == 0o700
+    for private in (runs, folder, script):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
     proc.kill()
     proc.wait()
     assert not [p for p in tmp.rglob("*") if secret in p.read_text(errors="replace")]
