@@ -41,6 +41,21 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def started_by(pid: int, when: float) -> bool:
+    """Whether `pid` started no later than `when` (a wall-clock time, 1 s of slack), so that a pid
+    reused by a newer process is told from the one recorded then. True when it cannot be told."""
+    ticks = process_start_time(pid)
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        if ticks is not None:
+            return boot + ticks / os.sysconf("SC_CLK_TCK") <= when + 1.0
+    return True
+
+
 def running(pid: int, start_time: int | None) -> bool:
     """Whether `pid` is a running process (not a zombie) that started at `start_time` (if given)."""
     fields = _stat_fields(pid)

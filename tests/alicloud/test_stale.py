@@ -183,4 +183,4 @@ def test_a_build_that_cannot_beat_says_so_once(
     out = built.stdout + built.stderr
     assert built.returncode == 0, out
     assert out.count("Cannot refresh this build's heartbeat tag") == 1, out
-    assert "Forbidden.RAM" in out and "may take it for dead once it is 30m old" in out, out
+    assert "Forbidden.RAM" in out and "may take it for dead once it is 30m0s old" in out, out

@@ -12,19 +12,9 @@ from kiln.alicloud.access import AccessConfig
 from kiln.alicloud.client import AlicloudClient
 from kiln.alicloud.heartbeat import STALE_AFTER
 from kiln.alicloud.journal import FAILED, KINDS, Journal, all_journals
+from kiln.duration import go_duration
 from kiln.errors import KilnError
 from kiln.liveness import Verdict
-
-
-def format_age(seconds: float) -> str:
-    """`42s`, `5m10s`, `2h3m`: an age as a person reads it."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60}s" if seconds % 60 else f"{seconds // 60}m"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60}m" if rest // 60 else f"{hours}h"
 
 
 @dataclass
@@ -121,8 +111,8 @@ class Cleanup:
         age = time.time() - newest
         if age < self.older_than:
             return (
-                f"its last heartbeat came {format_age(age)} ago from host {host} "
-                f"(stale after {format_age(self.older_than)} without one: --older-than)"
+                f"its last heartbeat came {go_duration(max(0, int(age)))} ago from host {host} "
+                f"(stale after {go_duration(self.older_than)} without one: --older-than)"
             )
         return ""
 

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from kiln.alicloud.client import AlicloudClient
 from kiln.alicloud.journal import HEARTBEAT_TAG, Journal, heartbeat_text
+from kiln.duration import go_duration
 from kiln.errors import KilnError
 
 log = logging.getLogger("kiln.alicloud")
@@ -92,7 +93,7 @@ class Heartbeat:
                     self.warned = True
                     self.warn(
                         f"Cannot refresh this build's heartbeat tag ({exc}): `kiln cleanup --stale` on "
-                        f"another host may take it for dead once it is {STALE_AFTER / 60:.0f}m old"
+                        f"another host may take it for dead once it is {go_duration(STALE_AFTER)} old"
                     )
 
     def beat(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from kiln import paths
 from kiln.errors import KilnError
-from kiln.liveness import Owner, Verdict, boot_id, host_name, pid_namespace
+from kiln.liveness import Owner, Verdict, boot_id, host_name, pid_namespace, started_by
 
 TAG_KEY = "kiln-run-id"
 #: The host the build runs on, and when it last said it was alive (refreshed while it runs).
@@ -63,13 +63,13 @@ def parse_heartbeat(text: str) -> float | None:
         return None
 
 
-def run_tags(run_id: str, when: float | None = None) -> list[dict[str, str]]:
+def run_tags(run_id: str) -> list[dict[str, str]]:
     """The tags every temporary resource of a run carries from its creation on."""
     return [
         {"Key": TAG_KEY, "Value": run_id},
         {"Key": HOST_TAG, "Value": host_name()},
         {"Key": OWNER_TAG, "Value": Owner.current().to_tag()},
-        {"Key": HEARTBEAT_TAG, "Value": heartbeat_text(time.time() if when is None else when)},
+        {"Key": HEARTBEAT_TAG, "Value": heartbeat_text(time.time())},
     ]
 
 
@@ -199,24 +199,10 @@ class Journal:
         if (
             verdict is Verdict.ALIVE
             and self.owner.start_time is None
-            and not _process_started_before(self.owner.pid, self.started)
+            and not started_by(self.owner.pid, self.started)
         ):
             return Verdict.DEAD  # an older journal's pid, reused by a newer process
         return verdict
-
-
-def _process_started_before(pid: int, started: float) -> bool:
-    """Guard against pid reuse: the process must be older than the journal."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK") <= started + 1.0
-    return True
 
 
 def all_journals() -> list[Journal]:

@@ -73,8 +73,7 @@ class FileBuilder(Builder):
             # Whole or not at all: a full disk leaves no partial artifact under the target's name.
             with paths.atomic_file(target) as handle:
                 if reader is not None:
-                    with reader:
-                        shutil.copyfileobj(reader, handle, 1 << 20)
+                    shutil.copyfileobj(reader, handle, 1 << 20)
                 else:
                     handle.write(self.config.content.encode())
         except OSError as exc:
@@ -82,6 +81,9 @@ class FileBuilder(Builder):
             raise BuildError(
                 f"file builder: {what}: {exc.strerror or exc}", paths.disk_hint(exc, target)
             ) from exc
+        finally:
+            if reader is not None:
+                reader.close()  # also when the temporary file could not even be made
         ctx.provision(NoneCommunicator())
 
         def destroy() -> None:
