@@ -3,13 +3,38 @@ way Go's time.Duration.String() prints them ("1h0m0s", "1.5s", "300ms"), whereve
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import typing
+from collections.abc import Callable
 
 _UNITS: dict[str, float] = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
 }  # fmt: skip
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def seconds_from_env(
+    name: str,
+    default: float,
+    accept: Callable[[float], bool],
+    expected: str,
+    hint: str,
+    error: Callable[[str, str], Exception],
+) -> float:
+    """$NAME as a number of seconds: `default` when it is unset or blank; a value that is not a
+    number `accept` takes raises `error("NAME='value' is not EXPECTED", hint)`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not accept(value):
+        raise error(f"{name}={raw!r} is not {expected}", hint)
+    return value
 
 
 def go_duration(seconds: float) -> str:

@@ -10,7 +10,6 @@ many beats long.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from types import TracebackType
 
 from kiln.alicloud.client import AlicloudClient
 from kiln.alicloud.journal import HEARTBEAT_TAG, Journal, heartbeat_text
-from kiln.duration import go_duration
+from kiln.duration import go_duration, seconds_from_env
 from kiln.errors import KilnError
 
 log = logging.getLogger("kiln.alicloud")
@@ -44,19 +43,14 @@ BATCH = 50
 
 
 def interval() -> float:
-    raw = os.environ.get("KILN_HEARTBEAT_SECONDS", "")
-    if not raw:
-        return HEARTBEAT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise KilnError(
-            f"KILN_HEARTBEAT_SECONDS={raw!r} is not a number of seconds above 0",
-            f"unset it for the default ({HEARTBEAT_SECONDS:.0f})",
-        )
-    return value
+    return seconds_from_env(
+        "KILN_HEARTBEAT_SECONDS",
+        HEARTBEAT_SECONDS,
+        lambda value: 0 < value < float("inf"),
+        "a number of seconds above 0",
+        f"unset it for the default ({HEARTBEAT_SECONDS:.0f})",
+        KilnError,
+    )
 
 
 class Heartbeat:

@@ -21,6 +21,7 @@ from typing import Any
 
 from kiln import paths
 from kiln.communicators.banner import wait_for_banner
+from kiln.duration import seconds_from_env
 from kiln.errors import MachineError
 from kiln.machines import command, kernelboot, seed, state
 from kiln.machines.spec import ImageFormat, Machine, MachineSpec
@@ -50,19 +51,14 @@ BOOT_RESETS = 2
 
 def stall_seconds() -> float:
     """STALL_SECONDS, or $KILN_BOOT_STALL_SECONDS (a very slow host may want more; 0 turns it off)."""
-    value = os.environ.get("KILN_BOOT_STALL_SECONDS", "").strip()
-    if not value:
-        return STALL_SECONDS
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0:  # also NaN
-        raise MachineError(
-            f"KILN_BOOT_STALL_SECONDS={value!r} is not a number of seconds",
-            "give the seconds without disk activity after which a boot is reset, or 0 to never reset",
-        )
-    return seconds
+    return seconds_from_env(
+        "KILN_BOOT_STALL_SECONDS",
+        STALL_SECONDS,
+        lambda seconds: seconds >= 0,  # not NaN either
+        "a number of seconds",
+        "give the seconds without disk activity after which a boot is reset, or 0 to never reset",
+        MachineError,
+    )
 
 
 def image_format(path: Path) -> str:
