@@ -67,6 +67,17 @@ class Output:
             except (BrokenPipeError, ValueError):
                 pass
 
+    def write_raw(self, text: str) -> None:
+        """Write text as it is (a progress bar's redraw: carriage returns, no newline), redacted,
+        under the one lock so that it never lands inside another line."""
+        text = REDACTOR.redact(text)
+        with self._lock:
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
     def machine(self, target: str, kind: str, *args: str) -> None:
         fields = [str(int(time.time())), target, kind, *(machine_escape(REDACTOR.redact(a)) for a in args)]
         with self._lock:
