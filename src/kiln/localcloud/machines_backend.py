@@ -4,7 +4,9 @@ Each start makes a new machine from the instance's disk, with the metadata of th
 pair attached while the instance was stopped reaches authorized_keys at the next start, as on the real
 cloud). Each stop powers the machine off and saves its disk as `instances/<id>/disk.img`, the
 instance's persistent system disk (`disk.img`: raw for namespace machines, qcow2 for VMs); CreateImage
-copies that file, keeping it sparse. The metadata's instance id is the
+copies that file, keeping it sparse, or, while the instance runs, takes a point-in-time copy of the
+live disk (`Machine.save_running_image`: QEMU's drive-backup, or the namespace machine's files with
+its processes stopped for the copy). The metadata's instance id is the
 instance's, so UserData runs at the first boot only.
 
 After a kill -9 the machines of the dead server are swept (`kiln.machines.sweep_stale`) and running
@@ -145,6 +147,12 @@ class MachinesBackend(InstanceBackend):
         await asyncio.to_thread(shutil.rmtree, work_dir, True)
 
     async def save_disk(self, instance_id: str, work_dir: Path, dest: Path, source: Path | None) -> None:
+        machine = self._machines.get(instance_id)
+        if machine is not None and machine.is_running():
+            began = time.monotonic()
+            await asyncio.to_thread(machine.save_running_image, dest, self.disk_format)  # type: ignore[arg-type]
+            log.info("machine %s: running disk saved in %.1f s", machine.id, time.monotonic() - began)
+            return
         disk = disk_of(work_dir)
         if not disk.exists():  # never ran: its disk is still the image it was created from
             disk = source or await self._base_image()

@@ -6,7 +6,8 @@ the base image is shared and never changed. The machine gets its own network nam
 gives it outbound network (10.0.2.100, DNS 10.0.2.3) and forwards the chosen loopback address and
 port on the host to its sshd. A small shell loop restarts systemd-nspawn when the machine reboots
 (nspawn exits with 133 then). `save_image` copies the base disk sparsely and syncs the overlay's
-merged view onto the copy's root file system, giving a whole bootable disk again.
+merged view onto the copy's root file system, giving a whole bootable disk again;
+`save_running_image` does the same from the live merged view with the machine's processes stopped.
 
 Needs root (loop devices, mounts, network namespaces); the VM runner does not.
 """
@@ -194,12 +195,7 @@ class NamespaceMachine(Machine):
         return self.proc is not None and self.proc.poll() is None
 
     def _nspawn_pid(self) -> int | None:
-        if self.proc is None:
-            return None
-        with contextlib.suppress(OSError, ValueError):
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-            return int(children[0]) if children else None
-        return None
+        return self._child_of(self.proc.pid) if self.proc is not None else None
 
     def stop(self, graceful: bool = True, timeout: float = 60.0) -> None:
         if graceful and self.is_running() and self.proc is not None:
@@ -231,26 +227,96 @@ class NamespaceMachine(Machine):
             raise MachineError(f"machine {self.id} is running", "stop it before saving its disk")
         if not self.upper.is_dir():
             raise MachineError(f"machine {self.id} has no disk yet", "start it first")
-        copy = self.work_dir / "save.raw"
         try:
-            command.run(["cp", "--sparse=always", str(self._lower()), str(copy)], "copying the base disk")
-            self._mount(self.save_root, "-o", "rw", self._attach(copy, readonly=False))
             self._mount(self.lower_mnt, "-o", "ro,noload", self._attach(self._lower(), readonly=True))
             view = self.work_dir / "view"
             self._mount(view, "-t", "overlay", "overlay", "-o", f"ro,lowerdir={self.upper}:{self.lower_mnt}")
-            command.run(
-                ["rsync", "-aHAX", "--numeric-ids", "--delete", f"{view}/", f"{self.save_root}/"],
-                "copying the machine's files into the image",
-            )
+            return self._image_of(view, dest, fmt, compress)
+        finally:
             self._release_mounts()
+
+    def save_running_image(self, dest: Path, fmt: ImageFormat = "qcow2") -> Path:
+        """The machine's processes are stopped (SIGSTOP) while its merged view is copied: the copy
+        holds everything written before the call, page cache included (one kernel), and no file
+        changes under the copy. They go on (SIGCONT) as soon as the files are copied."""
+        if not self.is_running() or not state.is_mounted(str(self.merged)):
+            raise MachineError(f"machine {self.id} is not running", "use save_image for a stopped machine")
+        return self._image_of(self.merged, dest, fmt, False, frozen=True)
+
+    def _image_of(
+        self, tree: Path, dest: Path, fmt: ImageFormat, compress: bool, frozen: bool = False
+    ) -> Path:
+        """A whole disk: the base disk copied sparsely, its root file system made a copy of `tree`."""
+        copy = self.work_dir / f"save-{os.getpid()}-{time.monotonic_ns()}.raw"
+        loop = ""
+        try:
+            command.run(["cp", "--sparse=always", str(self._lower()), str(copy)], "copying the base disk")
+            loop = self._attach(copy, readonly=False)
+            self._mount(self.save_root, "-o", "rw", loop)
+            stopped = self._freeze() if frozen else []
+            try:
+                command.run(
+                    ["rsync", "-aHAX", "--numeric-ids", "--delete", f"{tree}/", f"{self.save_root}/"],
+                    "copying the machine's files into the image",
+                )
+            finally:
+                self._thaw(stopped)
+            self._unmount(self.save_root)
             if fmt == "raw" and not compress:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(copy, dest)
                 return dest
             return convert_image(copy, dest, fmt, compress)
         finally:
-            self._release_mounts()
+            self._unmount(self.save_root)
+            if loop:
+                state.detach_loop(loop)
+                self.record.remove("loops", loop)
             copy.unlink(missing_ok=True)
+
+    def _container_pids(self) -> set[int]:
+        """The processes in the machine's PID namespace (its init and everything under it)."""
+        init = self._nspawn_pid()
+        init = self._child_of(init) if init is not None else None
+        if init is None:
+            return set()
+        try:
+            namespace = os.readlink(f"/proc/{init}/ns/pid")
+        except OSError:
+            return set()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink(entry / "ns" / "pid") == namespace:
+                        found.add(int(entry.name))
+        return found
+
+    @staticmethod
+    def _child_of(pid: int) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            return int(children[0]) if children else None
+        return None
+
+    def _freeze(self) -> list[int]:
+        """SIGSTOP every process of the machine, again until no new one appears (a fork in flight)."""
+        stopped: set[int] = set()
+        for _ in range(20):
+            fresh = self._container_pids() - stopped
+            if not fresh:
+                break
+            for pid in fresh:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGSTOP)
+            stopped |= fresh
+        return sorted(stopped)
+
+    @staticmethod
+    def _thaw(pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
 
     @property
     def save_root(self) -> Path:

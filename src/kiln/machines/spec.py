@@ -155,6 +155,11 @@ class Machine(abc.ABC):
     def save_image(self, dest: Path, fmt: ImageFormat = "qcow2", compress: bool = False) -> Path:
         """Write the machine's disk as a standalone bootable image (stop the machine first)."""
 
+    @abc.abstractmethod
+    def save_running_image(self, dest: Path, fmt: ImageFormat = "qcow2") -> Path:
+        """Write a point-in-time copy of the running machine's disk as a standalone bootable image,
+        the machine running on (what it wrote before the call is in the copy)."""
+
     @property
     @abc.abstractmethod
     def disk_path(self) -> Path:

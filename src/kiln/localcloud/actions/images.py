@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.localcloud import errors
-from kiln.localcloud.actions.snapshots import drop_file, new_snapshot, saving_allowed
+from kiln.localcloud.actions.snapshots import SAVING_ALLOWED, drop_file, new_snapshot
 from kiln.localcloud.api import views
 from kiln.localcloud.api.describe import Describe, Equals, Filter, Glob, Overlaps, Tags, Test
 from kiln.localcloud.api.registry import ECS, Json, action
@@ -144,7 +144,7 @@ async def create_image(cloud: Cloud, call: Call) -> Json:
     snapshot_id = call.get("SnapshotId") or next(mapped, None)
     if instance_id is not None:
         inst = cloud.find("instance", instance_id, region)
-        if inst["Status"] not in saving_allowed(cloud):
+        if inst["Status"] not in SAVING_ALLOWED:
             raise errors.INCORRECT_INSTANCE_STATUS(f"{instance_id} is {inst['Status']}")
         image = _new_image(cloud, call, region, name, {"Size": inst["_disk_size"], "OSName": inst["OSName"]})
         snap = _being_made(cloud, image, inst["_disk_id"], f"auto_{image['ImageId']}", "save")

@@ -35,9 +35,8 @@ def new_snapshot(cloud: Cloud, region: str, file: str, disk_id: str, size: int, 
     )
 
 
-def saving_allowed(cloud: Cloud) -> tuple[str, ...]:
-    """The instance statuses whose disk can be saved (a running machine's disk cannot be copied consistently)."""
-    return ("Stopped",) if cloud.backend.boots_machines else ("Stopped", "Running")
+#: the instance statuses whose disk can be saved (a running one's as a point-in-time copy)
+SAVING_ALLOWED = ("Stopped", "Running")
 
 
 def drop_file(cloud: Cloud, file: str | None, ignore: set[str]) -> None:
@@ -59,7 +58,7 @@ async def create_snapshot(cloud: Cloud, call: Call) -> Json:
     inst = next((i for i in cloud.items("instance") if i["_disk_id"] == disk_id), None)
     if inst is None:
         raise errors.not_found("DiskId", disk_id)
-    if inst["Status"] not in saving_allowed(cloud):
+    if inst["Status"] not in SAVING_ALLOWED:
         raise errors.INCORRECT_INSTANCE_STATUS(f"{inst['InstanceId']} is {inst['Status']}")
     file = str(cloud.images_dir / f"{new_id('snap-', 12)}.img")
     snap = new_snapshot(cloud, inst["RegionId"], file, disk_id, inst["_disk_size"], call.text("SnapshotName"))

@@ -1,0 +1,82 @@
+"""What an instance that is a real machine must see: images of a running instance, security group rules
+on its public address, data disks. Namespace machines (needs root and the Debian base image)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alibabacloud_ecs20140526 import models as ecs
+from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_vpc20160428.client import Client as VpcClient
+
+from kiln.localcloud import LocalCloudProcess, start
+from kiln.localcloud.sdkcalls import instance_status
+
+from .conftest import REGION, config
+from .sshutil import ssh, wait_for_ssh, write_key
+from .workflow import ALL_IMAGE_STATUSES, build_up, leftovers, tear_down, wait_for
+
+pytestmark = [
+    pytest.mark.machine,
+    pytest.mark.root,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="namespace machines need root"),
+]
+
+
+@pytest.fixture(scope="module")
+def light(state_root: Path) -> Iterator[LocalCloudProcess]:
+    with start(state_root / "light-coverage", runner="light", timeout=120) as process:
+        yield process
+
+
+def _image_available(client: EcsClient, image_id: str) -> bool:
+    found = client.describe_images(
+        ecs.DescribeImagesRequest(region_id=REGION, image_id=image_id, status=ALL_IMAGE_STATUSES)
+    ).body.images.image
+    assert found and found[0].status in ("Creating", "Available"), found
+    return bool(found[0].status == "Available")
+
+
+def test_image_of_a_running_instance_holds_what_it_just_wrote(
+    light: LocalCloudProcess, tmp_path: Path
+) -> None:
+    client, vpc = EcsClient(config(light)), VpcClient(config(light))
+    built = build_up(client, vpc, "live1", image_name="live_image")
+    key = write_key(tmp_path, built.private_key)
+    wait_for_ssh(key, built.address)
+    # written, not synced: the copy is taken by the host kernel that holds the page cache
+    assert ssh(key, built.address, "echo live > /root/live-marker").returncode == 0
+    image_id = client.create_image(
+        ecs.CreateImageRequest(region_id=REGION, instance_id=built.instance_id, image_name="live_image")
+    ).body.image_id
+    built.image_id = image_id
+    wait_for("image Available", lambda: _image_available(client, image_id), timeout=300)
+    # the instance ran on through the copy, and still answers
+    assert instance_status(client, built.instance_id) == "Running"
+    assert (
+        ssh(key, built.address, "echo after > /root/after && cat /root/live-marker").stdout.strip() == "live"
+    )
+
+    run = ecs.RunInstancesRequest(
+        region_id=REGION,
+        image_id=image_id,
+        instance_type="ecs.t5-lc1m1.small",
+        security_group_id=built.group_id,
+        v_switch_id=built.vswitch_id,
+        key_pair_name=built.key_pair,
+    )
+    second = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
+    wait_for("Running", lambda: instance_status(client, second) == "Running", timeout=300)
+    address = client.allocate_public_ip_address(
+        ecs.AllocatePublicIpAddressRequest(instance_id=second)
+    ).body.ip_address
+    wait_for_ssh(key, address)
+    seen = ssh(key, address, "cat /root/live-marker; test -e /root/after && echo after-is-there")
+    assert seen.stdout.split() == ["live"], seen
+    client.delete_instance(ecs.DeleteInstanceRequest(instance_id=second, force=True))
+    tear_down(client, vpc, built)
+    assert leftovers(client, vpc, built) == []
