@@ -80,3 +80,41 @@ def test_image_of_a_running_instance_holds_what_it_just_wrote(
     client.delete_instance(ecs.DeleteInstanceRequest(instance_id=second, force=True))
     tear_down(client, vpc, built)
     assert leftovers(client, vpc, built) == []
+
+
+def _rule(group: str, cidr: str, policy: str = "accept", priority: str = "1") -> dict[str, str]:
+    return {
+        "region_id": REGION,
+        "security_group_id": group,
+        "ip_protocol": "tcp",
+        "port_range": "22/22",
+        "source_cidr_ip": cidr,
+        "policy": policy,
+        "priority": priority,
+    }
+
+
+def test_ssh_follows_the_security_group_rules(light: LocalCloudProcess, tmp_path: Path) -> None:
+    client, vpc = EcsClient(config(light)), VpcClient(config(light))
+    built = build_up(client, vpc, "sg1", image_name="sg_image")
+    key = write_key(tmp_path, built.private_key)
+    wait_for_ssh(key, built.address)
+    # build_up opened tcp/22 to 0.0.0.0/0; without it, no rule lets the caller in
+    client.revoke_security_group(ecs.RevokeSecurityGroupRequest(**_rule(built.group_id, "0.0.0.0/0")))
+    refused = ssh(key, built.address, "true", timeout=30)
+    assert refused.returncode == 255, refused
+    assert "reset" in refused.stderr.lower() or "closed" in refused.stderr.lower(), refused.stderr
+    # a rule for another source does not let this caller (127.0.0.1) in either
+    client.authorize_security_group(ecs.AuthorizeSecurityGroupRequest(**_rule(built.group_id, "10.0.0.0/8")))
+    assert ssh(key, built.address, "true", timeout=30).returncode == 255
+    client.authorize_security_group(ecs.AuthorizeSecurityGroupRequest(**_rule(built.group_id, "127.0.0.0/8")))
+    assert ssh(key, built.address, "echo in", timeout=60).stdout.strip() == "in"
+    # a drop of the same priority wins; a higher-priority accept (a smaller number) wins over it
+    drop = _rule(built.group_id, "127.0.0.1/32", policy="drop")
+    client.authorize_security_group(ecs.AuthorizeSecurityGroupRequest(**drop))
+    assert ssh(key, built.address, "true", timeout=30).returncode == 255
+    client.revoke_security_group(ecs.RevokeSecurityGroupRequest(**drop))
+    client.authorize_security_group(ecs.AuthorizeSecurityGroupRequest(**{**drop, "priority": "5"}))
+    assert ssh(key, built.address, "echo again", timeout=60).stdout.strip() == "again"
+    tear_down(client, vpc, built)
+    assert leftovers(client, vpc, built) == []

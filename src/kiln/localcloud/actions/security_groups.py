@@ -1,7 +1,9 @@
-"""Security groups and their rules (stored and listed, not enforced)."""
+"""Security groups and their rules (enforced on the instances' public addresses, see model.firewall)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from kiln.localcloud import errors
@@ -13,6 +15,7 @@ from kiln.localcloud.model.cloud import Cloud
 from kiln.localcloud.store import new_id
 
 PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "gre", "all")
+_PORT_RANGE = re.compile(r"^-?\d{1,5}/-?\d{1,5}$")
 
 
 @action("CreateSecurityGroup", ECS)
@@ -38,24 +41,49 @@ async def create_security_group(cloud: Cloud, call: Call) -> Json:
     return {"SecurityGroupId": sg_id}
 
 
-def _rule(call: Call, direction: str) -> dict[str, Any]:
-    protocol = call.require("IpProtocol").lower()
+def _rule(given: Mapping[str, str], direction: str, where: str = "") -> dict[str, Any]:
+    """One rule from its fields (the call's own, or a `Permissions.N` of it, named by `where`)."""
+
+    def text(name: str, default: str = "") -> str:
+        return given.get(name) or default
+
+    protocol = text("IpProtocol").lower()
+    if not protocol:
+        raise errors.missing(f"{where}IpProtocol")
     if protocol not in PROTOCOLS:
-        raise errors.invalid("IpProtocol", "must be tcp, udp, icmp, gre or all")
-    port_range = call.require("PortRange") if protocol in ("tcp", "udp") else call.text("PortRange", "-1/-1")
+        raise errors.invalid(f"{where}IpProtocol", "must be tcp, udp, icmp, icmpv6, gre or all")
+    port_range = text("PortRange", "" if protocol in ("tcp", "udp") else "-1/-1")
+    if not port_range:
+        raise errors.missing(f"{where}PortRange")
+    if not _PORT_RANGE.match(port_range):
+        raise errors.invalid(f"{where}PortRange", "must be <from>/<to>, as 22/22, 1/65535 or -1/-1")
+    policy = text("Policy", "accept").lower()
+    if policy not in ("accept", "drop"):
+        raise errors.invalid(f"{where}Policy", "must be accept or drop")
+    priority = text("Priority", "1")
+    if not priority.isdigit() or not 1 <= int(priority) <= 100:
+        raise errors.invalid(f"{where}Priority", "must be between 1 and 100")
     return {
         "Direction": direction,
         "IpProtocol": protocol.upper() if protocol != "all" else "ALL",
         "PortRange": port_range,
-        "SourceCidrIp": call.text("SourceCidrIp"),
-        "DestCidrIp": call.text("DestCidrIp"),
-        "Policy": call.text("Policy", "accept").capitalize(),
-        "NicType": call.text("NicType", "intranet"),
-        "Priority": call.text("Priority", "1"),
-        "Description": call.text("Description"),
-        "SourceGroupId": call.text("SourceGroupId"),
-        "DestGroupId": call.text("DestGroupId"),
+        "SourceCidrIp": text("SourceCidrIp"),
+        "DestCidrIp": text("DestCidrIp"),
+        "Policy": policy.capitalize(),
+        "NicType": text("NicType", "intranet"),
+        "Priority": priority,
+        "Description": text("Description"),
+        "SourceGroupId": text("SourceGroupId"),
+        "DestGroupId": text("DestGroupId"),
     }
+
+
+def _rules_of(call: Call, direction: str) -> list[dict[str, Any]]:
+    """The call's `Permissions.N` rules, or the one its own fields give."""
+    permissions = call.structs("Permissions")
+    if permissions:
+        return [_rule(p, direction, f"Permissions.{n}.") for n, p in enumerate(permissions, 1)]
+    return [_rule(call.params, direction)]
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -68,12 +96,14 @@ def _rules_action(direction: str, add: bool) -> Handler:
 
     async def change(cloud: Cloud, call: Call) -> Json:
         sg = cloud.find("sg", call.require("SecurityGroupId"), call.region)
-        rule = _rule(call, direction)
-        same = [r for r in sg["_rules"] if _same(r, rule)]
-        if add and not same:
-            sg["_rules"] = [*sg["_rules"], rule]
-        elif not add:
-            sg["_rules"] = [r for r in sg["_rules"] if r not in same]
+        for rule in _rules_of(call, direction):
+            if sg["VpcId"]:
+                rule["NicType"] = "intranet"  # the only network type of a VPC's group: `internet` is ignored
+            same = [r for r in sg["_rules"] if _same(r, rule)]
+            if add and not same:
+                sg["_rules"] = [*sg["_rules"], rule]
+            elif not add:
+                sg["_rules"] = [r for r in sg["_rules"] if r not in same]
         cloud.put(sg)
         return {}
 

@@ -22,7 +22,7 @@ from kiln.localcloud import errors
 from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend
 from kiln.localcloud.faults import Faults
 from kiln.localcloud.forward import Forwarder
-from kiln.localcloud.model import lifecycle
+from kiln.localcloud.model import firewall, lifecycle
 from kiln.localcloud.model.kinds import KINDS
 from kiln.localcloud.model.regions import DEFAULT_REGION
 from kiln.localcloud.profile import LatencyProfile
@@ -229,8 +229,24 @@ class Cloud:
             return None
         return self.backend.endpoint(instance_id)
 
+    def admits(self, instance_id: str, source: str, port: int) -> bool:
+        """Whether the instance's security groups let a TCP connection from `source` reach `port`."""
+        inst = self.store.get("instance", instance_id)
+        if inst is None:
+            return False
+        rules = [
+            rule
+            for gid in inst["SecurityGroupIds"]["SecurityGroupId"]
+            for rule in (self.store.get("sg", gid) or {}).get("_rules", [])
+        ]
+        return firewall.allows(rules, "tcp", port, source)
+
     async def expose(self, address: str, instance_id: str) -> None:
-        await self.forwarder.open(address, lambda: self.endpoint_of(instance_id))
+        await self.forwarder.open(
+            address,
+            lambda: self.endpoint_of(instance_id),
+            lambda source, port: self.admits(instance_id, source, port),
+        )
 
     # images ------------------------------------------------------------------------------------------
     def image_file(self, image_id: str) -> Path:

@@ -242,7 +242,7 @@ Description          str     as given
 VpcId                str     its VPC ("" for none)
 SecurityGroupType    str     normal unless given
 Tags                 list    [{"TagKey", "TagValue"}]
-_rules               list    its rules, stored and listed but not enforced
+_rules               list    its rules (ingress ones enforced on public addresses, see firewall)
 """
     ),
 )
