@@ -1,4 +1,4 @@
-"""An Alibaba Cloud ECS + VPC client on the official SDK, with kiln's retries.
+"""An Alibaba Cloud ECS + VPC (+ RAM) client on the official SDK, with kiln's retries.
 
 `AlicloudClient.call("CreateVpc", {"CidrBlock": ...})` builds the SDK's typed request model from the
 API's own parameter names (those of the API reference and of ALIBABA.md), calls the typed SDK method
@@ -36,6 +36,14 @@ VPC_ACTIONS = frozenset(
         "CreateVpc", "DeleteVpc", "DescribeVpcs", "CreateVSwitch", "DeleteVSwitch", "DescribeVSwitches",
         "AllocateEipAddress", "AssociateEipAddress", "UnassociateEipAddress", "ReleaseEipAddress",
         "DescribeEipAddresses", "TagResources", "ListTagResources",
+    }
+)  # fmt: skip
+
+#: Actions of the RAM API (Version 2015-05-01), a global service (ram.aliyuncs.com).
+RAM_ACTIONS = frozenset(
+    {
+        "GetRole", "CreateRole", "UpdateRole", "DeleteRole", "ListPoliciesForRole", "AttachPolicyToRole",
+        "DetachPolicyFromRole", "GetPolicy",
     }
 )  # fmt: skip
 
@@ -203,6 +211,11 @@ class AlicloudClient:
                     from alibabacloud_vpc20160428 import models as vpc_models
 
                     sdk = _Sdk(vpc_client, vpc_models)
+                elif service == "ram":
+                    from alibabacloud_ram20150501 import client as ram_client
+                    from alibabacloud_ram20150501 import models as ram_models
+
+                    sdk = _Sdk(ram_client, ram_models)
                 else:
                     from alibabacloud_ecs20140526 import client as ecs_client
                     from alibabacloud_ecs20140526 import models as ecs_models
@@ -228,13 +241,15 @@ class AlicloudClient:
                 config.protocol = self.endpoint.protocol
             elif service == "vpc":
                 config.endpoint = f"vpc.{self.region}.aliyuncs.com"
+            elif service == "ram":
+                config.endpoint = "ram.aliyuncs.com"
             client = clients[service] = sdk.client_cls(config)
         return client
 
     def _request(
         self, action: str, params: Mapping[str, Any], service: str | None = None
     ) -> tuple[Any, str, Any]:
-        service = service or ("vpc" if action in VPC_ACTIONS else "ecs")
+        service = service or ("vpc" if action in VPC_ACTIONS else "ram" if action in RAM_ACTIONS else "ecs")
         sdk = self._sdk(service)
         method, model_cls = sdk.method_and_model(action)
         data = dict(params)

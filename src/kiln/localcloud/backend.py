@@ -43,6 +43,7 @@ class Endpoint:
 class InstanceBackend(abc.ABC):
     name: str = ""
     boots_machines: bool = False
+    disk_format: str = "raw"  # the format images' disks are kept in (qemu-img's name)
 
     @abc.abstractmethod
     async def start(self, boot: Boot) -> Endpoint | None:
@@ -77,6 +78,12 @@ class InstanceBackend(abc.ABC):
             await asyncio.to_thread(
                 subprocess.run, ["cp", "--sparse=always", "--reflink=auto", str(src), str(dest)], check=True
             )
+
+    async def import_disk(self, source: Path, source_format: str, dest: Path) -> None:
+        """Convert an imported disk (qemu-img's format name) into an image's disk at `dest`."""
+        from kiln.machines.diskimage import convert
+
+        await asyncio.to_thread(convert, source, source_format, dest, self.disk_format)
 
     async def prepare(self) -> None:
         """Get ready in the background after the server starts (e.g. build the public image)."""

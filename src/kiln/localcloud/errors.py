@@ -195,6 +195,71 @@ SNAPSHOT_CREATED_IMAGE = Error(
     403, "SnapshotCreatedImage", "The snapshot has been used to create a user-defined image."
 )
 
+# ImportImage, as its API reference documents them (NoSetRoletoECSServiceAcount is misspelt there too)
+IMPORT_ROLE_NOT_SET = Error(
+    403,
+    "NoSetRoletoECSServiceAcount",
+    "ECS service account Have no right to access your OSS.please attach a role of access your oss to ECS"
+    " service account.",
+)
+IMAGE_IS_IMPORTING = Error(403, "ImageIsImporting", "The specified Image is importing.")
+DISK_DEVICE_MAPPING_MISSING = Error(
+    403, "MissingParameter.DiskDeviceMapping", "The specified parameter DiskDeviceMapping is not supplied."
+)
+OSS_BUCKET_NOT_FOUND = Error(
+    400, "InvalidOSSBucket.NotFound", "The specified OSS bucket does not exist in this region."
+)
+OSS_OBJECT_NOT_FOUND = Error(
+    400, "InvalidOSSObject.NotFound", "The specified OSS object does not exist in this region."
+)
+OSS_OBJECT_EMPTY = Error(400, "InvalidOSSObject.Size", "The specified OSS object size is zero.")
+IMAGE_FORMAT_MALFORMED = Error(
+    400, "InvalidImageFormat.Malformed", "The specified Image Format is wrongly formed."
+)
+IMAGE_FORMAT_MISMATCH = Error(403, "InvalidImageFormat.Malformed", "{why}")
+IMAGE_SIZE_INVALID = Error(400, "InvalidImageSize", "{why}")
+DATA_DISK_SIZE_INVALID = Error(
+    400,
+    "InvalidDataDiskSize",
+    "The specified DiskDeviceMapping.N.DiskImSize should be in the specified range.",
+)
+OS_TYPE_MALFORMED = Error(400, "InvalidOSType.Malformed", "The specified OSType is wrongly formed.")
+PLATFORM_MALFORMED = Error(400, "InvalidPlatform.Malformed", "The specified Platform is wrongly formed.")
+ARCHITECTURE_MALFORMED = Error(
+    400, "InvalidArchitecture.Malformed", "The specified Architecture is wrongly formed."
+)
+BOOT_MODE_MALFORMED = Error(
+    400, "InvalidBootMode.Malformed", 'The specified parameter "BootMode" is malformed.'
+)
+DESCRIPTION_MALFORMED = Error(
+    400, "InvalidDescription.Malformed", "The specified Image description is wrongly formed."
+)
+
+# -- RAM (2015-05-01) -------------------------------------------------------------------------------
+ROLE_NOT_FOUND = Error(404, "EntityNotExist.Role", "The role not exists.")
+NOT_FOUND["RoleName"] = ROLE_NOT_FOUND  # RAM's own NotFound code
+ROLE_EXISTS = Error(409, "EntityAlreadyExists.Role", "The role already exists.")
+ROLE_NAME_INVALID_CHARS = Error(
+    400, "InvalidParameter.RoleName.InvalidChars", 'The parameter - "RoleName" contains invalid chars.'
+)
+ROLE_NAME_LENGTH = Error(
+    400, "InvalidParameter.RoleName.Length", 'The parameter - "RoleName" beyond the length limit.'
+)
+POLICY_DOCUMENT_MALFORMED = Error(400, "MalformedPolicyDocument", "{why}")
+POLICY_NOT_FOUND = Error(404, "EntityNotExist.Policy", "The policy not exists: {name}.")
+POLICY_TYPE_INVALID = Error(
+    400, "InvalidParameter.PolicyType.InvalidValue", 'The parameter - "PolicyType" must be System or Custom.'
+)
+POLICY_ALREADY_ATTACHED = Error(
+    409, "EntityAlreadyExists.Role.Policy", "The policy {name} is already attached to the role {role}."
+)
+DELETE_CONFLICT_ROLE_POLICY = Error(
+    409, "DeleteConflict.Role.Policy", "The role still has policies attached; detach them first."
+)
+POLICY_NOT_ATTACHED = Error(
+    404, "EntityNotExist.Role.Policy", "The policy {name} is not attached to the role {role}."
+)
+
 # -- key pairs ----------------------------------------------------------------------------------------
 KEY_PAIR_NAME_MALFORMED = Error(
     400, "InvalidKeyPairName.Malformed", "The specified KeyPairName is not valid."

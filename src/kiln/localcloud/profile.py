@@ -22,6 +22,7 @@ class LatencyProfile:
     instance_stop: float = 0.2
     image_create: float = 0.5
     image_copy: float = 0.5
+    image_import: float = 0.5
     snapshot_create: float = 0.3
     network_create: float = 0.05
     eip_associate: float = 0.05
@@ -65,6 +66,7 @@ class LatencyProfile:
             instance_stop=5.0,
             image_create=20.0,
             image_copy=30.0,
+            image_import=60.0,
             snapshot_create=10.0,
             network_create=1.0,
             eip_associate=1.0,

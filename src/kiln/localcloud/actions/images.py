@@ -75,7 +75,7 @@ async def describe_image_from_family(cloud: Cloud, call: Call) -> Json:
     return {"Image": views.image(cloud, image) if image else {}}
 
 
-def _check_image_name(cloud: Cloud, region: str, name: str) -> None:
+def check_image_name(cloud: Cloud, region: str, name: str) -> None:
     if not _IMAGE_NAME.match(name) or name.lower().startswith(("aliyun", "acs:", "http://", "https://")):
         raise errors.IMAGE_NAME_MALFORMED(name)
     if any(i["ImageName"] == name for i in cloud.items("image", region)):
@@ -84,7 +84,7 @@ def _check_image_name(cloud: Cloud, region: str, name: str) -> None:
         raise errors.IMAGE_QUOTA_EXCEEDED()
 
 
-def _new_image(cloud: Cloud, call: Call, region: str, name: str, base: Mapping[str, Any]) -> Res:
+def new_image(cloud: Cloud, call: Call, region: str, name: str, base: Mapping[str, Any]) -> Res:
     image_id = new_id("m-")
     return cloud.new(
         "image",
@@ -120,13 +120,14 @@ def _new_image(cloud: Cloud, call: Call, region: str, name: str, base: Mapping[s
     )
 
 
-def _being_made(cloud: Cloud, image: Res, disk_id: str, snapshot_name: str, work: str) -> Res:
+def being_made(cloud: Cloud, image: Res, disk_id: str, snapshot_name: str, work: str) -> Res:
     """Store `image` and the snapshot it is made of, both in progress until `work` ("save" of an
-    instance's disk, or "copy") is done; the snapshot is returned."""
+    instance's disk, "copy" or "import") is done; the snapshot is returned."""
     snap = new_snapshot(cloud, image["RegionId"], image["_file"], disk_id, image["Size"], snapshot_name)
     snap["Usage"] = "image"
     image["_snapshots"] = [snap["SnapshotId"]]
-    seconds = cloud.profile.image_create if work == "save" else cloud.profile.image_copy
+    profile = cloud.profile
+    seconds = {"save": profile.image_create, "import": profile.image_import}.get(work, profile.image_copy)
     lifecycle.begin(image, "Creating", "Available", seconds, wait=work)
     lifecycle.begin(snap, "progressing", "accomplished", seconds, wait=work)
     cloud.put(snap)
@@ -138,7 +139,7 @@ def _being_made(cloud: Cloud, image: Res, disk_id: str, snapshot_name: str, work
 async def create_image(cloud: Cloud, call: Call) -> Json:
     region = call.require_region()
     name = call.get("ImageName") or new_id("image-", 12)
-    _check_image_name(cloud, region, name)
+    check_image_name(cloud, region, name)
     instance_id = call.get("InstanceId")
     mapped = (m.get("SnapshotId") for m in call.structs("DiskDeviceMapping") if m.get("SnapshotId"))
     snapshot_id = call.get("SnapshotId") or next(mapped, None)
@@ -146,14 +147,14 @@ async def create_image(cloud: Cloud, call: Call) -> Json:
         inst = cloud.find("instance", instance_id, region)
         if inst["Status"] not in SAVING_ALLOWED:
             raise errors.INCORRECT_INSTANCE_STATUS(f"{instance_id} is {inst['Status']}")
-        image = _new_image(cloud, call, region, name, {"Size": inst["_disk_size"], "OSName": inst["OSName"]})
-        snap = _being_made(cloud, image, inst["_disk_id"], f"auto_{image['ImageId']}", "save")
+        image = new_image(cloud, call, region, name, {"Size": inst["_disk_size"], "OSName": inst["OSName"]})
+        snap = being_made(cloud, image, inst["_disk_id"], f"auto_{image['ImageId']}", "save")
         cloud.save_instance_disk(inst, [image, snap], Path(image["_file"]))
     elif snapshot_id is not None:
         snap = cloud.find("snapshot", snapshot_id, region)
         if snap["Status"] != "accomplished":
             raise errors.INCORRECT_SNAPSHOT_STATUS(f"{snapshot_id} is {snap['Status']}")
-        image = _new_image(cloud, call, region, name, {"Size": int(snap["SourceDiskSize"])})
+        image = new_image(cloud, call, region, name, {"Size": int(snap["SourceDiskSize"])})
         image["_file"] = snap["_file"]
         image["_snapshots"] = [snap["SnapshotId"]]
         snap["Usage"] = "image"
@@ -175,6 +176,8 @@ def _own(cloud: Cloud, call: Call, region: str | None) -> Res:
 @action("DeleteImage", ECS)
 async def delete_image(cloud: Cloud, call: Call) -> Json:
     image = _own(cloud, call, call.region)
+    if image["Status"] in BEING_MADE and image.get("_import"):
+        raise errors.IMAGE_IS_IMPORTING(image["ImageId"])
     if image["Status"] in BEING_MADE:
         raise errors.INCORRECT_IMAGE_STATUS(f"{image['ImageId']} is {image['Status']}")
     if image["_share"] and not call.flag("Force"):
@@ -199,8 +202,8 @@ async def copy_image(cloud: Cloud, call: Call) -> Json:
     if dest_region not in REGIONS:
         raise errors.REGION_NOT_FOUND(dest_region)
     name = call.get("DestinationImageName") or source["ImageName"]
-    _check_image_name(cloud, dest_region, name)
-    copy = _new_image(cloud, call, dest_region, name, source)
+    check_image_name(cloud, dest_region, name)
+    copy = new_image(cloud, call, dest_region, name, source)
     copy.update(
         Description=call.text("DestinationDescription", source["Description"]),
         IsCopied=True,
@@ -208,7 +211,7 @@ async def copy_image(cloud: Cloud, call: Call) -> Json:
         ImageVersion=source["ImageVersion"],
         _copy_of=source["ImageId"],
     )
-    snap = _being_made(cloud, copy, "", f"copy_{copy['ImageId']}", "copy")
+    snap = being_made(cloud, copy, "", f"copy_{copy['ImageId']}", "copy")
     src_file = Path(source["_file"]) if source["_file"] else None
     targets = [dict(copy), dict(snap)]
 

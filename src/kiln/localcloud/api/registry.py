@@ -33,8 +33,9 @@ class Product:
 
 ECS = Product("Ecs", "2014-05-26")
 VPC = Product("Vpc", "2016-04-28")
+RAM = Product("Ram", "2015-05-01")
 ADMIN = Product("Kiln", "kiln-localcloud", emulated=False)
-PRODUCTS = {p.version: p for p in (ECS, VPC, ADMIN)}
+PRODUCTS = {p.version: p for p in (ECS, VPC, RAM, ADMIN)}
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def image(cloud: Cloud, img: Res) -> dict[str, Any]:
     out = public(img)
     out["Progress"] = progress(img)
     mappings = []
+    source = img.get("_import") or {}
     for sid in img.get("_snapshots", []):
         snap = cloud.store.get("snapshot", sid) or {}
         mappings.append(
@@ -69,9 +70,9 @@ def image(cloud: Cloud, img: Res) -> dict[str, Any]:
                 "Size": str(img.get("Size", 20)),
                 "Device": "/dev/xvda",
                 "Type": "system",
-                "Format": "",
-                "ImportOSSBucket": "",
-                "ImportOSSObject": "",
+                "Format": source.get("Format", ""),
+                "ImportOSSBucket": source.get("OSSBucket", ""),
+                "ImportOSSObject": source.get("OSSObject", ""),
                 "Progress": snap.get("Progress", "100%"),
                 "RemainTime": 0,
             }

@@ -169,6 +169,7 @@ _file                    str|None  its disk under state/images (None: a record o
 _snapshots               list    the snapshots it is made of
 _share                   list    accounts it is shared with
 _copy_of                 str?    the image a copy was made from
+_import                  dict?   ImportImage's source: {"OSSBucket", "OSSObject", "Format"}
 """
     ),
 )
@@ -281,6 +282,24 @@ _public_key          str     the OpenSSH public key (the private key is never st
     ),
 )
 
+ROLE = Kind(
+    "role",
+    "RoleName",
+    _table(
+        """
+RoleName                  str     unique in the account (RAM is global: RegionId is "")
+RoleId                    str     digits, as RAM writes it
+Arn                       str     acs:ram::ACCOUNT:role/name (lower case, as RAM writes it)
+Description               str     as given
+AssumeRolePolicyDocument  str     the trust policy, kept as given (ImportImage reads it)
+MaxSessionDuration        int     seconds, 3600 unless given
+CreateDate                str     when it was made (UTC, ISO 8601)
+UpdateDate                str     when it last changed
+_policies                 list    attached policies: [{"PolicyName", "PolicyType", "AttachDate"}]
+"""
+    ),
+)
+
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (INSTANCE, IMAGE, SNAPSHOT, VPC, VSWITCH, SECURITY_GROUP, EIP, KEY_PAIR)
+    k.name: k for k in (INSTANCE, IMAGE, SNAPSHOT, VPC, VSWITCH, SECURITY_GROUP, EIP, KEY_PAIR, ROLE)
 }
