@@ -16,16 +16,10 @@ from kiln.localcloud.api.request import Call
 from kiln.localcloud.model import lifecycle
 from kiln.localcloud.model.cloud import Cloud, Res
 from kiln.localcloud.model.images import find_image
+from kiln.localcloud.model.instance_types import TYPES
 from kiln.localcloud.store import new_id
 
-INSTANCE_SIZES = {"small": (1, 1024), "medium": (1, 2048), "large": (2, 2048), "xlarge": (4, 4096)}
-
 Item = Mapping[str, Any]
-
-
-def _size_of(instance_type: str) -> tuple[int, int]:
-    """(cpus, memory MB) from the type's last word; kept small because these are real machines."""
-    return INSTANCE_SIZES.get(instance_type.rsplit(".", 1)[-1], (1, 1024))
 
 
 def _next_private_ip(cloud: Cloud, vsw: Res) -> str:
@@ -60,7 +54,8 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> Res:
     if image["Status"] != "Available":
         raise errors.IMAGE_NOT_AVAILABLE(image["ImageId"])
     instance_type = call.require("InstanceType")
-    if not instance_type.startswith("ecs."):
+    offered = TYPES.get(instance_type)
+    if offered is None:
         raise errors.INSTANCE_TYPE_NOT_SUPPORTED(instance_type)
     vsw = cloud.find("vswitch", call.require("VSwitchId"), region)
     if vsw["Status"] != "Available":
@@ -86,7 +81,6 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> Res:
     data_disks = _data_disks(call)
     # Everything is checked: only now may the request take a private address of the vSwitch.
     private_ip = _next_private_ip(cloud, vsw)
-    cpus, memory = _size_of(instance_type)
     iid = new_id("i-")
     return cloud.new(
         "instance",
@@ -99,8 +93,8 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> Res:
         ZoneId=vsw["ZoneId"],
         Status="Pending",
         InstanceType=instance_type,
-        Cpu=cpus,
-        Memory=memory,
+        Cpu=offered.cpus,
+        Memory=int(offered.memory_gib * 1024),
         ImageId=image["ImageId"],
         OSType="linux",
         OSName=image.get("OSName", "Debian 12"),

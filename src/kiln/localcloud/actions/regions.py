@@ -5,10 +5,8 @@ from __future__ import annotations
 from kiln.localcloud.api.registry import ECS, VPC, Json, action
 from kiln.localcloud.api.request import Call
 from kiln.localcloud.model.cloud import Cloud
+from kiln.localcloud.model.instance_types import DISK_CATEGORIES, TYPES
 from kiln.localcloud.model.regions import REGIONS, zones_of
-
-INSTANCE_TYPES = ["ecs.t5-lc1m1.small", "ecs.t6-c1m1.large", "ecs.g6.large", "ecs.c6.large", "ecs.g7.large"]
-DISK_CATEGORIES = ["cloud_efficiency", "cloud_ssd", "cloud_essd", "cloud_auto"]
 
 
 @action("DescribeRegions", ECS, VPC)
@@ -33,9 +31,9 @@ async def describe_zones(cloud: Cloud, call: Call) -> Json:
             "ZoneId": zone,
             "LocalName": f"{REGIONS[region]} 可用区{zone[-1].upper()}",
             "AvailableResourceCreation": {"ResourceTypes": ["VSwitch", "IoOptimized", "Instance", "Disk"]},
-            "AvailableInstanceTypes": {"InstanceTypes": INSTANCE_TYPES},
-            "AvailableDiskCategories": {"DiskCategories": DISK_CATEGORIES},
-            "AvailableVolumeCategories": {"VolumeCategories": DISK_CATEGORIES},
+            "AvailableInstanceTypes": {"InstanceTypes": list(TYPES)},
+            "AvailableDiskCategories": {"DiskCategories": list(DISK_CATEGORIES)},
+            "AvailableVolumeCategories": {"VolumeCategories": list(DISK_CATEGORIES)},
         }
         for zone in zones_of(region)
     ]

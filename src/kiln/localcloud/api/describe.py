@@ -132,6 +132,7 @@ class Describe:
     page_size: int = 10
     max_page_size: int = 100
     extra: Extra | None = None  # more fields of the answer
+    size_param: str = ""  # token paging: the parameter giving the page size (MaxResults), if any
     regional: bool = True  # RegionId is required
 
     async def __call__(self, cloud: Cloud, call: Call) -> Json:
@@ -154,7 +155,10 @@ class Describe:
         if self.paging == "token":
             raw = call.get("NextToken") or "0"
             start = int(raw) if raw.isdigit() else 0
-            end = start + self.page_size
+            size = self.page_size
+            if self.size_param:
+                size = call.integer(self.size_param, self.page_size, low=1, high=self.max_page_size)
+            end = start + size
             return found[start:end], {"NextToken": str(end) if end < len(found) else ""}
         number = call.integer("PageNumber", 1, low=1)
         size = call.integer("PageSize", self.page_size, low=1, high=self.max_page_size)

@@ -23,6 +23,7 @@ from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend
 from kiln.localcloud.faults import Faults
 from kiln.localcloud.forward import Forwarder
 from kiln.localcloud.model import firewall, lifecycle
+from kiln.localcloud.model.instance_types import TYPES
 from kiln.localcloud.model.kinds import KINDS
 from kiln.localcloud.model.regions import DEFAULT_REGION
 from kiln.localcloud.profile import LatencyProfile
@@ -155,6 +156,8 @@ class Cloud:
         if inst.get("_user_data"):
             user_data = base64.b64decode(inst["_user_data"]).decode("utf-8", "replace")
         image = inst.get("_image_file")
+        offered = TYPES.get(str(inst.get("InstanceType")))
+        cpus, memory_mb = offered.machine if offered else (1, 1024)
         return Boot(
             instance_id=inst["InstanceId"],
             image_file=Path(image) if image else None,
@@ -162,8 +165,8 @@ class Cloud:
             authorized_keys=tuple(keys),
             user_data=user_data,
             hostname=inst.get("HostName"),
-            cpus=int(inst.get("Cpu", 1)),
-            memory_mb=int(inst.get("Memory", 1024)),
+            cpus=cpus,
+            memory_mb=memory_mb,
             disk_size_gb=int(inst.get("_disk_size", 20)),
         )
 

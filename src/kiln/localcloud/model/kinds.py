@@ -102,8 +102,8 @@ Description              str     as given
 ZoneId                   str     the zone of its vSwitch
 Status                   str     Pending, Starting, Running, Stopping, Stopped (Pending is shown while it is created)
 InstanceType             str     ecs.*: its last word sets CPUs and memory
-Cpu                      int     virtual CPUs of the machine
-Memory                   int     MB of memory of the machine
+Cpu                      int     vCPUs of its type (the machine gets at most MACHINE_CPUS)
+Memory                   int     MiB of memory of its type (the machine: at most MACHINE_MEMORY_MB)
 ImageId                  str     the image it was made from
 OSType                   str     linux
 OSName                   str     from the image

@@ -1,0 +1,132 @@
+"""Instance types, available resources, data disks, snapshots and security group rules through the
+official SDK, API only (record-only instances): fast."""
+
+from __future__ import annotations
+
+import json
+
+from alibabacloud_ecs20140526 import models as ecs
+from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_vpc20160428.client import Client as VpcClient
+
+from kiln.localcloud import sdkcalls
+
+from .conftest import REGION, error_of
+from .workflow import wait_for
+
+
+def test_instance_types_are_what_run_instances_accepts(ecs3: EcsClient, vpc: VpcClient) -> None:
+    types = ecs3.describe_instance_types(ecs.DescribeInstanceTypesRequest()).body
+    listed = {t.instance_type_id: t for t in types.instance_types.instance_type}
+    assert types.next_token == ""
+    g6 = listed["ecs.g6.large"]
+    assert (g6.cpu_core_count, g6.memory_size, g6.instance_type_family) == (2, 8.0, "ecs.g6")
+    assert g6.instance_family_level == "EnterpriseLevel" and g6.cpu_architecture == "X86"
+    small = listed["ecs.t5-lc1m1.small"]
+    assert (small.cpu_core_count, small.memory_size, small.instance_family_level) == (
+        1,
+        1.0,
+        "CreditEntryLevel",
+    )
+
+    # filters: by ids, family, figures; MaxResults pages with NextToken
+    two = ecs3.describe_instance_types(
+        ecs.DescribeInstanceTypesRequest(instance_types=["ecs.g6.large", "ecs.c6.large"])
+    ).body.instance_types.instance_type
+    assert sorted(t.instance_type_id for t in two) == ["ecs.c6.large", "ecs.g6.large"]
+    family = ecs3.describe_instance_types(
+        ecs.DescribeInstanceTypesRequest(instance_type_family="ecs.t5")
+    ).body.instance_types.instance_type
+    assert family and {t.instance_type_family for t in family} == {"ecs.t5"}
+    big = ecs3.describe_instance_types(
+        ecs.DescribeInstanceTypesRequest(minimum_memory_size=16.0, minimum_cpu_core_count=4)
+    ).body.instance_types.instance_type
+    assert [t.instance_type_id for t in big] == ["ecs.g6.xlarge"]
+    first = ecs3.describe_instance_types(ecs.DescribeInstanceTypesRequest(max_results=5)).body
+    assert len(first.instance_types.instance_type) == 5 and first.next_token
+    rest = ecs3.describe_instance_types(
+        ecs.DescribeInstanceTypesRequest(max_results=1600, next_token=first.next_token)
+    ).body
+    paged = [
+        t.instance_type_id for t in first.instance_types.instance_type + rest.instance_types.instance_type
+    ]
+    assert paged == list(listed)
+
+    families = ecs3.describe_instance_type_families(
+        ecs.DescribeInstanceTypeFamiliesRequest(region_id=REGION)
+    ).body.instance_type_families.instance_type_family
+    assert {f.instance_type_family_id for f in families} == {t.instance_type_family for t in listed.values()}
+    gen4 = ecs3.describe_instance_type_families(
+        ecs.DescribeInstanceTypeFamiliesRequest(region_id=REGION, generation="ecs-4")
+    ).body.instance_type_families.instance_type_family
+    assert [(f.instance_type_family_id, f.generation) for f in gen4] == [("ecs.t5", "ecs-4")]
+
+    # every listed type runs, and the instance shows the type's figures; others are refused
+    net = sdkcalls.network(ecs3, vpc, wait_for, vswitch_cidr="10.0.7.0/24")
+    iid = sdkcalls.run_instances(ecs3, net.vswitch_id, net.group_id, instance_type="ecs.r6.large")[0]
+    inst = ecs3.describe_instances(
+        ecs.DescribeInstancesRequest(region_id=REGION, instance_ids=json.dumps([iid]))
+    ).body.instances.instance[0]
+    assert (inst.cpu, inst.memory, inst.instance_type) == (2, 16384, "ecs.r6.large")
+    refused = error_of(
+        lambda: sdkcalls.run_instances(ecs3, net.vswitch_id, net.group_id, instance_type="ecs.g6.huge")
+    )
+    assert refused.code == "InvalidInstanceType.ValueNotSupported"
+    wait_for("Running", lambda: sdkcalls.instance_status(ecs3, iid) == "Running")
+    ecs3.delete_instance(ecs.DeleteInstanceRequest(instance_id=iid, force=True))
+
+
+def _available(client: EcsClient, destination: str, **more: object) -> dict[str, list[str]]:
+    """zone -> the values DescribeAvailableResource offers there."""
+    request = ecs.DescribeAvailableResourceRequest(region_id=REGION, destination_resource=destination, **more)  # type: ignore[arg-type]
+    zones = client.describe_available_resource(request).body.available_zones.available_zone
+    out = {}
+    for zone in zones:
+        assert zone.status == "Available" and zone.region_id == REGION
+        (resource,) = zone.available_resources.available_resource
+        assert resource.type == destination
+        out[zone.zone_id] = [r.value for r in resource.supported_resources.supported_resource]
+    return out
+
+
+def test_available_resource_per_zone(ecs3: EcsClient) -> None:
+    zones = _available(ecs3, "Zone")
+    assert sorted(zones) == ["cn-beijing-a", "cn-beijing-b", "cn-beijing-c"]
+    assert zones["cn-beijing-a"] == ["cn-beijing-a"]
+    types = _available(ecs3, "InstanceType", zone_id="cn-beijing-b")
+    all_types = [
+        t.instance_type_id
+        for t in ecs3.describe_instance_types(
+            ecs.DescribeInstanceTypesRequest()
+        ).body.instance_types.instance_type
+    ]
+    assert types == {"cn-beijing-b": all_types}
+    assert _available(ecs3, "InstanceType", cores=4, memory=8.0)["cn-beijing-a"] == ["ecs.c6.xlarge"]
+    assert _available(ecs3, "InstanceType", instance_type="ecs.nope.large") == {}
+    request = ecs.DescribeAvailableResourceRequest(
+        region_id=REGION,
+        destination_resource="SystemDisk",
+        instance_type="ecs.g6.large",
+        zone_id="cn-beijing-a",
+    )
+    (zone,) = ecs3.describe_available_resource(request).body.available_zones.available_zone
+    disks = zone.available_resources.available_resource[0].supported_resources.supported_resource
+    essd = next(d for d in disks if d.value == "cloud_essd")
+    assert (essd.min, essd.max, essd.unit, essd.status_category) == (20, 2048, "GiB", "WithStock")
+    data = _available(ecs3, "DataDisk", data_disk_category="cloud_ssd")
+    assert set(map(tuple, data.values())) == {("cloud_ssd",)}
+    missing = error_of(
+        lambda: ecs3.describe_available_resource(
+            ecs.DescribeAvailableResourceRequest(region_id=REGION, destination_resource="SystemDisk")
+        )
+    )
+    assert missing.code == "MissingParameter"
+    bad = error_of(
+        lambda: ecs3.describe_available_resource(
+            ecs.DescribeAvailableResourceRequest(region_id=REGION, destination_resource="Gpu")
+        )
+    )
+    assert bad.code == "InvalidParameter"
+    # DescribeZones says the same
+    described = ecs3.describe_zones(ecs.DescribeZonesRequest(region_id=REGION)).body.zones.zone[0]
+    assert described.available_instance_types.instance_types == all_types
