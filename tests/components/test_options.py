@@ -164,7 +164,7 @@ def test_inspect_shows_the_options_of_a_component(tmp_path: Path) -> None:
         "- `format` (string; default `qcow2`; one of `qcow2`, `raw`): the output image's format"
         in shown.stdout
     )
-    assert "- `iso_url` (string; required)" in shown.stdout
+    assert "- `iso_checksum` (string; required)" in shown.stdout
     assert "``{{ build `ID` }}``" in shown.stdout
     ecs = inspect("-options", "alicloud-ecs").stdout
     assert "\n  - `disk_size` (number; default `0`): GiB\n" in ecs

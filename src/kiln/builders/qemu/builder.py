@@ -9,7 +9,6 @@ system_powerdown), where Packer pulls the plug: a clean shutdown never loses the
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import socket
 import time
@@ -17,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
 
 from kiln.builders.qemu.config import QemuConfig
 from kiln.communicators.base import Communicator, RemoteCommand
@@ -48,42 +46,6 @@ class QemuState:
     notes: list[str] = field(default_factory=list)
 
 
-def source_path(url: str, work_dir: Path) -> Path:
-    if url.startswith("file://"):
-        path = Path(unquote(urlparse(url).path))
-    elif "://" in url:
-        raise BuildError(f"iso_url {url}: only local files can be used here", "give a path or a file:// URL")
-    else:
-        path = Path(url)
-    return path if path.is_absolute() else work_dir / path
-
-
-def verify_checksum(path: Path, spec: str, work_dir: Path) -> None:
-    spec = spec.strip()
-    if spec.lower() == "none":
-        return
-    kind, _, expected = spec.rpartition(":")
-    kind = kind.lower() or {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}.get(len(expected), "")
-    if kind.startswith("file"):
-        listing = source_path(expected if not spec.startswith("file:") else spec[5:], work_dir)
-        found = [ln.split()[0] for ln in listing.read_text().splitlines() if path.name in ln]
-        if not found:
-            raise BuildError(f"iso_checksum file {listing} lists no checksum for {path.name}")
-        expected = found[0]
-        kind = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}.get(len(expected), "")
-    if kind not in ("md5", "sha1", "sha256", "sha512"):
-        raise BuildError(f"iso_checksum {spec!r}: unknown checksum type", 'use "sha256:HEX" or "none"')
-    digest = hashlib.new(kind)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest().lower() != expected.lower():
-        raise BuildError(
-            f"iso_checksum: {kind} of {path} is {digest.hexdigest()}, not {expected}",
-            "fix iso_checksum, or the image was changed",
-        )
-
-
 class StepOutputDir(Step[QemuState]):
     name = "StepOutputDir"
 
@@ -108,15 +70,9 @@ class StepSource(Step[QemuState]):
     name = "StepDownload"
 
     def run(self, state: QemuState, ctx: BuildContext) -> None:
-        cfg = state.config
-        path = source_path(cfg.iso_url, ctx.work_dir)
-        ctx.ui.say(f"Retrieving ISO\n    Using file in-place: {path.as_uri()}")
-        if not path.is_file():
-            raise BuildError(
-                f"iso_url {cfg.iso_url}: no such file", "build one: kiln baseimage build debian-12"
-            )
-        verify_checksum(path, cfg.iso_checksum, ctx.work_dir)
-        state.source = path
+        from kiln.builders.qemu.isofetch import fetch_iso
+
+        state.source = fetch_iso(state.config.iso_request(ctx.work_dir), ctx.ui, ctx.cancel, ctx.log)
 
 
 class StepKey(Step[QemuState]):

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.communicators.config import SSHConfig, validate_ssh_config
 from kiln.config import DecodeContext, Duration, option
+
+if TYPE_CHECKING:
+    from kiln.builders.qemu.isofetch import IsoRequest
 
 FORMATS = ("qcow2", "raw")
 DISK_INTERFACES = ("virtio", "virtio-scsi", "scsi", "ide", "sata", "nvme")
@@ -17,8 +22,20 @@ ACCELERATORS = ("kvm", "tcg", "none")
 
 @dataclass
 class QemuConfig(SSHConfig):
-    iso_url: str = option(required=True, doc="the source disk image: a path or file:// URL")
-    iso_checksum: str = option(required=True, doc='"sha256:HEX", "md5:HEX", "file:PATH" or "none"')
+    iso_url: str = option(
+        "", doc="the installer ISO, or with disk_image the disk image: a path, file:// or http(s):// URL"
+    )
+    iso_urls: list[str] = option(
+        default_factory=list, doc="instead of iso_url: URLs of the same file, tried in order"
+    )
+    iso_checksum: str = option(
+        required=True,
+        doc='"sha256:HEX" (or md5, sha1, sha512), bare HEX, "file:PATH" or "file:URL" (a listing), or "none"',
+    )
+    iso_target_path: str = option(
+        "", doc="where a download is kept (a folder if it has no extension); default: kiln's cache"
+    )
+    iso_target_extension: str = option("iso", doc="the extension of a downloaded file")
     disk_image: bool = option(False, doc="iso_url is a bootable disk image (the only mode kiln has)")
     output_directory: str = option("", doc="default: output-<build name>")
     vm_name: str = option("", doc="file name of the image; default: packer-<build name>")
@@ -47,7 +64,38 @@ class QemuConfig(SSHConfig):
     user_data: str = option("", doc="kiln: user data for the machine's NoCloud seed")
     user_data_file: str = option("", doc="kiln: a file whose content is the user data")
 
+    @property
+    def iso_option(self) -> str:
+        return "iso_urls" if self.iso_urls else "iso_url"
+
+    def iso_request(self, work_dir: Path) -> IsoRequest:
+        from kiln.builders.qemu.isofetch import IsoRequest
+
+        return IsoRequest(
+            urls=tuple(self.iso_urls or [self.iso_url]),
+            checksum=self.iso_checksum,
+            option=self.iso_option,
+            work_dir=work_dir,
+            target_path=self.iso_target_path,
+            target_extension=self.iso_target_extension,
+        )
+
+    def validate_iso(self, dctx: DecodeContext, path: str) -> None:
+        from kiln.builders.qemu.isofetch import checksum_problem, url_problem
+
+        if self.iso_url and self.iso_urls:
+            dctx.error(path, "Only one of iso_url or iso_urls must be specified")
+        elif not self.iso_url and not self.iso_urls:
+            dctx.error(path, "One of iso_url or iso_urls must be specified")
+        for name, url in [("iso_url", self.iso_url)] if self.iso_url else enumerate(self.iso_urls):
+            where = f"{path}.iso_urls[{name}]" if isinstance(name, int) else f"{path}.iso_url"
+            if problem := url_problem(url):
+                dctx.error(where, problem)
+        if self.iso_checksum is not None and (problem := checksum_problem(self.iso_checksum)):
+            dctx.error(f"{path}.iso_checksum", problem)
+
     def validate_qemu(self, dctx: DecodeContext, path: str) -> None:
+        self.validate_iso(dctx, path)
         if not self.disk_image:
             dctx.error(path, "only disk_image = true is supported: booting an installer ISO is not")
         if self.disk_size and not re.fullmatch(r"\d+[KMGT]?", self.disk_size.strip(), re.IGNORECASE):
