@@ -117,7 +117,7 @@ def _run(argv: list[str]) -> int:
         # These lines exist to be eval'd by the user's shell: printing the secret is the point.
         sys.stdout.write(
             f"export ALICLOUD_ACCESS_KEY={key.access_key_id} ALICLOUD_SECRET_KEY={key.secret} "
-            f"ALICLOUD_REGION={region} KILN_ALICLOUD_ENDPOINT={url}\n"
+            f"ALICLOUD_REGION={region} KILN_ALICLOUD_ENDPOINT={url} KILN_OSS_ENDPOINT={url}\n"
         )
         return 0
     if args.command == "keys" and args.keys_command == "create":

@@ -25,6 +25,7 @@ from kiln.localcloud.forward import Forwarder
 from kiln.localcloud.model import firewall, lifecycle
 from kiln.localcloud.model.instance_types import TYPES
 from kiln.localcloud.model.kinds import KINDS
+from kiln.localcloud.model.oss import OssStore
 from kiln.localcloud.model.regions import DEFAULT_REGION
 from kiln.localcloud.profile import LatencyProfile
 from kiln.localcloud.store import Store, state_folder
@@ -46,6 +47,7 @@ class Cloud:
         self.profile = profile  # how long calls and transitions take
         self.faults = Faults()  # what calls fail on purpose
         self.forwarder = Forwarder()
+        self.oss = OssStore(state_dir / "oss", store.db)  # OSS's buckets and objects (bytes under oss/)
         self._ops: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.images_dir = state_dir / "images"
