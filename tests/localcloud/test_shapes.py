@@ -15,6 +15,7 @@ here. Then make its answer match its model, or put what cannot match in ALLOWED,
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any
 import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_ram20150501 import models as ram_models
+from alibabacloud_ram20150501.client import Client as RamClient
 from alibabacloud_vpc20160428 import models as vpc_models
 from alibabacloud_vpc20160428.client import Client as VpcClient
 from cryptography.hazmat.primitives import serialization
@@ -282,21 +285,34 @@ def workflow(ecs: Call, vpc: Call) -> None:
     ecs("DeleteVpc", VpcId=vpc_b)
 
 
+def ram_workflow(ram: Call) -> None:
+    """A role the image import needs: made, a system policy attached and looked at, deleted."""
+    trust = {"Service": ["ecs.aliyuncs.com"]}
+    statement = {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": trust}
+    document = json.dumps({"Statement": [statement], "Version": "1"})
+    ram("CreateRole", RoleName="shapes-role", AssumeRolePolicyDocument=document, Description="shapes")
+    ram("GetRole", RoleName="shapes-role")
+    ram("UpdateRole", RoleName="shapes-role", NewDescription="shapes, updated")
+    policy = {"PolicyName": "AliyunECSImageImportRolePolicy", "PolicyType": "System"}
+    ram("AttachPolicyToRole", RoleName="shapes-role", **policy)
+    ram("ListPoliciesForRole", RoleName="shapes-role")
+    ram("GetPolicy", **policy)
+    ram("DetachPolicyFromRole", RoleName="shapes-role", **policy)
+    ram("DeleteRole", RoleName="shapes-role")
+
+
 @pytest.fixture(scope="module")
 def answers(state_root: Path) -> Iterator[Recorder]:
     """The workflow's answers, from a record-only localcloud of its own."""
     recorder = Recorder()
     with start(state_root / "shapes", runner="none") as process:
-        ecs_client = recording(EcsClient, "Ecs", recorder)(config(process))
-        vpc_client = recording(VpcClient, "Vpc", recorder)(config(process))
 
-        def ecs(action: str, **fields: Any) -> dict[str, Any]:
-            return call(ecs_client, ecs_models, action, **fields)
+        def client(product: str, client_class: type, models: Any) -> Call:
+            made = recording(client_class, product, recorder)(config(process))
+            return lambda action, **fields: call(made, models, action, **fields)
 
-        def vpc(action: str, **fields: Any) -> dict[str, Any]:
-            return call(vpc_client, vpc_models, action, **fields)
-
-        workflow(ecs, vpc)
+        workflow(client("Ecs", EcsClient, ecs_models), client("Vpc", VpcClient, vpc_models))
+        ram_workflow(client("Ram", RamClient, ram_models))
         yield recorder
     log = (state_root / "shapes" / "server.log").read_text()
     assert "Traceback" not in log, log[-3000:]

@@ -28,6 +28,7 @@ from typing import Any
 SDKS = {
     "Ecs": "alibabacloud_ecs20140526",
     "Vpc": "alibabacloud_vpc20160428",
+    "Ram": "alibabacloud_ram20150501",
 }
 
 MINUTES = "yyyy-MM-ddTHH:mmZ"
