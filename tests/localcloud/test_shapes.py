@@ -121,6 +121,9 @@ def workflow(ecs: Call, vpc: Call) -> None:
     for api in (ecs, vpc):
         api("DescribeRegions")
         api("DescribeZones", **r)
+    ecs("DescribeInstanceTypes")
+    ecs("DescribeInstanceTypeFamilies", **r)
+    ecs("DescribeAvailableResource", **r, DestinationResource="InstanceType")
 
     # networks: one made through each API
     vpc_a = vpc("CreateVpc", **r, CidrBlock="10.0.0.0/16", VpcName="shapes-a")["VpcId"]
