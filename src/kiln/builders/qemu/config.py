@@ -37,6 +37,25 @@ class QemuConfig(SSHConfig):
     )
     iso_target_extension: str = option("iso", doc="the extension of a downloaded file")
     disk_image: bool = option(False, doc="iso_url is a bootable disk image (the only mode kiln has)")
+    boot_command: list[str] = option(
+        default_factory=list,
+        raw=True,
+        doc="keys typed after boot_wait (Packer's key language: `<enter>`, `<wait5>`, `<leftCtrlOn>`...), "
+        "with `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, `{{ .Name }}`",
+    )
+    boot_key_interval: Duration = option(
+        Duration(0), doc="the pause after each key event; default PACKER_KEY_INTERVAL, else 100ms"
+    )
+    boot_keygroup_interval: Duration = option(Duration(0), doc="kiln: a further pause after each whole key")
+    http_directory: str = option("", doc="a folder served over HTTP to the guest for the build's lifetime")
+    http_content: dict[str, str] = option(
+        default_factory=dict, doc='instead of http_directory: paths ("/preseed.cfg") and their text'
+    )
+    http_port_min: int = option(8000, doc="the lowest port the HTTP server may listen on")
+    http_port_max: int = option(9000, doc="the highest port the HTTP server may listen on")
+    http_bind_address: str = option(
+        "0.0.0.0", doc="where the HTTP server listens; the guest reaches it at 10.0.2.2 (`{{ .HTTPIP }}`)"
+    )
     output_directory: str = option("", doc="default: output-<build name>")
     vm_name: str = option("", doc="file name of the image; default: packer-<build name>")
     format: str = option("qcow2", choices=FORMATS, doc="the output image's format")
@@ -94,8 +113,26 @@ class QemuConfig(SSHConfig):
         if self.iso_checksum is not None and (problem := checksum_problem(self.iso_checksum)):
             dctx.error(f"{path}.iso_checksum", problem)
 
+    def validate_boot(self, dctx: DecodeContext, path: str) -> None:
+        from kiln.builders.qemu.bootcommand import BootCommandError, parse
+        from kiln.builders.qemu.httpserve import validate_http
+
+        try:
+            parse(self.boot_command, templated=True)
+        except BootCommandError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            dctx.error(f"{path}.boot_command[{exc.line}]", f"column {exc.column}: {exc.problem}{hint}")
+        for name in ("boot_key_interval", "boot_keygroup_interval"):
+            if getattr(self, name) < 0:
+                dctx.error(f"{path}.{name}", "must not be negative")
+        for name, problem in validate_http(
+            self.http_directory, self.http_content, self.http_port_min, self.http_port_max
+        ):
+            dctx.error(f"{path}.{name}", problem)
+
     def validate_qemu(self, dctx: DecodeContext, path: str) -> None:
         self.validate_iso(dctx, path)
+        self.validate_boot(dctx, path)
         if not self.disk_image:
             dctx.error(path, "only disk_image = true is supported: booting an installer ISO is not")
         if self.disk_size and not re.fullmatch(r"\d+[KMGT]?", self.disk_size.strip(), re.IGNORECASE):
