@@ -9,8 +9,9 @@ documented time format (`yyyy-MM-ddTHH:mmZ` or with seconds) from the comment th
 above the attribute, where it has one. The response check (tests/localcloud/test_shapes.py) and the
 coverage page (`kiln.localcloud.coverage`) read them.
 
-`SDKS` names the SDK package of each product localcloud's registry declares (by its name there); a
+`SDKS` names the SDK package of each product localcloud answers (by its name in the registry); a
 product added to the registry needs its SDK here, and the response check fails until it has one.
+OSS (REST, its own front door) has a models package of another make: only its action list is read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SDKS = {
     "Ecs": "alibabacloud_ecs20140526",
     "Vpc": "alibabacloud_vpc20160428",
     "Ram": "alibabacloud_ram20150501",
+    "Oss": "alibabacloud_oss_v2",
 }
 
 MINUTES = "yyyy-MM-ddTHH:mmZ"
@@ -72,9 +74,14 @@ def installed(product: str) -> bool:
 
 
 def actions(product: str) -> list[str]:
-    """Every action `product`'s SDK has: one `<Action>ResponseBody` model each."""
-    suffix = "ResponseBody"
-    return sorted(name.removesuffix(suffix) for name in dir(models(product)) if name.endswith(suffix))
+    """Every action `product`'s SDK has: one `<Action>ResponseBody` model each in a Tea SDK; one
+    `<Operation>Request` and `<Operation>Result` pair each in OSS's (a REST API)."""
+    names = dir(models(product))
+    bodies = [name.removesuffix("ResponseBody") for name in names if name.endswith("ResponseBody")]
+    if bodies:
+        return sorted(bodies)
+    results = {name.removesuffix("Result") for name in names if name.endswith("Result")}
+    return sorted(results & {name.removesuffix("Request") for name in names if name.endswith("Request")})
 
 
 def response_shape(product: str, action: str) -> Struct:
