@@ -36,6 +36,16 @@ def state_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_traceback_logged(state_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Over the whole run, no localcloud the tests started logged a traceback: every server keeps its
+    server.log in its state folder, under `state_root` or pytest's temporary folder."""
+    yield
+    logs = [*state_root.rglob("server.log"), *tmp_path_factory.getbasetemp().rglob("server.log")]
+    found = {str(log): text for log in logs if "Traceback" in (text := log.read_text(errors="replace"))}
+    assert not found, "\n".join(f"{name}:\n{text[-3000:]}" for name, text in found.items())
+
+
 @pytest.fixture(scope="session")
 def cloud(state_root: Path) -> Iterator[LocalCloudProcess]:
     """One record-only server shared by the API tests (each test makes its own resources)."""

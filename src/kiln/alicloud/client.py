@@ -15,6 +15,7 @@ attempt made instead of making a second one.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -29,6 +30,9 @@ from kiln.core.cancel import CancelToken
 from kiln.errors import CloudError
 
 log = logging.getLogger("kiln.alicloud")
+
+#: The CA bundle variable of Alibaba's SDKs (aliyunsdkcore reads it; kiln gives it to the Tea SDK).
+CA_BUNDLE_ENV = "ALIBABA_CLOUD_CA_BUNDLE"
 
 #: Actions of the VPC API (Version 2016-04-28); everything else goes to ECS (2014-05-26).
 VPC_ACTIONS = frozenset(
@@ -243,6 +247,10 @@ class AlicloudClient:
                 config.endpoint = f"vpc.{self.region}.aliyuncs.com"
             elif service == "ram":
                 config.endpoint = "ram.aliyuncs.com"
+            # Through an HTTPS proxy the Tea SDK trusts certifi's CAs only, whatever SSL_CERT_FILE
+            # says: a CA bundle named by the Alibaba SDKs' variable (`kiln localcloud env` sets it) is
+            # given to it.
+            config.ca = os.environ.get(CA_BUNDLE_ENV) or None
             client = clients[service] = sdk.client_cls(config)
         return client
 

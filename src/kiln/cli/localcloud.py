@@ -15,8 +15,8 @@ HELP = """Usage: kiln localcloud <subcommand> [options]
         --runner: light = namespace machines (default), vm = QEMU, none = records only.
         --profile: fast (default), cloud, or name=seconds,... e.g. call=0.1,instance_start=10,image_create=20
   env [--state DIR]
-        Print the shell lines that point Packer/kiln at the emulator:
-        eval "$(kiln localcloud env)"
+        Print the shell lines that point Packer, kiln, Terraform, the aliyun CLI and the SDKs at the
+        emulator (credentials, HTTP(S)_PROXY for *.aliyuncs.com, its CA): eval "$(kiln localcloud env)"
   keys create [--state DIR] [--sts]
         Make another access key pair (with --sts, one that needs a security token).
   keys list [--state DIR]
@@ -114,11 +114,7 @@ def _run(argv: list[str]) -> int:
             sys.stderr.write(
                 f"localcloud: no server runs for {state_dir}; start one with `kiln localcloud serve`\n"
             )
-        # These lines exist to be eval'd by the user's shell: printing the secret is the point.
-        sys.stdout.write(
-            f"export ALICLOUD_ACCESS_KEY={key.access_key_id} ALICLOUD_SECRET_KEY={key.secret} "
-            f"ALICLOUD_REGION={region} KILN_ALICLOUD_ENDPOINT={url} KILN_OSS_ENDPOINT={url}\n"
-        )
+        sys.stdout.write(service.shell_env(state_dir, key, url, region))
         return 0
     if args.command == "keys" and args.keys_command == "create":
         store = service.open_store(state_dir)

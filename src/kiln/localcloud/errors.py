@@ -70,6 +70,8 @@ BODY_TOO_LARGE = Error(
 QUERY_TOO_LARGE = Error(
     414, "RequestURITooLarge", "The query string is {size} bytes; at most {limit} are accepted."
 )
+REQUEST_LINE_TOO_LONG = Error(414, "RequestURITooLarge", "A line of the request's head is too long.")
+MALFORMED_REQUEST = Error(400, "MalformedRequest", "The request is not a well-formed HTTP/1.1 request.")
 TOO_MANY_PARAMETERS = Error(
     400, "TooManyParameters", "The request has {count} parameters; at most {limit} are accepted."
 )

@@ -17,13 +17,17 @@ from aiohttp import web
 from kiln.localcloud import errors
 from kiln.localcloud.errors import ApiError
 
-# 32 KB of base64 UserData is up to 96 KB percent-encoded (`+` and `/` take three bytes each).
-MAX_QUERY = 128 * 1024
+# 32 KB of UserData is 43,692 bytes of base64, up to 131,076 bytes percent-encoded (`+` and `/`
+# take three bytes each), beside the other parameters.
+MAX_QUERY = 192 * 1024
 MAX_BODY = 1024 * 1024
 MAX_PARAMS = 2000
 # aiohttp's own bound on the request line, past which it answers by itself (plain text): well above
 # MAX_QUERY, so that a query too long for the API still gets the API's error.
 REQUEST_LINE = 4 * MAX_QUERY
+# aiohttp's handler arguments: the request line, each header line (V3 signs headers, an STS token is
+# long) bounded well above what any SDK sends.
+HANDLER_LIMITS = {"max_line_size": REQUEST_LINE, "max_field_size": 64 * 1024}
 
 _FORMAT = re.compile(r"(?:^|&)Format=([A-Za-z]{3,4})(?=&|$)")
 FORM = "application/x-www-form-urlencoded"

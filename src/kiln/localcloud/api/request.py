@@ -15,7 +15,7 @@ from kiln.localcloud import errors
 from kiln.localcloud.model.regions import REGIONS
 
 MAX_TAGS = 20
-MAX_USER_DATA = 32768
+MAX_USER_DATA = 32768  # bytes before Base64 encoding, as RunInstances documents it
 
 
 class Call:
@@ -129,10 +129,12 @@ class Call:
         raw = self.get("UserData")
         if raw is None:
             return None
+        if len(raw) > 4 * (MAX_USER_DATA + 2) // 3 + 4:
+            raise errors.USER_DATA_TOO_LARGE(f"{len(raw)} bytes of Base64")  # too large even to decode
         try:
-            base64.b64decode(raw, validate=True)
+            decoded = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise errors.USER_DATA_NOT_BASE64() from None
-        if len(raw) > MAX_USER_DATA:
-            raise errors.USER_DATA_TOO_LARGE()
+        if len(decoded) > MAX_USER_DATA:
+            raise errors.USER_DATA_TOO_LARGE(f"{len(decoded)} bytes before Base64 encoding")
         return raw

@@ -103,11 +103,13 @@ class RpcFrontDoor:
             response = _respond(200, f"{action}Response", {"RequestId": request_id, **data}, xml)
         except ApiError as err:
             status, code = err.status, err.code
-            response = _error(err, request_id, host, version, xml)
+            response = error_response(err, request_id, host, version, xml)
         except Exception as err:  # a bug here must still look like the cloud's InternalError to clients
             log.exception("action %s failed", action)
             status, code = 500, "InternalError"
-            response = _error(errors.INTERNAL_ERROR(type(err).__name__), request_id, host, version, xml)
+            response = error_response(
+                errors.INTERNAL_ERROR(type(err).__name__), request_id, host, version, xml
+            )
         entry = LogEntry(
             time=time.time(),
             request_id=request_id,
@@ -171,7 +173,7 @@ def _respond(status: int, root: str, data: Json, xml: bool) -> web.Response:
     )
 
 
-def _error(err: ApiError, request_id: str, host: str, version: str, xml: bool) -> web.Response:
+def error_response(err: ApiError, request_id: str, host: str, version: str, xml: bool) -> web.Response:
     product = PRODUCTS[version].name if version in PRODUCTS else "Ecs"
     data = {
         "RequestId": request_id,
