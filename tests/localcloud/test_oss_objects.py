@@ -6,43 +6,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import alibabacloud_oss_v2 as oss
 import oss2
 import pytest
-import requests
 
 from kiln.localcloud import LocalCloudProcess
 from kiln.localcloud.model import crc64
 
-from .ossutil import REGION, oss2_bucket, oss2_service, v2_client
+from .oss_fixtures import bucket_name, new_bucket
+from .ossutil import REGION, oss2_bucket, oss2_service, signed_request, v2_client
 
-
-def bucket_name() -> str:
-    return f"kiln-test-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def new_bucket(cloud: LocalCloudProcess) -> Callable[[], str]:
-    made: list[str] = []
-
-    def make() -> str:
-        name = bucket_name()
-        oss2_bucket(cloud, name).create_bucket()
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        bucket = oss2_bucket(cloud, name)
-        for listed in oss2.ObjectIterator(bucket):
-            bucket.delete_object(listed.key)
-        for upload in oss2.MultipartUploadIterator(bucket):
-            bucket.abort_multipart_upload(upload.key, upload.upload_id)
-        bucket.delete_bucket()
+__all__ = ["new_bucket"]  # a fixture
 
 
 @pytest.mark.parametrize("v4", [False, True], ids=["v1", "v4"])
@@ -102,17 +79,8 @@ def test_v2_bucket_life_cycle(cloud: LocalCloudProcess, v1: bool) -> None:
     assert (error.status_code, error.code) == (404, "NoSuchBucket")
 
 
-def signed_request(
-    cloud: LocalCloudProcess, method: str, path: str, bucket: str, key: str = ""
-) -> requests.Response:
-    """A request the oss2 SDK signs (V1) but does not check first: for what the SDKs refuse themselves."""
-    req = oss2.http.Request(method, cloud.url + path)
-    oss2.Auth(cloud.access_key_id, cloud.secret)._sign_request(req, bucket, key)
-    return requests.request(method, cloud.url + path, headers=dict(req.headers), timeout=10)
-
-
 def test_invalid_bucket_name(cloud: LocalCloudProcess) -> None:
-    answer = signed_request(cloud, "PUT", "/Not_A_Bucket/", "Not_A_Bucket")
+    answer = signed_request(cloud, "PUT", "Not_A_Bucket")
     error = ET.fromstring(answer.content)
     assert answer.status_code == 400
     assert error.findtext("Code") == "InvalidBucketName" and error.findtext("BucketName") == "Not_A_Bucket"

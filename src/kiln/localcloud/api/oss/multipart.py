@@ -92,7 +92,7 @@ async def upload_part_copy(call: OssCall) -> web.StreamResponse:
         call,
         "CopyPartResult",
         {"LastModified": iso_date(part.modified), "ETag": quoted(part.etag)},
-        headers={"x-oss-hash-crc64ecma": str(part.crc64)},
+        headers={"x-oss-hash-crc64ecma": str(part.crc64), "ETag": quoted(part.etag)},
     )
 
 

@@ -235,7 +235,7 @@ async def copy_object(call: OssCall) -> web.StreamResponse:
         call,
         "CopyObjectResult",
         {"ETag": quoted(info.etag), "LastModified": iso_date(info.modified)},
-        headers={"x-oss-hash-crc64ecma": str(info.crc64)},
+        headers={"x-oss-hash-crc64ecma": str(info.crc64), "ETag": quoted(info.etag)},
     )
 
 
@@ -287,8 +287,8 @@ def _token(marker: str) -> str:
 async def list_objects_v2(call: OssCall) -> web.StreamResponse:
     own_bucket(call)
     limit = call.integer("max-keys", 100, 0, 1000)
-    token, start_after = call.query.get("continuation-token"), call.query.get("start-after", "")
-    after = start_after
+    token, start_after = call.query.get("continuation-token") or None, call.query.get("start-after", "")
+    after = start_after  # (an empty token, which oss2 sends on the first page, is no token)
     if token is not None:
         try:
             after = base64.urlsafe_b64decode(token.encode()).decode()
