@@ -193,6 +193,11 @@ IMAGE_FAMILY_NOT_FOUND = Error(
 INCORRECT_SNAPSHOT_STATUS = Error(
     403, "IncorrectSnapshotStatus", "The current status of the snapshot does not support this operation."
 )
+INCORRECT_DISK_STATUS = Error(403, "IncorrectDiskStatus", "The operation is not supported in this status.")
+DISK_CREATING_SNAPSHOT = Error(
+    403, "IncorrectDiskStatus.CreatingSnapshot", "A previous snapshot creation is in process."
+)
+DISK_NOT_PORTABLE = Error(403, "DiskNotPortable", "The specified disk is not a portable disk.")
 SNAPSHOT_CREATED_IMAGE = Error(
     403, "SnapshotCreatedImage", "The snapshot has been used to create a user-defined image."
 )

@@ -20,13 +20,12 @@ import asyncio
 import logging
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.errors import KilnError
-from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend
+from kiln.localcloud.backend import Boot, Endpoint, InstanceBackend, copy_sparse
 
 if TYPE_CHECKING:
     from kiln.machines import Machine
@@ -38,13 +37,6 @@ BASE_IMAGE = "debian-12"
 
 def disk_of(work_dir: Path) -> Path:
     return work_dir / "disk.img"
-
-
-def copy_sparse(src: Path, dest: Path) -> None:
-    """Copy a disk file keeping its holes (a 20 GB disk holds a few hundred MB)."""
-    subprocess.run(
-        ["cp", "--sparse=always", "--reflink=auto", str(src), str(dest)], check=True, capture_output=True
-    )
 
 
 class MachinesBackend(InstanceBackend):
@@ -105,6 +97,7 @@ class MachinesBackend(InstanceBackend):
             ),
             work_dir=boot.work_dir / "machine",
             disk_size=f"{boot.disk_size_gb}G",
+            data_disks=boot.data_disks,
         )
         machine = create_machine(spec, runner=self.runner)  # type: ignore[arg-type]
         self._machines[boot.instance_id] = machine
@@ -156,6 +149,13 @@ class MachinesBackend(InstanceBackend):
         disk = disk_of(work_dir)
         if not disk.exists():  # never ran: its disk is still the image it was created from
             disk = source or await self._base_image()
+        await asyncio.to_thread(copy_sparse, disk, dest)
+
+    async def save_data_disk(self, instance_id: str, disk: Path, dest: Path) -> None:
+        machine = self._machines.get(instance_id)
+        if machine is not None and machine.is_running():
+            await asyncio.to_thread(machine.save_running_data_disk, disk, dest)
+            return
         await asyncio.to_thread(copy_sparse, disk, dest)
 
     def endpoint(self, instance_id: str) -> Endpoint | None:

@@ -89,6 +89,12 @@ class NamespaceMachine(Machine):
         self.record.add("loops", device)
         return device
 
+    def _attach_data(self, disk: Path) -> str:
+        """A loop device of a whole data disk file, read-write (the machine's /dev/vdX)."""
+        device = command.output(["losetup", "-f", "--show", str(disk)], f"attaching {disk}")
+        self.record.add("loops", device)
+        return device
+
     def _mount(self, target: Path, *args: str) -> None:
         target.mkdir(parents=True, exist_ok=True)
         self.record.add("mounts", str(target))
@@ -175,12 +181,14 @@ class NamespaceMachine(Machine):
             files = seed.seed_files(self.spec.metadata, self.id, seed.Extras(self.host_key, seed.SLIRP_DNS))
             seed_dir = seed.write_seed_dir(files, self.work_dir / "seed")
             self._network()
+            disks = [f"--bind={self._attach_data(disk)}:/dev/vd{chr(ord('b') + n)}"
+                     for n, disk in enumerate(self.spec.data_disks)]  # fmt: skip
             nspawn = [
                 "systemd-nspawn", "--quiet", "-D", str(self.merged), "-b", "-M", self.id[:64],
                 "--register=no", "--keep-unit", f"--network-namespace-path=/run/netns/{self.netns}",
                 "--capability=CAP_NET_ADMIN",
                 "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-                f"--bind-ro={seed_dir}:/run/kiln/seed",
+                f"--bind-ro={seed_dir}:/run/kiln/seed", *disks,
             ]  # fmt: skip
             loop = f'while :; do "$@"; rc=$?; [ $rc -eq {REBOOT_EXIT} ] || exit $rc; done'
             self._console_begins()
@@ -273,6 +281,21 @@ class NamespaceMachine(Machine):
                 state.detach_loop(loop)
                 self.record.remove("loops", loop)
             copy.unlink(missing_ok=True)
+
+    def save_running_data_disk(self, disk: Path, dest: Path) -> Path:
+        """The machine's processes stopped, every file system written out (sync: the host kernel
+        holds the data disk's caches too), the disk's file copied, the processes go on."""
+        if not self.is_running():
+            raise MachineError(f"machine {self.id} is not running", "copy the disk's file instead")
+        partial = dest.with_name(dest.name + ".partial")
+        stopped = self._freeze()
+        try:
+            os.sync()
+            command.run(["cp", "--sparse=always", str(disk), str(partial)], f"copying the data disk {disk}")
+        finally:
+            self._thaw(stopped)
+        os.replace(partial, dest)
+        return dest
 
     def _container_pids(self) -> set[int]:
         """The processes in the machine's PID namespace (its init and everything under it)."""

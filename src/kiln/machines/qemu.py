@@ -145,6 +145,7 @@ class VirtualMachine(Machine):
             # IDE disks cannot be read-only: there the seed (a throwaway copy) is writable
             *self._drive(1, seed_disk, "raw", "" if self.disk_interface in ("ide", "sata") else ",readonly=on"),
             *(self._drive(2, self._bundle, "raw", ",readonly=on") if self._bundle else []),
+            *(arg for n, disk in enumerate(spec.data_disks) for arg in self._drive(3 + n, disk, "raw", "")),
             "-netdev", net, "-device", f"{spec.net_device},netdev=net0",
             "-device", "virtio-rng-pci",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -345,6 +346,13 @@ class VirtualMachine(Machine):
         flattened, taken while the guest runs on (writes during the copy go to the disk, not the copy).
         Crash-consistent, as the cloud's snapshots of a running disk are: what the guest still holds
         in its own page cache is not in it."""
+        return self._backup(self._disk, dest, fmt)
+
+    def save_running_data_disk(self, disk: Path, dest: Path) -> Path:
+        """As save_running_image, for one of the data disks."""
+        return self._backup(disk, dest, "raw")
+
+    def _backup(self, disk: Path, dest: Path, fmt: ImageFormat) -> Path:
         if not self.is_running():
             raise MachineError(f"machine {self.id} is not running", "use save_image for a stopped machine")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -353,11 +361,11 @@ class VirtualMachine(Machine):
         try:
             device = next(
                 (b["device"] or b["qdev"] for b in qmp.execute("query-block")
-                 if b.get("inserted", {}).get("file") == str(self._disk)),
+                 if b.get("inserted", {}).get("file") == str(disk)),
                 None,
             )  # fmt: skip
             if device is None:
-                raise MachineError(f"machine {self.id}: QEMU does not show its disk {self._disk}")
+                raise MachineError(f"machine {self.id}: QEMU does not show its disk {disk}")
             qmp.execute(
                 "drive-backup", **{"job-id": "kiln-save", "device": device, "target": str(partial),
                 "sync": "full", "format": fmt, "auto-dismiss": False},

@@ -52,6 +52,9 @@ class MachineSpec:
         `state_dir()/machines/<id>/`. `destroy()` removes it: give a folder used for nothing else.
     disk_size: grow the machine's disk to this size ("20G"); the guest grows its root at boot.
         Only the VM runner honours it; the namespace runner shares the host's file system limits.
+    data_disks: raw files the machine sees as block devices besides its own disk, written in place
+        (a VM's further disks on its disk interface; /dev/vdb, /dev/vdc... in a namespace machine,
+        each a loop device of the file).
     accelerator, disk_interface, net_device, qemu_args, kernel_boot: VM runner only. kernel_boot: QEMU
         loads the kernel (and the initrd, unless the kernel can mount the root itself from an NVMe
         disk) read out of the image: its GRUB is skipped, not changed. disk_interface: auto (the
@@ -68,6 +71,7 @@ class MachineSpec:
     metadata: Metadata = field(default_factory=Metadata)
     work_dir: Path | None = None
     disk_size: str | None = None
+    data_disks: tuple[Path, ...] = ()
     accelerator: Accelerator = "auto"
     disk_interface: str = "auto"
     net_device: str = "virtio-net-pci"
@@ -159,6 +163,10 @@ class Machine(abc.ABC):
     def save_running_image(self, dest: Path, fmt: ImageFormat = "qcow2") -> Path:
         """Write a point-in-time copy of the running machine's disk as a standalone bootable image,
         the machine running on (what it wrote before the call is in the copy)."""
+
+    @abc.abstractmethod
+    def save_running_data_disk(self, disk: Path, dest: Path) -> Path:
+        """Write a point-in-time copy of one of the running machine's data disks (raw) to `dest`."""
 
     @property
     @abc.abstractmethod

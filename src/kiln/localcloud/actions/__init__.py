@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kiln.localcloud.actions import (
     admin,
+    disks,
     eips,
     images,
     instance_types,
@@ -26,6 +27,7 @@ from kiln.localcloud.actions import (
 
 __all__ = [
     "admin",
+    "disks",
     "eips",
     "images",
     "instance_types",

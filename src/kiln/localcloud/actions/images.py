@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.localcloud import errors
-from kiln.localcloud.actions.snapshots import SAVING_ALLOWED, drop_file, new_snapshot
+from kiln.localcloud.actions.snapshots import SAVING_ALLOWED, drop_file, new_snapshot, snapshot_data_disk
 from kiln.localcloud.api import views
 from kiln.localcloud.api.describe import Describe, Equals, Filter, Glob, Overlaps, Tags, Test
 from kiln.localcloud.api.registry import ECS, Json, action
@@ -141,29 +141,59 @@ async def create_image(cloud: Cloud, call: Call) -> Json:
     name = call.get("ImageName") or new_id("image-", 12)
     check_image_name(cloud, region, name)
     instance_id = call.get("InstanceId")
-    mapped = (m.get("SnapshotId") for m in call.structs("DiskDeviceMapping") if m.get("SnapshotId"))
+    mappings = [m for m in call.structs("DiskDeviceMapping") if m.get("SnapshotId")]
+    data = [m for m in mappings if m.get("DiskType") == "data"]
+    mapped = (m["SnapshotId"] for m in mappings if m.get("DiskType", "system") == "system")
     snapshot_id = call.get("SnapshotId") or next(mapped, None)
     if instance_id is not None:
         inst = cloud.find("instance", instance_id, region)
         if inst["Status"] not in SAVING_ALLOWED:
             raise errors.INCORRECT_INSTANCE_STATUS(f"{instance_id} is {inst['Status']}")
         image = new_image(cloud, call, region, name, {"Size": inst["_disk_size"], "OSName": inst["OSName"]})
-        snap = being_made(cloud, image, inst["_disk_id"], f"auto_{image['ImageId']}", "save")
+        # the data disks' copies are queued first: the system disk's, last, makes the image Available
+        disks = cloud.data_disks_of(instance_id)
+        prefix = f"auto_{image['ImageId']}"
+        data_snaps = [snapshot_data_disk(cloud, d, f"{prefix}_{d['Device'][-4:]}", 0.0) for d in disks]
+        snap = being_made(cloud, image, inst["_disk_id"], prefix, "save")
+        _with_data(cloud, image, [(s, d["Device"]) for s, d in zip(data_snaps, disks, strict=True)])
         cloud.save_instance_disk(inst, [image, snap], Path(image["_file"]))
     elif snapshot_id is not None:
         snap = cloud.find("snapshot", snapshot_id, region)
         if snap["Status"] != "accomplished":
             raise errors.INCORRECT_SNAPSHOT_STATUS(f"{snapshot_id} is {snap['Status']}")
+        extra = []
+        for n, m in enumerate(data):
+            data_snap = cloud.find("snapshot", m["SnapshotId"], region)
+            if data_snap["Status"] != "accomplished":
+                raise errors.INCORRECT_SNAPSHOT_STATUS(f"{data_snap['SnapshotId']} is {data_snap['Status']}")
+            extra.append((data_snap, m.get("Device") or f"/dev/xvd{chr(ord('b') + n)}"))
         image = new_image(cloud, call, region, name, {"Size": int(snap["SourceDiskSize"])})
         image["_file"] = snap["_file"]
         image["_snapshots"] = [snap["SnapshotId"]]
         snap["Usage"] = "image"
         cloud.put(snap)
+        _with_data(cloud, image, extra)
         lifecycle.begin(image, "Creating", "Available", cloud.profile.image_create)
         cloud.put(image)
     else:
         raise errors.missing("InstanceId")
     return {"ImageId": image["ImageId"]}
+
+
+def _with_data(cloud: Cloud, image: Res, snaps: list[tuple[Res, str]]) -> None:
+    """The image's data disks: each (snapshot, device) is a data disk mapping of it, the snapshot in use."""
+    mappings = []
+    for snap, device in snaps:
+        current = cloud.get("snapshot", snap["SnapshotId"]) or snap
+        current["Usage"] = "image"
+        cloud.put(current)
+        image["_snapshots"] = [*image["_snapshots"], snap["SnapshotId"]]
+        mappings.append(
+            {"SnapshotId": snap["SnapshotId"], "Device": device, "Size": int(snap["SourceDiskSize"])}
+        )
+    if mappings:
+        image["_data_mappings"] = mappings
+        cloud.put(image)
 
 
 def _own(cloud: Cloud, call: Call, region: str | None) -> Res:

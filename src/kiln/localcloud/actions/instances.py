@@ -1,4 +1,4 @@
-"""Instances and their disks."""
+"""Instances: create, start, stop, reboot, delete, describe."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kiln.localcloud import errors
+from kiln.localcloud.actions.disks import MAX_DATA_DISKS, attach_new_disks, disk_spec, release_disks
 from kiln.localcloud.actions.eips import NO_EIP, unbind_eip
 from kiln.localcloud.api import views
 from kiln.localcloud.api.describe import AnyOf, Describe, Equals, Glob, Overlaps, Tags, Where
@@ -30,26 +31,27 @@ def _next_private_ip(cloud: Cloud, vsw: Res) -> str:
     return str(net.network_address + 1 + (vsw["_next_ip"] + 2) % hosts)
 
 
-def _data_disks(call: Call) -> list[dict[str, Any]]:
-    disks = []
-    for n, d in enumerate(call.structs("DataDisk")[:16]):
-        size = d.get("Size") or "20"
-        if not size.isdigit() or int(size) < 1:
-            raise errors.invalid(f"DataDisk.{n + 1}.Size", "must be a positive integer")
-        disks.append(
-            {
-                "DiskId": new_id("d-"),
-                "Size": int(size),
-                "Category": d.get("Category", "cloud_efficiency"),
-                "DeleteWithInstance": d.get("DeleteWithInstance", "true").lower() != "false",
-                "DiskName": d.get("DiskName", ""),
-                "Device": f"/dev/xvd{chr(ord('b') + n)}",
-            }
+def _data_disks(cloud: Cloud, call: Call, region: str, image: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The data disks the instance is made with: its image's (from their snapshots), then DataDisk.N."""
+    given = call.structs("DataDisk")
+    mappings = image.get("_data_mappings") or []
+    if len(given) + len(mappings) > MAX_DATA_DISKS:
+        raise errors.invalid("DataDisk.N", f"allows at most {MAX_DATA_DISKS} data disks")
+    specs = [
+        disk_spec(
+            cloud, {"SnapshotId": m["SnapshotId"], "Size": str(m["Size"]), "Device": m["Device"]}, region, ""
         )
-    return disks
+        for m in mappings
+    ]
+    specs += [disk_spec(cloud, d, region, f"DataDisk.{n}.") for n, d in enumerate(given, 1)]
+    devices = [s["Device"] for s in specs if s["Device"]]
+    if len(devices) != len(set(devices)):
+        raise errors.invalid("DataDisk.N.Device", "names a device twice")
+    return specs
 
 
-def _new_instance(cloud: Cloud, call: Call, region: str) -> Res:
+def _new_instance(cloud: Cloud, call: Call, region: str) -> tuple[Res, list[dict[str, Any]]]:
+    """The instance asked for, and the data disks it is to be made with (checked, not yet made)."""
     image = find_image(cloud, region, call.get("ImageId"), call.get("ImageFamily"))
     if image["Status"] != "Available":
         raise errors.IMAGE_NOT_AVAILABLE(image["ImageId"])
@@ -78,7 +80,7 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> Res:
     user_data = call.user_data()
     bandwidth = call.integer("InternetMaxBandwidthOut", 0, low=0, high=1024)
     tags = call.tags()
-    data_disks = _data_disks(call)
+    data_disks = _data_disks(cloud, call, region, image)
     # Everything is checked: only now may the request take a private address of the vSwitch.
     private_ip = _next_private_ip(cloud, vsw)
     iid = new_id("i-")
@@ -122,9 +124,8 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> Res:
         _disk_id=new_id("d-"),
         _disk_size=disk_size,
         _disk_category=call.text("SystemDisk.Category", "cloud_efficiency"),
-        _data_disks=data_disks,
         _has_password=call.get("Password") is not None,
-    )
+    ), data_disks
 
 
 @action("RunInstances", ECS)
@@ -133,8 +134,10 @@ async def run_instances(cloud: Cloud, call: Call) -> Json:
     amount = call.integer("Amount", 1, low=1, high=100)
     ids = []
     for _ in range(amount):
-        inst = _new_instance(cloud, call, region)
+        inst, data_disks = _new_instance(cloud, call, region)
         inst["StartTime"] = inst["CreationTime"]
+        cloud.put(inst)
+        attach_new_disks(cloud, inst, data_disks)
         cloud.start_instance(inst, extra_seconds=cloud.profile.instance_create)
         ids.append(inst["InstanceId"])
     return {"InstanceIdSets": {"InstanceIdSet": ids}, "OrderId": "", "TradePrice": 0.0}
@@ -143,9 +146,10 @@ async def run_instances(cloud: Cloud, call: Call) -> Json:
 @action("CreateInstance", ECS)
 async def create_instance(cloud: Cloud, call: Call) -> Json:
     region = call.require_region()
-    inst = _new_instance(cloud, call, region)
+    inst, data_disks = _new_instance(cloud, call, region)
     lifecycle.begin(inst, "Pending", "Stopped", cloud.profile.instance_create)
     cloud.put(inst)
+    attach_new_disks(cloud, inst, data_disks)
     return {"InstanceId": inst["InstanceId"], "OrderId": "", "TradePrice": 0.0}
 
 
@@ -194,6 +198,7 @@ async def _delete(cloud: Cloud, inst: Res, force: bool) -> None:
         await cloud.forwarder.close(address)
     cloud.delete(inst)
     cloud.destroy_instance(inst)
+    release_disks(cloud, inst)
 
 
 @action("DeleteInstance", ECS)
@@ -263,48 +268,3 @@ action("DescribeInstanceStatus", ECS)(
 @action("DescribeInstanceAttribute", ECS)
 async def describe_instance_attribute(cloud: Cloud, call: Call) -> Json:
     return views.instance(cloud, _instance(cloud, call))
-
-
-def _disks(cloud: Cloud, call: Call, region: str | None) -> list[Item]:
-    """System disks, and data disks as records (the machine underneath has its system disk only)."""
-    disks: list[Item] = []
-    for inst in cloud.items("instance", region):
-        system = {
-            "DiskId": inst["_disk_id"],
-            "DiskName": "",
-            "Type": "system",
-            "Category": inst["_disk_category"],
-            "Size": inst["_disk_size"],
-            "Device": "/dev/xvda",
-            "DeleteWithInstance": True,
-            "ImageId": inst["ImageId"],
-        }
-        data = [{**d, "Type": "data", "ImageId": ""} for d in inst["_data_disks"]]
-        for disk in (system, *data):
-            disks.append(
-                {
-                    **disk,
-                    "InstanceId": inst["InstanceId"],
-                    "Status": "In_use",
-                    "Portable": disk["Type"] == "data",
-                    "RegionId": inst["RegionId"],
-                    "ZoneId": inst["ZoneId"],
-                    "CreationTime": inst["CreationTime"],
-                    "Encrypted": False,
-                    "Tags": {"Tag": []},
-                }
-            )
-    return disks
-
-
-def _disk_type(wanted: str, disk: Item) -> bool:
-    return wanted.lower() in ("all", disk["Type"])
-
-
-action("DescribeDisks", ECS)(
-    Describe(
-        "Disks.Disk",
-        source=_disks,
-        filters=(Equals("InstanceId"), AnyOf("DiskIds", "DiskId"), Where("DiskType", _disk_type)),
-    )
-)

@@ -1,9 +1,11 @@
-"""Snapshots of system disks (an image's own, or taken with CreateSnapshot), and their disk files."""
+"""Snapshots of system and data disks (an image's own, or taken with CreateSnapshot), and their files."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kiln.localcloud import errors
 from kiln.localcloud.api import views
@@ -52,16 +54,42 @@ def drop_file(cloud: Cloud, file: str | None, ignore: set[str]) -> None:
         Path(file).unlink(missing_ok=True)
 
 
+def snapshot_data_disk(cloud: Cloud, disk: Mapping[str, Any], name: str, seconds: float) -> Res:
+    """A snapshot of a data disk, in progress until its file is copied (a point-in-time copy if its
+    instance runs); stored and returned."""
+    file = str(cloud.images_dir / f"{new_id('snap-', 12)}.img")
+    snap = new_snapshot(cloud, disk["RegionId"], file, disk["DiskId"], disk["Size"], name)
+    snap["SourceDiskType"] = "data"
+    lifecycle.begin(snap, "progressing", "accomplished", seconds, wait="save")
+    cloud.put(snap)
+    cloud.save_data_disk(disk, [snap], Path(file))
+    return snap
+
+
+def _busy(cloud: Cloud, disk_id: str) -> None:
+    if any(s["SourceDiskId"] == disk_id and s["Status"] == "progressing" for s in cloud.items("snapshot")):
+        raise errors.DISK_CREATING_SNAPSHOT(disk_id)
+
+
 @action("CreateSnapshot", ECS)
 async def create_snapshot(cloud: Cloud, call: Call) -> Json:
     disk_id = call.require("DiskId")
+    name = call.text("SnapshotName")
     inst = next((i for i in cloud.items("instance") if i["_disk_id"] == disk_id), None)
     if inst is None:
-        raise errors.not_found("DiskId", disk_id)
+        disk = cloud.find("disk", disk_id, call.region)
+        if disk["Status"] not in ("Available", "In_use"):
+            raise errors.INCORRECT_DISK_STATUS(f"{disk_id} is {disk['Status']}")
+        _busy(cloud, disk_id)
+        snap = snapshot_data_disk(cloud, disk, name, cloud.profile.snapshot_create)
+        snap["Tags"] = call.tags()
+        cloud.put(snap)
+        return {"SnapshotId": snap["SnapshotId"]}
     if inst["Status"] not in SAVING_ALLOWED:
         raise errors.INCORRECT_INSTANCE_STATUS(f"{inst['InstanceId']} is {inst['Status']}")
+    _busy(cloud, disk_id)
     file = str(cloud.images_dir / f"{new_id('snap-', 12)}.img")
-    snap = new_snapshot(cloud, inst["RegionId"], file, disk_id, inst["_disk_size"], call.text("SnapshotName"))
+    snap = new_snapshot(cloud, inst["RegionId"], file, disk_id, inst["_disk_size"], name)
     snap["Tags"] = call.tags()
     lifecycle.begin(snap, "progressing", "accomplished", cloud.profile.snapshot_create, wait="save")
     cloud.put(snap)

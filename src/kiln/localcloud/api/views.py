@@ -62,14 +62,16 @@ def image(cloud: Cloud, img: Res) -> dict[str, Any]:
     out["Progress"] = progress(img)
     mappings = []
     source = img.get("_import") or {}
+    data = {m["SnapshotId"]: m for m in img.get("_data_mappings", [])}
     for sid in img.get("_snapshots", []):
         snap = cloud.store.get("snapshot", sid) or {}
+        mapping = data.get(sid)
         mappings.append(
             {
                 "SnapshotId": sid,
-                "Size": str(img.get("Size", 20)),
-                "Device": "/dev/xvda",
-                "Type": "system",
+                "Size": str(mapping["Size"] if mapping else img.get("Size", 20)),
+                "Device": mapping["Device"] if mapping else "/dev/xvda",
+                "Type": "data" if mapping else "system",
                 "Format": source.get("Format", ""),
                 "ImportOSSBucket": source.get("OSSBucket", ""),
                 "ImportOSSObject": source.get("OSSObject", ""),

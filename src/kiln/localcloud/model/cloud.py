@@ -52,8 +52,10 @@ class Cloud:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.images_dir = state_dir / "images"
         self.instances_dir = state_dir / "instances"
+        self.disks_dir = state_dir / "disks"
         state_folder(self.images_dir)
         state_folder(self.instances_dir)
+        state_folder(self.disks_dir)
         for kind in KINDS:
             for stored in self.store.all(kind):
                 if any(name in stored for name in ("_then", "_until", "_wait")):
@@ -170,7 +172,13 @@ class Cloud:
             cpus=cpus,
             memory_mb=memory_mb,
             disk_size_gb=int(inst.get("_disk_size", 20)),
+            data_disks=tuple(Path(d["_file"]) for d in self.data_disks_of(inst["InstanceId"])),
         )
+
+    def data_disks_of(self, instance_id: str) -> list[Mapping[str, Any]]:
+        """The data disks attached to an instance (Attaching or In_use), in device order."""
+        attached = [d for d in self.items("disk") if d["InstanceId"] == instance_id]
+        return sorted(attached, key=itemgetter("Device"))
 
     def start_instance(self, inst: Res, extra_seconds: float = 0.0) -> None:
         iid = inst["InstanceId"]
@@ -275,6 +283,25 @@ class Cloud:
             self.finish_targets(targets, ok)
 
         self.instance_op(iid, work)
+
+    def save_data_disk(
+        self, disk: Mapping[str, Any], targets: Sequence[Mapping[str, Any]], dest: Path
+    ) -> None:
+        """Copy a data disk's file to `dest` (after any work on its instance); each target waits for it."""
+
+        async def work() -> None:
+            ok = True
+            try:
+                await self.backend.save_data_disk(disk["InstanceId"], Path(disk["_file"]), dest)
+            except Exception as err:
+                log.warning("saving the disk %s failed: %s", disk["DiskId"], err)
+                ok = False
+            self.finish_targets(targets, ok)
+
+        if disk["InstanceId"]:
+            self.instance_op(disk["InstanceId"], work)
+        else:
+            self.spawn(work())
 
     def finish_targets(self, targets: Sequence[Mapping[str, Any]], ok: bool) -> None:
         """The work the targets waited for is over; a failed one is CreateFailed (images) or failed."""

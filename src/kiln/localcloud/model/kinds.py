@@ -126,7 +126,7 @@ _user_data               str|None  base64 UserData, run at the first boot
 _disk_id                 str     its system disk's id (d-...)
 _disk_size               int     its system disk's size, GB
 _disk_category           str     its system disk's category
-_data_disks              list    data disks, as records only: [{"DiskId", "Size", "Category", ...}]
+_data_disks              list?   state folders before data disks were resources of their own (kind disk)
 _has_password            bool    whether a Password was given (never stored)
 _pending_until           float?  until when it shows Pending rather than Starting
 _started_once            bool?   it has booted (UserData has run)
@@ -169,6 +169,7 @@ _file                    str|None  its disk under state/images (None: a record o
 _snapshots               list    the snapshots it is made of
 _share                   list    accounts it is shared with
 _copy_of                 str?    the image a copy was made from
+_data_mappings           list?   its data disks: [{"SnapshotId", "Device", "Size"}] (the system disk is _snapshots[0])
 _import                  dict?   ImportImage's source: {"OSSBucket", "OSSObject", "Format"}
 """
     ),
@@ -183,7 +184,7 @@ SnapshotId       str     s-...
 SnapshotName     str     as given (auto_/copy_ for an image's own)
 SourceDiskId     str     the disk it was taken of
 SourceDiskSize   str     GB, as the API writes it (a string)
-SourceDiskType   str     system
+SourceDiskType   str     system or data
 Status           str     progressing, accomplished, failed
 Progress         str     N%
 Usage            str     none or image
@@ -191,6 +192,35 @@ Encrypted        bool    false
 Description      str     ""
 Tags             list    [{"TagKey", "TagValue"}]
 _file            str     its disk under state/images
+"""
+    ),
+)
+
+DISK = Kind(
+    "disk",
+    "DiskId",
+    _table(
+        """
+DiskId               str     d-...
+DiskName             str     as given
+Description          str     as given
+Type                 str     data (system disks are the instances' own, see DescribeDisks)
+Category             str     cloud_efficiency unless given
+Size                 int     GiB
+Status               str     Creating, Available, Attaching, In_use, Detaching
+InstanceId           str     the instance it is attached to ("" for none)
+Device               str     its device name on that instance (/dev/xvdb...), "" when not attached
+DeleteWithInstance   bool    deleted with the instance it is attached to
+ZoneId               str     its zone: an instance of that zone only
+Portable             bool    true (a data disk)
+Encrypted            bool    false
+ImageId              str     ""
+SourceSnapshotId     str     the snapshot it was made from ("" for none)
+DiskChargeType       str     PostPaid
+AttachedTime         str     when it was last attached ("" if never)
+DetachedTime         str     when it was last detached ("" if never)
+Tags                 list    [{"TagKey", "TagValue"}]
+_file                str     its raw file under state/disks, the block device its instance sees
 """
     ),
 )
@@ -301,5 +331,5 @@ _policies                 list    attached policies: [{"PolicyName", "PolicyType
 )
 
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (INSTANCE, IMAGE, SNAPSHOT, VPC, VSWITCH, SECURITY_GROUP, EIP, KEY_PAIR, ROLE)
+    k.name: k for k in (INSTANCE, IMAGE, SNAPSHOT, DISK, VPC, VSWITCH, SECURITY_GROUP, EIP, KEY_PAIR, ROLE)
 }
