@@ -215,6 +215,18 @@ def workflow(ecs: Call, vpc: Call) -> None:
         )
 
     wait("snapshot", lambda: snapshot_status() == "accomplished")
+    data_disk = ecs("CreateDisk", **r, ZoneId="cn-beijing-a", Size=20, DiskName="shapes")["DiskId"]
+
+    def disk_status() -> str:
+        return str(ecs("DescribeDisks", **r, DiskIds=f'["{data_disk}"]')["Disks"]["Disk"][0]["Status"])
+
+    wait("disk", lambda: disk_status() == "Available")
+    ecs("AttachDisk", InstanceId=made, DiskId=data_disk)
+    wait("disk attached", lambda: disk_status() == "In_use")
+    ecs("DescribeDisks", **r, InstanceId=made, DiskType="data")
+    ecs("DetachDisk", InstanceId=made, DiskId=data_disk)
+    wait("disk detached", lambda: disk_status() == "Available")
+    ecs("DeleteDisk", DiskId=data_disk)
 
     # images: made, found by family, shared, copied (one copy cancelled)
     every = {"Status": "Creating,Waiting,Available,UnAvailable,CreateFailed"}
