@@ -45,11 +45,6 @@ OTHER_REGION = "cn-hangzhou"
 #: "Product Action field" -> why localcloud answers that field otherwise than the model says. Each
 #: must still be found, so a fixed one is taken off the list.
 ALLOWED: dict[str, str] = {
-    "Ecs AllocateEipAddress ResourceGroupId": "not matched yet (being fixed)",
-    "Ecs CreateVpc ResourceGroupId": "not matched yet (being fixed)",
-    "Ecs DescribeEipAddresses EipAddresses.EipAddress[].CreationTime": "not matched yet (being fixed)",
-    "Ecs DescribeEipAddresses EipAddresses.EipAddress[].Name": "not matched yet (being fixed)",
-    "Ecs DescribeEipAddresses EipAddresses.EipAddress[].Tags": "not matched yet (being fixed)",
     "Ecs DescribeImageFromFamily Image.BootMode": "not matched yet (being fixed)",
     "Ecs DescribeImageFromFamily Image.DiskDeviceMappings.DiskDeviceMapping[].Progress": "not matched yet (being fixed)",
     "Ecs DescribeImageFromFamily Image.DiskDeviceMappings.DiskDeviceMapping[].RemainTime": "not matched yet (being fixed)",
@@ -72,19 +67,7 @@ ALLOWED: dict[str, str] = {
     "Ecs DescribeSecurityGroupAttribute SecurityGroupType": "not matched yet (being fixed)",
     "Ecs DescribeSecurityGroupAttribute Tags": "not matched yet (being fixed)",
     "Ecs DescribeSecurityGroups SecurityGroups.SecurityGroup[].RegionId": "not matched yet (being fixed)",
-    "Ecs DescribeVSwitches VSwitches.VSwitch[].RegionId": "not matched yet (being fixed)",
-    "Ecs DescribeVSwitches VSwitches.VSwitch[].Tags": "not matched yet (being fixed)",
-    "Ecs DescribeVpcs Vpcs.Vpc[].RouteTableId": "not matched yet (being fixed)",
-    "Ecs DescribeVpcs Vpcs.Vpc[].Tags": "not matched yet (being fixed)",
     "Ecs ImportKeyPair KeyPairId": "not matched yet (being fixed)",
-    "Vpc DescribeEipAddresses EipAddresses.EipAddress[].CreationTime": "not matched yet (being fixed)",
-    "Vpc DescribeRegions Regions.Region[].Status": "not matched yet (being fixed)",
-    "Vpc DescribeVSwitches VSwitches.VSwitch[].RegionId": "not matched yet (being fixed)",
-    "Vpc DescribeVpcs Vpcs.Vpc[].RouteTableId": "not matched yet (being fixed)",
-    "Vpc DescribeZones Zones.Zone[].AvailableDiskCategories": "not matched yet (being fixed)",
-    "Vpc DescribeZones Zones.Zone[].AvailableInstanceTypes": "not matched yet (being fixed)",
-    "Vpc DescribeZones Zones.Zone[].AvailableResourceCreation": "not matched yet (being fixed)",
-    "Vpc DescribeZones Zones.Zone[].AvailableVolumeCategories": "not matched yet (being fixed)",
 }
 
 

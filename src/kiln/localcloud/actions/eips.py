@@ -62,7 +62,8 @@ async def allocate_eip(cloud: Cloud, call: Call) -> Json:
     )
     eip["AllocationTime"] = eip["CreationTime"]
     cloud.put(eip)
-    return {"AllocationId": eip_id, "EipAddress": address, "ResourceGroupId": ""}
+    answer = {"AllocationId": eip_id, "EipAddress": address}
+    return answer if call.product == ECS.name else {**answer, "ResourceGroupId": ""}
 
 
 @action("AssociateEipAddress", ECS, VPC)
@@ -135,7 +136,8 @@ action("DescribeEipAddresses", ECS, VPC)(
             Equals("AssociatedInstanceId", "InstanceId"),
             Tags(),
         ),
-        view=views.with_vpc_tags,
+        view=views.eip,
+        omit={ECS.name: ("Name", "Tags")},  # the ECS API's older DescribeEipAddresses has neither
     )
 )
 

@@ -47,7 +47,8 @@ async def create_vpc(cloud: Cloud, call: Call) -> Json:
     )
     lifecycle.begin(vpc, "Pending", "Available", cloud.profile.network_create)
     cloud.put(vpc)
-    return {"VpcId": vpc_id, "VRouterId": router, "RouteTableId": table, "ResourceGroupId": ""}
+    answer = {"VpcId": vpc_id, "VRouterId": router, "RouteTableId": table}
+    return answer if call.product == ECS.name else {**answer, "ResourceGroupId": ""}
 
 
 action("DescribeVpcs", ECS, VPC)(
@@ -56,6 +57,7 @@ action("DescribeVpcs", ECS, VPC)(
         kind="vpc",
         filters=(AnyOf("VpcId"), Equals("VpcName"), Tags()),
         view=views.vpc,
+        omit={ECS.name: ("Tags",)},  # the ECS API's older DescribeVpcs shows no tags
         max_page_size=50,
     )
 )
@@ -111,7 +113,8 @@ action("DescribeVSwitches", ECS, VPC)(
         "VSwitches.VSwitch",
         kind="vswitch",
         filters=(Equals("VpcId"), Equals("VSwitchId"), Equals("ZoneId"), Tags()),
-        view=views.with_vpc_tags,
+        view=views.vswitch,
+        omit={ECS.name: ("Tags",)},  # nor its DescribeVSwitches
         max_page_size=50,
     )
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from kiln.localcloud.api import views
@@ -134,6 +134,7 @@ class Describe:
     extra: Extra | None = None  # more fields of the answer
     size_param: str = ""  # token paging: the parameter giving the page size (MaxResults), if any
     regional: bool = True  # RegionId is required
+    omit: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # product -> view fields its API lacks
 
     async def __call__(self, cloud: Cloud, call: Call) -> Json:
         region = call.require_region() if self.regional else call.region
@@ -146,7 +147,11 @@ class Describe:
             found.sort(key=lambda item: float(item["_created"]), reverse=True)
         chunk, paging = self._page(call, found)
         outer, _, inner = self.list_key.partition(".")
-        answer: Json = {outer: {inner: [self.view(cloud, item) for item in chunk]}, **paging}
+        shown = [self.view(cloud, item) for item in chunk]
+        for left_out in self.omit.get(call.product, ()):
+            for item in shown:
+                item.pop(left_out, None)
+        answer: Json = {outer: {inner: shown}, **paging}
         if self.extra is not None:
             answer.update(self.extra(cloud, call, region))
         return answer

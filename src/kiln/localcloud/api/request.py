@@ -19,8 +19,13 @@ MAX_USER_DATA = 32768  # bytes before Base64 encoding, as RunInstances documents
 
 
 class Call:
-    def __init__(self, action: str, params: dict[str, str], access_key_id: str, request_id: str) -> None:
+    def __init__(
+        self, action: str, params: dict[str, str], access_key_id: str, request_id: str, product: str = "Ecs"
+    ) -> None:
         self.action = action
+        self.product = (
+            product  # the API called (the registry's product name): actions both have answer each its way
+        )
         self.params = params
         self.access_key_id = access_key_id
         self.request_id = request_id

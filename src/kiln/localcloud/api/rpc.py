@@ -136,7 +136,7 @@ class RpcFrontDoor:
         if product is None:
             raise errors.INVALID_VERSION(version)
         found = find(product, action)
-        call = Call(action, params, caller.key.access_key_id, request_id)
+        call = Call(action, params, caller.key.access_key_id, request_id, product.name)
         if not product.emulated:
             return await found.handler(self.cloud, call)
         delay, fault = self.cloud.faults.match(action)

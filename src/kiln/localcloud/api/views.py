@@ -92,13 +92,25 @@ def snapshot(cloud: Cloud, snap: Res) -> dict[str, Any]:
 
 
 def vpc(cloud: Cloud, res: Res) -> dict[str, Any]:
+    """DescribeVpcs shows no RouteTableId (CreateVpc answers it)."""
     switches = [s["VSwitchId"] for s in cloud.items("vswitch", res["RegionId"]) if s["VpcId"] == res["VpcId"]]
-    return {**public(res), "VSwitchIds": {"VSwitchId": switches}, "Tags": vpc_tags(res)}
+    out = {**public(res), "VSwitchIds": {"VSwitchId": switches}, "Tags": vpc_tags(res)}
+    del out["RouteTableId"]
+    return out
 
 
-def with_vpc_tags(cloud: Cloud, res: Res) -> dict[str, Any]:
-    """vSwitches and EIPs: their own fields, tags the VPC API's way."""
-    return {**public(res), "Tags": vpc_tags(res)}
+def vswitch(cloud: Cloud, res: Res) -> dict[str, Any]:
+    """Its own fields but the region (DescribeVSwitches does not show it), tags the VPC API's way."""
+    out = {**public(res), "Tags": vpc_tags(res)}
+    del out["RegionId"]
+    return out
+
+
+def eip(cloud: Cloud, res: Res) -> dict[str, Any]:
+    """Its own fields, tags the VPC API's way; its time is AllocationTime (no CreationTime shown)."""
+    out = {**public(res), "Tags": vpc_tags(res)}
+    del out["CreationTime"]
+    return out
 
 
 def with_tags(cloud: Cloud, res: Res) -> dict[str, Any]:
