@@ -29,9 +29,9 @@ async def describe_regions(cloud: Cloud, call: Call) -> Json:
 async def describe_zones(cloud: Cloud, call: Call) -> Json:
     """The ECS API tells what can be made in each zone; the VPC API only names the zones."""
     region = call.require_region()
-    zones = []
+    zones: list[Json] = []
     for zone in zones_of(region):
-        named = {"ZoneId": zone, "LocalName": f"{REGIONS[region]} 可用区{zone[-1].upper()}"}
+        named: Json = {"ZoneId": zone, "LocalName": f"{REGIONS[region]} 可用区{zone[-1].upper()}"}
         if call.product != ECS.name:
             zones.append({**named, "ZoneType": "AvailabilityZone"})
             continue
