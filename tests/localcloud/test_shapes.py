@@ -189,19 +189,7 @@ def workflow(ecs: Call, vpc: Call) -> None:
     ecs("StopInstance", InstanceId=made)
     wait("Stopped", lambda: status(made) == "Stopped")
     ecs("AttachKeyPair", **r, KeyPairName="shapes-imported", InstanceIds=f'["{made}"]')
-    data_disk = ecs("CreateDisk", **r, ZoneId="cn-beijing-a", Size=20, DiskCategory="cloud_essd")["DiskId"]
-
-    def disk_status(disk_id: str) -> str:
-        return str(ecs("DescribeDisks", **r, DiskIds=f'["{disk_id}"]')["Disks"]["Disk"][0]["Status"])
-
-    wait("disk", lambda: disk_status(data_disk) == "Available")
-    ecs("AttachDisk", InstanceId=made, DiskId=data_disk)
-    wait("disk", lambda: disk_status(data_disk) == "In_use")
-    disk = ecs("DescribeDisks", **r, InstanceId=made, DiskType="system")["Disks"]["Disk"][0]["DiskId"]
-    ecs("DescribeDisks", **r, InstanceId=made)
-    ecs("DetachDisk", InstanceId=made, DiskId=data_disk)
-    wait("disk", lambda: disk_status(data_disk) == "Available")
-    ecs("DeleteDisk", DiskId=data_disk)
+    disk = ecs("DescribeDisks", **r, InstanceId=made)["Disks"]["Disk"][0]["DiskId"]
     snapshot = ecs("CreateSnapshot", DiskId=disk, SnapshotName="shapes")["SnapshotId"]
 
     def snapshot_status() -> str:
