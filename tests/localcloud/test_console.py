@@ -16,6 +16,7 @@ from alibabacloud_vpc20160428.client import Client as VpcClient
 from kiln.localcloud import LocalCloudProcess
 
 from .conftest import REGION
+from .ossutil import oss2_bucket
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="apt-get install -y chromium")
@@ -59,9 +60,15 @@ def test_console_shows_resources_live_and_no_secret(
     vpc_id = vpc.create_vpc(
         vpcm.CreateVpcRequest(region_id=REGION, cidr_block="10.8.0.0/16", vpc_name="console-vpc")
     ).body.vpc_id
+    bucket = oss2_bucket(cloud, "kiln-console-bucket")
+    bucket.create_bucket()
+    bucket.put_object("shown", b"12345")
     page = render(cloud.url + "/console")
+    bucket.delete_object("shown")
+    bucket.delete_bucket()
     assert 'data-loaded="1"' in page
     for expected in (
+        "kiln-console-bucket",
         "console-pair",
         vpc_id,
         "debian_12_x64_20G_kiln_20261128.vhd",

@@ -4,6 +4,7 @@ virtual-hosted style (the Host names the bucket and the region), as the two SDKs
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import subprocess
 import time
@@ -21,6 +22,7 @@ from kiln.localcloud.service import open_store
 
 from .oss_fixtures import new_bucket
 from .ossutil import REGION, oss2_bucket, v2_client
+from .test_proxy import run_python, shell_env
 
 __all__ = ["new_bucket"]
 
@@ -131,3 +133,40 @@ def test_virtual_hosted_style(cloud: LocalCloudProcess, new_bucket: Callable[[],
     with pytest.raises(oss2.exceptions.AccessDenied) as wrong_region:
         elsewhere.get_object("vhost/key")
     assert wrong_region.value.details["Endpoint"] == f"oss-{REGION}.aliyuncs.com"
+
+
+def test_both_sdks_over_https_through_the_proxy(cloud: LocalCloudProcess) -> None:
+    """The SDKs' own default endpoint (https://BUCKET.oss-cn-beijing.aliyuncs.com, virtual-hosted
+    style) with only what `kiln localcloud env` exports: the proxy routes the names to OSS."""
+    code = """if True:
+        import json, os, uuid
+        import oss2
+        import alibabacloud_oss_v2 as oss
+        ak, sk = os.environ["ALICLOUD_ACCESS_KEY"], os.environ["ALICLOUD_SECRET_KEY"]
+        name = "kiln-proxy-" + uuid.uuid4().hex[:10]
+        bucket = oss2.Bucket(oss2.Auth(ak, sk), "https://oss-cn-beijing.aliyuncs.com", name)
+        bucket.create_bucket()
+        bucket.put_object("k", b"through the proxy")
+        cfg = oss.config.load_default()
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(ak, sk)
+        cfg.region = "cn-beijing"
+        client = oss.Client(cfg)
+        got = client.get_object(oss.GetObjectRequest(bucket=name, key="k")).body.read().decode()
+        data = os.urandom(3 * 1024 * 1024)
+        path = "/tmp/" + name
+        open(path, "wb").write(data)
+        client.uploader(part_size=1024 * 1024).upload_file(oss.PutObjectRequest(bucket=name, key="big"), filepath=path)
+        os.unlink(path)
+        same = bucket.get_object("big").read() == data
+        for key in ("k", "big"):
+            bucket.delete_object(key)
+        bucket.delete_bucket()
+        print(json.dumps({"got": got, "same": same, "url": bucket._make_url(name, "k")}))
+    """
+    done = run_python(code, shell_env(cloud))
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["got"] == "through the proxy" and result["same"]
+    assert (
+        result["url"].startswith("https://kiln-proxy-") and ".oss-cn-beijing.aliyuncs.com/" in result["url"]
+    )

@@ -114,6 +114,7 @@ def snapshot(cloud: Cloud) -> dict[str, Any]:
             {k: p[k] for k in ("KeyPairName", "KeyPairFingerPrint", "RegionId")}
             for p in cloud.items("keypair")
         ],
+        "Buckets": cloud.oss.usage(),
         "Requests": [
             {
                 "Time": time.strftime("%H:%M:%S", time.gmtime(e.time)),

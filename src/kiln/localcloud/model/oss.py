@@ -223,6 +223,18 @@ class OssStore:
         found = [Bucket(*row) for row in rows if row[0].startswith(prefix)]
         return found[:limit], len(found) > limit
 
+    def usage(self) -> list[dict[str, object]]:
+        """Each bucket with its object count, bytes and uploads in progress (for the console)."""
+        rows = self.db.execute(
+            "SELECT b.name, b.region, b.storage_class,"
+            " (SELECT COUNT(*) FROM oss_objects o WHERE o.bucket = b.name),"
+            " (SELECT COALESCE(SUM(size), 0) FROM oss_objects o WHERE o.bucket = b.name),"
+            " (SELECT COUNT(*) FROM oss_uploads u WHERE u.bucket = b.name)"
+            " FROM oss_buckets b ORDER BY b.name"
+        )
+        names = ("BucketName", "RegionId", "StorageClass", "Objects", "Bytes", "Uploads")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     def delete_bucket(self, name: str) -> None:
         self.bucket(name)
         objects = self.db.execute("SELECT 1 FROM oss_objects WHERE bucket = ? LIMIT 1", (name,)).fetchone()
