@@ -3,6 +3,7 @@ on its public address, data disks. Namespace machines (needs root and the Debian
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,63 @@ def test_ssh_follows_the_security_group_rules(light: LocalCloudProcess, tmp_path
     assert ssh(key, built.address, "echo again", timeout=60).stdout.strip() == "again"
     tear_down(client, vpc, built)
     assert leftovers(client, vpc, built) == []
+
+
+def _disk_status(client: EcsClient, disk_id: str) -> str:
+    disks = client.describe_disks(
+        ecs.DescribeDisksRequest(region_id=REGION, disk_ids=json.dumps([disk_id]))
+    ).body.disks.disk
+    return str(disks[0].status)
+
+
+def test_a_data_disk_is_a_block_device_whose_data_reaches_the_image(
+    light: LocalCloudProcess, tmp_path: Path
+) -> None:
+    client, vpc = EcsClient(config(light)), VpcClient(config(light))
+    built = build_up(client, vpc, "disk1", image_name="disk_image")
+    key = write_key(tmp_path, built.private_key)
+    zone = client.describe_instance_attribute(
+        ecs.DescribeInstanceAttributeRequest(instance_id=built.instance_id)
+    ).body.zone_id
+    disk = client.create_disk(ecs.CreateDiskRequest(region_id=REGION, zone_id=zone, size=21)).body.disk_id
+    wait_for("disk Available", lambda: _disk_status(client, disk) == "Available")
+    client.attach_disk(ecs.AttachDiskRequest(instance_id=built.instance_id, disk_id=disk))
+    wait_for("disk In_use", lambda: _disk_status(client, disk) == "In_use")
+    # the machine sees the disk from its next start on
+    client.reboot_instance(ecs.RebootInstanceRequest(instance_id=built.instance_id))
+    wait_for("Running", lambda: instance_status(client, built.instance_id) == "Running", timeout=300)
+    wait_for_ssh(key, built.address)
+    size = ssh(key, built.address, "lsblk -bdno SIZE /dev/vdb")
+    assert size.stdout.strip() == str(21 << 30), size
+    made = ssh(key, built.address, "mkfs.ext4 -q /dev/vdb && mount /dev/vdb /mnt && echo on-disk > /mnt/kept")
+    assert made.returncode == 0, made.stderr
+
+    # the image of the running instance holds the data disk too, mounted and unsynced as it is
+    image_id = client.create_image(
+        ecs.CreateImageRequest(region_id=REGION, instance_id=built.instance_id, image_name="disk_image")
+    ).body.image_id
+    built.image_id = image_id
+    wait_for("image Available", lambda: _image_available(client, image_id), timeout=300)
+    run = ecs.RunInstancesRequest(
+        region_id=REGION,
+        image_id=image_id,
+        instance_type="ecs.t5-lc1m1.small",
+        security_group_id=built.group_id,
+        v_switch_id=built.vswitch_id,
+        key_pair_name=built.key_pair,
+    )
+    second = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
+    wait_for("Running", lambda: instance_status(client, second) == "Running", timeout=300)
+    address = client.allocate_public_ip_address(
+        ecs.AllocatePublicIpAddressRequest(instance_id=second)
+    ).body.ip_address
+    wait_for_ssh(key, address)
+    seen = ssh(key, address, "mount /dev/vdb /mnt && cat /mnt/kept")
+    assert seen.stdout.strip() == "on-disk", seen
+    client.delete_instance(ecs.DeleteInstanceRequest(instance_id=second, force=True))
+    ssh(key, built.address, "umount /mnt")
+    tear_down(client, vpc, built)  # the image's data snapshot with it, as Packer's cleanup does
+    wait_for("disk released", lambda: _disk_status(client, disk) == "Available", timeout=60)
+    client.delete_disk(ecs.DeleteDiskRequest(disk_id=disk))
+    assert leftovers(client, vpc, built) == []
+    wait_for("disk files removed", lambda: not any((light.state_dir / "disks").iterdir()), timeout=60)

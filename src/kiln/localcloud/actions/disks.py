@@ -179,6 +179,7 @@ async def create_disk(cloud: Cloud, call: Call) -> Json:
         spec["DeleteWithInstance"] = True
         attach_new_disks(cloud, inst, [spec])
         return {"DiskId": cloud.data_disks_of(inst["InstanceId"])[-1]["DiskId"], "OrderId": ""}
+    spec["DeleteWithInstance"] = False  # AttachDisk says
     disk = new_disk(cloud, spec, region, zone, call.tags())
     lifecycle.begin(disk, "Creating", "Available", 0.0, wait="create")
     cloud.put(disk)
@@ -227,8 +228,7 @@ async def attach_disk(cloud: Cloud, call: Call) -> Json:
         Device=free_device(cloud, inst["InstanceId"], call.text("Device")),
         AttachedTime=_now(),
     )
-    if call.get("DeleteWithInstance") is not None:
-        disk["DeleteWithInstance"] = call.flag("DeleteWithInstance")
+    disk["DeleteWithInstance"] = call.flag("DeleteWithInstance")  # false unless given, as documented
     lifecycle.begin(disk, "Attaching", "In_use", ATTACH_SECONDS)
     cloud.put(disk)
     return {}
