@@ -56,6 +56,21 @@ class QemuConfig(SSHConfig):
     http_bind_address: str = option(
         "0.0.0.0", doc="where the HTTP server listens; the guest reaches it at 10.0.2.2 (`{{ .HTTPIP }}`)"
     )
+    cd_files: list[str] = option(
+        default_factory=list, doc="files, folders and globs put on a CD made for the build (xorriso)"
+    )
+    cd_content: dict[str, str] = option(
+        default_factory=dict, doc="paths on that CD and their text (over cd_files' of the same path)"
+    )
+    cd_label: str = option("", doc="the CD's volume label; default: packer")
+    floppy_files: list[str] = option(
+        default_factory=list, doc="files and globs put at the root of a floppy made for the build"
+    )
+    floppy_dirs: list[str] = option(
+        default_factory=list, doc="folders put on the floppy recursively, with their structure"
+    )
+    floppy_content: dict[str, str] = option(default_factory=dict, doc="paths on the floppy and their text")
+    floppy_label: str = option("", doc="the floppy's volume label; default: packer")
     output_directory: str = option("", doc="default: output-<build name>")
     vm_name: str = option("", doc="file name of the image; default: packer-<build name>")
     format: str = option("qcow2", choices=FORMATS, doc="the output image's format")
@@ -130,7 +145,21 @@ class QemuConfig(SSHConfig):
         ):
             dctx.error(f"{path}.{name}", problem)
 
+    def validate_disks(self, dctx: DecodeContext, path: str) -> None:
+        from kiln.builders.qemu.extradisks import content_problems, path_problems
+
+        work_dir = Path.cwd()  # where relative paths are read from, as in Packer
+        for name in ("cd_files", "floppy_files", "floppy_dirs"):
+            for problem in path_problems(name, getattr(self, name), work_dir):
+                dctx.error(f"{path}.{name}", problem)
+        for name in ("cd_content", "floppy_content"):
+            for problem in content_problems(name, getattr(self, name)):
+                dctx.error(f"{path}.{name}", problem)
+        if len(self.cd_label) > 32 or len(self.floppy_label) > 11:
+            dctx.error(path, "cd_label holds 32 characters at most, floppy_label 11")
+
     def validate_qemu(self, dctx: DecodeContext, path: str) -> None:
+        self.validate_disks(dctx, path)
         self.validate_iso(dctx, path)
         self.validate_boot(dctx, path)
         if not self.disk_image:
