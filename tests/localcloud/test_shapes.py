@@ -45,29 +45,6 @@ OTHER_REGION = "cn-hangzhou"
 #: "Product Action field" -> why localcloud answers that field otherwise than the model says. Each
 #: must still be found, so a fixed one is taken off the list.
 ALLOWED: dict[str, str] = {
-    "Ecs DescribeImageFromFamily Image.BootMode": "not matched yet (being fixed)",
-    "Ecs DescribeImageFromFamily Image.DiskDeviceMappings.DiskDeviceMapping[].Progress": "not matched yet (being fixed)",
-    "Ecs DescribeImageFromFamily Image.DiskDeviceMappings.DiskDeviceMapping[].RemainTime": "not matched yet (being fixed)",
-    "Ecs DescribeImageFromFamily Image.IsPublic": "not matched yet (being fixed)",
-    "Ecs DescribeImageFromFamily Image.LoginAsNonRootSupported": "not matched yet (being fixed)",
-    "Ecs DescribeImageFromFamily Image.OSNameEn": "not matched yet (being fixed)",
-    "Ecs DescribeImageFromFamily Image.RegionId": "not matched yet (being fixed)",
-    "Ecs DescribeImages Images.Image[].RegionId": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute CreationTime": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute IoOptimized": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute KeyPairName": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute OSName": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute OSType": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute StartTime": "not matched yet (being fixed)",
-    "Ecs DescribeInstanceAttribute Tags": "not matched yet (being fixed)",
-    "Ecs DescribeInstances Instances.Instance[].EipAddress.Bandwidth": "not matched yet (being fixed)",
-    "Ecs DescribeKeyPairs KeyPairs.KeyPair[].KeyPairId": "not matched yet (being fixed)",
-    "Ecs DescribeKeyPairs KeyPairs.KeyPair[].RegionId": "not matched yet (being fixed)",
-    "Ecs DescribeSecurityGroupAttribute CreationTime": "not matched yet (being fixed)",
-    "Ecs DescribeSecurityGroupAttribute SecurityGroupType": "not matched yet (being fixed)",
-    "Ecs DescribeSecurityGroupAttribute Tags": "not matched yet (being fixed)",
-    "Ecs DescribeSecurityGroups SecurityGroups.SecurityGroup[].RegionId": "not matched yet (being fixed)",
-    "Ecs ImportKeyPair KeyPairId": "not matched yet (being fixed)",
 }
 
 

@@ -84,7 +84,7 @@ async def associate_eip(cloud: Cloud, call: Call) -> Json:
     inst["EipAddress"] = {
         "AllocationId": eip["AllocationId"],
         "IpAddress": eip["IpAddress"],
-        "Bandwidth": eip["Bandwidth"],
+        "Bandwidth": int(eip["Bandwidth"]),  # an integer here, a string in the EIP's own answers
         "InternetChargeType": eip["InternetChargeType"],
     }
     cloud.put(inst)

@@ -72,7 +72,7 @@ action("DescribeImages", ECS)(
 async def describe_image_from_family(cloud: Cloud, call: Call) -> Json:
     region = call.require_region()
     image = family_latest(cloud, region, call.require("ImageFamily"))
-    return {"Image": views.image(cloud, image) if image else {}}
+    return {"Image": views.image_of_family(cloud, image) if image else {}}
 
 
 def check_image_name(cloud: Cloud, region: str, name: str) -> None:

@@ -84,48 +84,52 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> tuple[Res, list[dict
     # Everything is checked: only now may the request take a private address of the vSwitch.
     private_ip = _next_private_ip(cloud, vsw)
     iid = new_id("i-")
-    return cloud.new(
-        "instance",
-        iid,
-        region,
-        InstanceId=iid,
-        InstanceName=call.text("InstanceName", iid),
-        HostName=call.text("HostName", f"iZ{iid[2:]}Z"),
-        Description=call.text("Description"),
-        ZoneId=vsw["ZoneId"],
-        Status="Pending",
-        InstanceType=instance_type,
-        Cpu=offered.cpus,
-        Memory=int(offered.memory_gib * 1024),
-        ImageId=image["ImageId"],
-        OSType="linux",
-        OSName=image.get("OSName", "Debian 12"),
-        KeyPairName=key_name or "",
-        SecurityGroupIds={"SecurityGroupId": group_ids},
-        VpcAttributes={
-            "VpcId": vsw["VpcId"],
-            "VSwitchId": vsw["VSwitchId"],
-            "PrivateIpAddress": {"IpAddress": [private_ip]},
-            "NatIpAddress": "",
-        },
-        PublicIpAddress=[],
-        EipAddress=dict(NO_EIP),
-        InternetChargeType=call.text("InternetChargeType", "PayByTraffic"),
-        InternetMaxBandwidthOut=bandwidth,
-        IoOptimized=True,
-        InstanceChargeType=call.text("InstanceChargeType", "PostPaid"),
-        InstanceNetworkType="vpc",
-        StoppedMode="Not-applicable",
-        Tags=tags,
-        StartTime="",
-        ExpiredTime="2099-12-31T15:59Z",
-        _image_file=image.get("_file"),
-        _user_data=user_data,
-        _disk_id=new_id("d-"),
-        _disk_size=disk_size,
-        _disk_category=call.text("SystemDisk.Category", "cloud_efficiency"),
-        _has_password=call.get("Password") is not None,
-    ), data_disks
+    return (
+        cloud.new(
+            "instance",
+            iid,
+            region,
+            CreationTime=time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),  # minutes, as documented
+            InstanceId=iid,
+            InstanceName=call.text("InstanceName", iid),
+            HostName=call.text("HostName", f"iZ{iid[2:]}Z"),
+            Description=call.text("Description"),
+            ZoneId=vsw["ZoneId"],
+            Status="Pending",
+            InstanceType=instance_type,
+            Cpu=offered.cpus,
+            Memory=int(offered.memory_gib * 1024),
+            ImageId=image["ImageId"],
+            OSType="linux",
+            OSName=image.get("OSName", "Debian 12"),
+            KeyPairName=key_name or "",
+            SecurityGroupIds={"SecurityGroupId": group_ids},
+            VpcAttributes={
+                "VpcId": vsw["VpcId"],
+                "VSwitchId": vsw["VSwitchId"],
+                "PrivateIpAddress": {"IpAddress": [private_ip]},
+                "NatIpAddress": "",
+            },
+            PublicIpAddress=[],
+            EipAddress=dict(NO_EIP),
+            InternetChargeType=call.text("InternetChargeType", "PayByTraffic"),
+            InternetMaxBandwidthOut=bandwidth,
+            IoOptimized=True,
+            InstanceChargeType=call.text("InstanceChargeType", "PostPaid"),
+            InstanceNetworkType="vpc",
+            StoppedMode="Not-applicable",
+            Tags=tags,
+            StartTime="",
+            ExpiredTime="2099-12-31T15:59Z",
+            _image_file=image.get("_file"),
+            _user_data=user_data,
+            _disk_id=new_id("d-"),
+            _disk_size=disk_size,
+            _disk_category=call.text("SystemDisk.Category", "cloud_efficiency"),
+            _has_password=call.get("Password") is not None,
+        ),
+        data_disks,
+    )
 
 
 @action("RunInstances", ECS)
@@ -267,4 +271,4 @@ action("DescribeInstanceStatus", ECS)(
 
 @action("DescribeInstanceAttribute", ECS)
 async def describe_instance_attribute(cloud: Cloud, call: Call) -> Json:
-    return views.instance(cloud, _instance(cloud, call))
+    return views.instance_attribute(cloud, _instance(cloud, call))

@@ -97,8 +97,7 @@ async def import_key_pair(cloud: Cloud, call: Call) -> Json:
     return {
         "KeyPairName": name,
         "KeyPairFingerPrint": pair["KeyPairFingerPrint"],
-        "KeyPairId": pair["KeyPairId"],
-    }
+    }  # no KeyPairId: ImportKeyPair does not answer it (CreateKeyPair does)
 
 
 def _failed(instance_id: str, err: errors.ApiError) -> dict[str, str]:
@@ -163,7 +162,7 @@ action("DescribeKeyPairs", ECS)(
         "KeyPairs.KeyPair",
         kind="keypair",
         filters=(Glob("KeyPairName"), Equals("KeyPairFingerPrint"), Tags()),
-        view=views.with_tags,
+        view=views.key_pair,
         max_page_size=50,
     )
 )

@@ -130,7 +130,7 @@ action("DescribeSecurityGroups", ECS)(
             AnyOf("SecurityGroupIds", "SecurityGroupId", also=("SecurityGroupId",)),
             Tags(),
         ),
-        view=views.with_tags,
+        view=views.security_group,
         max_page_size=50,
         extra=_region_field,
     )

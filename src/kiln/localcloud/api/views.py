@@ -21,6 +21,11 @@ def public(res: Res) -> dict[str, Any]:
     return KINDS[res["_kind"]].public(res)
 
 
+def without(fields: dict[str, Any], *names: str) -> dict[str, Any]:
+    """`fields` but `names` (the fields an action does not show)."""
+    return {name: value for name, value in fields.items() if name not in names}
+
+
 def tags(res: Res) -> dict[str, Any]:
     return {"Tag": list(res.get("Tags", []))}
 
@@ -53,6 +58,13 @@ def instance(cloud: Cloud, inst: Res) -> dict[str, Any]:
     return out
 
 
+def instance_attribute(cloud: Cloud, inst: Res) -> dict[str, Any]:
+    """DescribeInstanceAttribute: fewer fields than DescribeInstances, IoOptimized a string."""
+    out = without(instance(cloud, inst), "KeyPairName", "OSName", "OSType", "StartTime", "Tags")
+    out["IoOptimized"] = "optimized" if inst["IoOptimized"] else "none"
+    return out
+
+
 def instance_status_row(cloud: Cloud, inst: Res) -> dict[str, Any]:
     return {"InstanceId": inst["InstanceId"], "Status": instance_status(inst)}
 
@@ -81,6 +93,15 @@ def image(cloud: Cloud, img: Res) -> dict[str, Any]:
         )
     out["DiskDeviceMappings"] = {"DiskDeviceMapping": mappings}
     out["Tags"] = tags(img)
+    del out["RegionId"]  # the answer's, not each image's
+    return out
+
+
+def image_of_family(cloud: Cloud, img: Res) -> dict[str, Any]:
+    """DescribeImageFromFamily documents fewer fields than DescribeImages."""
+    out = without(image(cloud, img), "BootMode", "IsPublic", "LoginAsNonRootSupported", "OSNameEn")
+    for mapping in out["DiskDeviceMappings"]["DiskDeviceMapping"]:
+        del mapping["Progress"], mapping["RemainTime"]
     return out
 
 
@@ -118,5 +139,17 @@ def with_tags(cloud: Cloud, res: Res) -> dict[str, Any]:
     return {**public(res), "Tags": tags(res)}
 
 
+def security_group(cloud: Cloud, sg: Res) -> dict[str, Any]:
+    """DescribeSecurityGroups: its fields but the region (the answer's), tags the ECS API's way."""
+    return without(with_tags(cloud, sg), "RegionId")
+
+
+def key_pair(cloud: Cloud, pair: Res) -> dict[str, Any]:
+    """DescribeKeyPairs shows no KeyPairId (CreateKeyPair answers it) nor region."""
+    return without(with_tags(cloud, pair), "KeyPairId", "RegionId")
+
+
 def security_group_attribute(cloud: Cloud, sg: Res) -> dict[str, Any]:
-    return {**public(sg), "Permissions": {"Permission": list(sg["_rules"])}, "InnerAccessPolicy": "Accept"}
+    """DescribeSecurityGroupAttribute documents no type, tags nor creation time."""
+    out = without(public(sg), "SecurityGroupType", "CreationTime", "Tags")
+    return {**out, "Permissions": {"Permission": list(sg["_rules"])}, "InnerAccessPolicy": "Accept"}
