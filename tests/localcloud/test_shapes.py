@@ -44,8 +44,7 @@ OTHER_REGION = "cn-hangzhou"
 
 #: "Product Action field" -> why localcloud answers that field otherwise than the model says. Each
 #: must still be found, so a fixed one is taken off the list.
-ALLOWED: dict[str, str] = {
-}
+ALLOWED: dict[str, str] = {}
 
 
 def registry_actions() -> list[tuple[str, str]]:
