@@ -22,6 +22,7 @@ POST_PROCESSORS: dict[str, str] = {
     "manifest": "kiln.postprocessors.manifest:ManifestPostProcessor",
     "checksum": "kiln.postprocessors.checksum:ChecksumPostProcessor",
     "compress": "kiln.postprocessors.compress:CompressPostProcessor",
+    "alicloud-import": "kiln.postprocessors.alicloud_import:AlicloudImportPostProcessor",
     "shell-local": "kiln.postprocessors.shell_local:ShellLocalPostProcessor",
 }
 

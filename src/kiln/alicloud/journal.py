@@ -31,8 +31,12 @@ HEARTBEAT_TAG = "kiln-heartbeat"
 #: prove from it that the build is gone, even without the journal.
 OWNER_TAG = "kiln-owner"
 
-#: Resource kinds, in the order a cleanup deletes them (dependents first).
-KINDS = ("eip", "instance", "image", "snapshot", "security_group", "vswitch", "vpc", "key_pair")
+#: Resource kinds, in the order a cleanup deletes them (dependents first); the OSS ones (an upload,
+#: an object, a bucket the run made) are known from the journal only.
+KINDS = (
+    "eip", "instance", "image", "snapshot", "security_group", "vswitch", "vpc", "key_pair",
+    "oss_multipart", "oss_object", "oss_bucket",
+)  # fmt: skip
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 

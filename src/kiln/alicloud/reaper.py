@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kiln.alicloud import oss
 from kiln.alicloud.client import AlicloudClient, ApiError, items
 from kiln.alicloud.journal import HEARTBEAT_TAG, HOST_TAG, KINDS, OWNER_TAG, TAG_KEY, parse_heartbeat
 from kiln.alicloud.waiter import wait_until
@@ -114,7 +115,10 @@ def delete_image(client: AlicloudClient, image_id: str, snapshots: bool = True) 
     snapshot_ids = image_snapshots(client, image_id) if snapshots else []
     _ignore_missing(
         lambda: client.call(
-            "DeleteImage", {"ImageId": image_id, "Force": True}, retry=("IncorrectImageStatus",), attempts=15
+            "DeleteImage",
+            {"ImageId": image_id, "Force": True},
+            retry=("IncorrectImageStatus", "ImageIsImporting"),
+            attempts=15,
         )
     )
     for snapshot_id in snapshot_ids:
@@ -173,6 +177,9 @@ DELETERS: dict[str, Callable[[AlicloudClient, str], None]] = {
     "vswitch": delete_vswitch,
     "vpc": delete_vpc,
     "key_pair": delete_key_pair,
+    "oss_multipart": lambda client, rid: oss.abort_upload(client.access, client.region, rid),
+    "oss_object": lambda client, rid: oss.delete_object(client.access, client.region, rid),
+    "oss_bucket": lambda client, rid: oss.delete_bucket(client.access, client.region, rid),
 }
 
 # kind -> (describe action, list path, id field)
@@ -205,6 +212,8 @@ def find_tagged(client: AlicloudClient, run_id: str | None) -> list[Tagged]:
     found: list[Tagged] = []
     tag = {"Key": TAG_KEY, "Value": run_id} if run_id else {"Key": TAG_KEY}
     for kind in KINDS:
+        if kind not in _LISTS:
+            continue  # OSS resources carry no ECS tags: the journal names them
         action, (outer, inner), id_field = _LISTS[kind]
         params: dict[str, object] = {"Tag": [tag]}
         if kind == "image":

@@ -9,7 +9,7 @@ from kiln.components import Artifact
 BUILDER_ID = "alibaba.alicloud"
 
 
-def images_artifact(images: dict[str, str], client: AlicloudClient) -> Artifact:
+def images_artifact(images: dict[str, str], client: AlicloudClient, builder_id: str = BUILDER_ID) -> Artifact:
     regions = sorted(images)
     string = "Alicloud images were created:\n\n" + "\n".join(f"{r}: {images[r]}" for r in regions)
 
@@ -19,7 +19,7 @@ def images_artifact(images: dict[str, str], client: AlicloudClient) -> Artifact:
             reaper.delete_image(client.for_region(region), images[region])
 
     return Artifact(
-        BUILDER_ID,
+        builder_id,
         id=",".join(f"{r}:{images[r]}" for r in regions),
         string=string,
         state={"atlas.artifact.metadata": {r: images[r] for r in regions}, "images": dict(images)},

@@ -1,0 +1,178 @@
+"""The alicloud-import post-processor through `kiln build`, against localcloud's OSS, RAM and ImportImage
+(record-only instances): a disk from the file builder becomes an Available image whose disk is the
+converted upload; what it made in between (object, upload, bucket) is gone; faults leave nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import alibabacloud_oss_v2 as oss_sdk
+import pytest
+
+from kiln.alicloud.access import AccessConfig
+from kiln.alicloud.oss import client as oss_client
+from kiln.localcloud import LocalCloudProcess
+
+from .conftest import REGION, admin, api, inventory, kiln, leaks
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def import_env(cloud: LocalCloudProcess, cloud_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {**cloud_env, "KILN_OSS_ENDPOINT": cloud.url, "ALICLOUD_REGION": REGION}
+    monkeypatch.setenv("KILN_OSS_ENDPOINT", cloud.url)
+    return env
+
+
+def make_disk(path: Path, mib: int) -> Path:
+    """A qcow2 disk whose first `mib` MiB hold a pattern (so that each part differs)."""
+    raw = path.with_suffix(".raw")
+    with raw.open("wb") as handle:
+        for i in range(mib):
+            handle.write(i.to_bytes(4, "little") * (MIB // 4))
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
+    raw.unlink()
+    return path
+
+
+def template(tmp_path: Path, disk: Path, bucket: str, image: str, **extra: Any) -> Path:
+    data = {
+        "builders": [{"type": "file", "source": str(disk), "target": str(tmp_path / "disk.qcow2")}],
+        "post-processors": [
+            [
+                {
+                    "type": "alicloud-import",
+                    "oss_bucket_name": bucket,
+                    "oss_key_name": "imports/{{build `PackerRunUUID`}}.raw",
+                    "image_name": image,
+                    "image_os_type": "linux",
+                    "image_platform": "Debian",
+                    "image_architecture": "x86_64",
+                    "format": "raw",
+                    **extra,
+                },
+                {"type": "manifest", "output": str(tmp_path / "manifest.json")},
+            ]
+        ],
+    }
+    path = tmp_path / "import.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def oss_api(cloud: LocalCloudProcess) -> Any:
+    access = AccessConfig(access_key=cloud.access_key_id, secret_key=cloud.secret, region=REGION)
+    return oss_client(access, REGION)
+
+
+def bucket_exists(cloud: LocalCloudProcess, bucket: str) -> bool:
+    return bool(oss_api(cloud).is_bucket_exist(bucket))
+
+
+def uploads(cloud: LocalCloudProcess, bucket: str) -> list[Any]:
+    if not bucket_exists(cloud, bucket):
+        return []
+    found = oss_api(cloud).list_multipart_uploads(oss_sdk.ListMultipartUploadsRequest(bucket=bucket))
+    return list(found.uploads or [])
+
+
+def objects(cloud: LocalCloudProcess, bucket: str) -> list[str]:
+    if not bucket_exists(cloud, bucket):
+        return []
+    found = oss_api(cloud).list_objects_v2(oss_sdk.ListObjectsV2Request(bucket=bucket))
+    return [o.key for o in found.contents or []]
+
+
+def request_log(cloud: LocalCloudProcess) -> list[dict[str, Any]]:
+    body = admin(cloud, "KilnDescribeRequestLog", Limit="1000")
+    entries = body.get("Requests") or body.get("Entries") or body.get("RequestLog") or []
+    if isinstance(entries, dict):
+        entries = next(iter(entries.values()))
+    return list(entries)
+
+
+def names() -> tuple[str, str]:
+    tag = uuid.uuid4().hex[:10]
+    return f"kiln-import-{tag}", f"imported-{tag}"
+
+
+def test_import_end_to_end(cloud: LocalCloudProcess, import_env: dict[str, str], tmp_path: Path) -> None:
+    before = inventory(cloud)
+    bucket, image = names()
+    disk = make_disk(tmp_path / "source.qcow2", 40)
+    done = kiln("build", str(template(tmp_path, disk, bucket, image)), env=import_env, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Creating OSS bucket" in out and "initialize ram role for importing image" in out, out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    artifact_id = manifest["builds"][-1]["artifact_id"]
+    region, image_id = artifact_id.split(":")
+    assert region == REGION and image_id.startswith("m-")
+    found = api(cloud).call("DescribeImages", {"ImageId": image_id, "ImageOwnerAlias": "self"})
+    listed = found["Images"]["Image"]
+    assert [i["Status"] for i in listed] == ["Available"] and listed[0]["ImageName"] == image
+    mapping = listed[0]["DiskDeviceMappings"]["DiskDeviceMapping"][0]
+    assert (mapping["Format"], mapping["ImportOSSBucket"]) == ("RAW", bucket)
+    # the object, the upload and the bucket it made are gone; the image is what it left
+    assert not bucket_exists(cloud, bucket)
+    assert leaks(cloud, before, {image_id}) == {}
+    # the image's disk is the upload, converted: its first MiB is the pattern's
+    image_file = next(Path(cloud.state_dir, "images").glob(f"{image_id}.*"))
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(image_file)], capture_output=True, text=True, check=True).stdout)
+    assert info["virtual-size"] == 40 * MIB
+    # and it is used by RunInstances like any other image
+    run = api(cloud).call("DescribeImages", {"ImageName": image, "ImageOwnerAlias": "self"})
+    assert run["Images"]["Image"][0]["ImageId"] == image_id
+
+
+def test_a_failing_import_leaves_nothing(
+    cloud: LocalCloudProcess, import_env: dict[str, str], faults: Any, tmp_path: Path
+) -> None:
+    before = inventory(cloud)
+    bucket, image = names()
+    faults(TargetAction="ImportImage", Code="InvalidOSSObject.NotFound", HttpStatus="400", Count="5")
+    disk = make_disk(tmp_path / "source.qcow2", 20)
+    done = kiln("build", str(template(tmp_path, disk, bucket, image)), env=import_env, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "InvalidOSSObject.NotFound" in out, out
+    assert not bucket_exists(cloud, bucket), out
+    assert leaks(cloud, before) == {}, out
+    journal = json.loads(next((tmp_path / "state" / "journal").glob("*.json")).read_text())
+    assert {r["kind"] for r in journal["resources"]} >= {"oss_bucket", "oss_object", "oss_multipart"}
+    assert all(r["state"] == "deleted" for r in journal["resources"]), journal
+
+
+def test_image_import_errors(cloud: LocalCloudProcess, import_env: dict[str, str], tmp_path: Path) -> None:
+    """ImportImage's own checks: a missing object, a format that is not the file's, a size too small."""
+    bucket, image = names()
+    oss = oss_api(cloud)
+    oss.put_bucket(oss_sdk.PutBucketRequest(bucket=bucket))
+    disk = make_disk(tmp_path / "d.qcow2", 2)
+    oss.put_object_from_file(oss_sdk.PutObjectRequest(bucket=bucket, key="d.qcow2"), str(disk))
+    c = api(cloud)
+    from kiln.postprocessors.alicloud_import.steps import prepare_import_role
+
+    prepare_import_role(c)
+
+    def code(**mapping: str) -> str:
+        from kiln.alicloud.client import ApiError
+
+        try:
+            c.call("ImportImage", {"ImageName": image, "DiskDeviceMapping": [{"OSSBucket": bucket, **mapping}]})
+        except ApiError as exc:
+            return exc.code
+        raise AssertionError("ImportImage succeeded")
+
+    try:
+        assert code(OSSObject="missing.raw") == "InvalidOSSObject.NotFound"
+        assert code(OSSObject="d.qcow2", Format="RAW") == "InvalidImageFormat.Malformed"
+        assert code(OSSObject="d.qcow2", Format="VMDK") == "InvalidImageFormat.Malformed"
+        assert code(OSSObject="d.qcow2", DiskImageSize="4096") == "InvalidImageSize"
+    finally:
+        oss.delete_object(oss_sdk.DeleteObjectRequest(bucket=bucket, key="d.qcow2"))
+        oss.delete_bucket(oss_sdk.DeleteBucketRequest(bucket=bucket))
