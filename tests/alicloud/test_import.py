@@ -23,7 +23,9 @@ MIB = 1 << 20
 
 
 @pytest.fixture
-def import_env(cloud: LocalCloudProcess, cloud_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def import_env(
+    cloud: LocalCloudProcess, cloud_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     env = {**cloud_env, "KILN_OSS_ENDPOINT": cloud.url, "ALICLOUD_REGION": REGION}
     monkeypatch.setenv("KILN_OSS_ENDPOINT", cloud.url)
     return env
@@ -123,7 +125,11 @@ def test_import_end_to_end(cloud: LocalCloudProcess, import_env: dict[str, str],
     assert leaks(cloud, before, {image_id}) == {}
     # the image's disk is the upload, converted: its first MiB is the pattern's
     image_file = next(Path(cloud.state_dir, "images").glob(f"{image_id}.*"))
-    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(image_file)], capture_output=True, text=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(image_file)], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert info["virtual-size"] == 40 * MIB
     # and it is used by RunInstances like any other image
     run = api(cloud).call("DescribeImages", {"ImageName": image, "ImageOwnerAlias": "self"})
@@ -163,7 +169,9 @@ def test_image_import_errors(cloud: LocalCloudProcess, import_env: dict[str, str
         from kiln.alicloud.client import ApiError
 
         try:
-            c.call("ImportImage", {"ImageName": image, "DiskDeviceMapping": [{"OSSBucket": bucket, **mapping}]})
+            c.call(
+                "ImportImage", {"ImageName": image, "DiskDeviceMapping": [{"OSSBucket": bucket, **mapping}]}
+            )
         except ApiError as exc:
             return exc.code
         raise AssertionError("ImportImage succeeded")

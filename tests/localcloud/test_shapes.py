@@ -16,6 +16,7 @@ here. Then make its answer match its model, or put what cannot match in ALLOWED,
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import kiln.localcloud.actions  # noqa: F401 - declares the actions in the registry
-from kiln.localcloud import sdkmodels, start
+from kiln.localcloud import LocalCloudProcess, sdkmodels, start
 from kiln.localcloud.api.registry import ACTIONS
 from kiln.localcloud.model.images import PUBLIC_IMAGE_ID
 
@@ -275,6 +276,40 @@ def ram_workflow(ram: Call) -> None:
     ram("DeleteRole", RoleName="shapes-role")
 
 
+def import_workflow(ecs: Call, ram: Call, process: LocalCloudProcess, disk: Path) -> None:
+    """A disk uploaded to OSS becomes an image (ImportImage), with the role it needs."""
+    import alibabacloud_oss_v2 as oss
+
+    trust = {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": ["ecs.aliyuncs.com"]}}
+    role = {"RoleName": "AliyunECSImageImportDefaultRole"}
+    ram("CreateRole", **role, AssumeRolePolicyDocument=json.dumps({"Statement": [trust], "Version": "1"}))
+    ram("AttachPolicyToRole", **role, PolicyName="AliyunECSImageImportRolePolicy", PolicyType="System")
+    cfg = oss.config.load_default()
+    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
+        process.access_key_id, process.secret
+    )
+    cfg.region, cfg.endpoint = REGION, process.url
+    bucket = oss.Client(cfg)
+    bucket.put_bucket(oss.PutBucketRequest(bucket="shapes-import"))
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    bucket.put_object_from_file(oss.PutObjectRequest(bucket="shapes-import", key="disk.qcow2"), str(disk))
+    mapping = {
+        "OSSBucket": "shapes-import",
+        "OSSObject": "disk.qcow2",
+        "Format": "QCOW2",
+        "DiskImageSize": "5",
+    }
+    image = ecs("ImportImage", RegionId=REGION, ImageName="shapes-imported", DiskDeviceMapping=[mapping])
+    every = {"Status": "Creating,Waiting,Available,UnAvailable,CreateFailed"}
+
+    def status() -> str:
+        found = ecs("DescribeImages", RegionId=REGION, ImageId=image["ImageId"], **every)["Images"]["Image"]
+        return str(found[0]["Status"]) if found else ""
+
+    wait("imported image", lambda: status() == "Available")
+    ecs("DeleteImage", RegionId=REGION, ImageId=image["ImageId"])
+
+
 @pytest.fixture(scope="module")
 def answers(state_root: Path) -> Iterator[Recorder]:
     """The workflow's answers, from a record-only localcloud of its own."""
@@ -286,7 +321,9 @@ def answers(state_root: Path) -> Iterator[Recorder]:
             return lambda action, **fields: call(made, models, action, **fields)
 
         workflow(client("Ecs", EcsClient, ecs_models), client("Vpc", VpcClient, vpc_models))
-        ram_workflow(client("Ram", RamClient, ram_models))
+        ram = client("Ram", RamClient, ram_models)
+        ram_workflow(ram)
+        import_workflow(client("Ecs", EcsClient, ecs_models), ram, process, state_root / "shapes-disk.qcow2")
         yield recorder
     log = (state_root / "shapes" / "server.log").read_text()
     assert "Traceback" not in log, log[-3000:]
