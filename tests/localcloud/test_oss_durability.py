@@ -1,21 +1,25 @@
 """OSS's objects across a kill -9 of localcloud: a finished PUT and a finished multipart upload are
-there whole, an upload in progress can go on, and a PUT cut off halfway leaves nothing visible."""
+there whole, an upload in progress can go on, and a PUT cut off halfway (server killed, or client
+gone) leaves nothing, visible or on disk."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import oss2
 import pytest
 
-from kiln.localcloud import start
+from kiln.localcloud import LocalCloudProcess, start
 from kiln.localcloud.model import crc64
 
-from .oss_fixtures import bucket_name
+from .oss_fixtures import bucket_name, new_bucket
 from .ossutil import oss2_bucket
+
+__all__ = ["new_bucket"]
 
 
 def test_kill_9_keeps_finished_writes_and_drops_half_ones(state_root: Path) -> None:
@@ -58,3 +62,37 @@ def test_kill_9_keeps_finished_writes_and_drops_half_ones(state_root: Path) -> N
         assert bucket.get_object("big").read() == data
         stored = {p.name for p in (state / "oss" / "data").iterdir()}
         assert len(stored) == 2  # "whole" and "big": the parts' files went with the completion
+
+
+def _put_head(path: str, port: int, length: int) -> bytes:
+    return f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {length}\r\n\r\n".encode()
+
+
+def test_a_client_that_goes_away_leaves_nothing(
+    cloud: LocalCloudProcess, new_bucket: Callable[[], str]
+) -> None:
+    bucket = oss2_bucket(cloud, new_bucket())
+    path = bucket.sign_url("PUT", "cut", 600).split(cloud.url, 1)[1]
+    tmp = cloud.state_dir / "oss" / "tmp"
+    with socket.create_connection(("127.0.0.1", cloud.port)) as cut:
+        cut.sendall(_put_head(path, cloud.port, 10 * 1024 * 1024) + b"x" * (3 * 1024 * 1024))
+        deadline = time.monotonic() + 10
+        while not any(tmp.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(tmp.iterdir())
+    deadline = time.monotonic() + 10
+    while any(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp.iterdir()) == []
+    assert not bucket.object_exists("cut")
+
+
+def test_a_body_over_5_gib_is_refused_before_it_is_read(
+    cloud: LocalCloudProcess, new_bucket: Callable[[], str]
+) -> None:
+    bucket = oss2_bucket(cloud, new_bucket())
+    path = bucket.sign_url("PUT", "huge", 600).split(cloud.url, 1)[1]
+    with socket.create_connection(("127.0.0.1", cloud.port), timeout=10) as huge:
+        huge.sendall(_put_head(path, cloud.port, 6 * 1024**3))
+        answer = huge.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400") and b"<Code>EntityTooLarge</Code>" in answer

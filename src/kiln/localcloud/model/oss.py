@@ -1,6 +1,6 @@
 """OSS's model: the buckets, objects and multipart uploads of localcloud's one account.
 
-Bytes live in files under `state/oss/`: `data/` holds every object's and every part's bytes under
+Bytes live in files under `state/oss/` (`oss_files`): `data/` holds every object's and every part's bytes under
 a name of its own, `tmp/` what is being received. Metadata lives in the state's SQLite file beside
 every other resource. A write streams into `tmp/` (MD5 and CRC-64 computed on the way, memory
 bounded by one buffer), is renamed into `data/` (atomic), and only then recorded in SQLite. So after
@@ -13,24 +13,20 @@ Other products read objects through this class (ImportImage: `bucket`, `object_f
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import os
 import re
-import shutil
 import sqlite3
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from kiln.localcloud import oss_errors as E
 from kiln.localcloud.model import crc64
-from kiln.localcloud.store import state_folder
+from kiln.localcloud.model.oss_files import Blob, ObjectFiles
 
 #: localcloud serves one account; its buckets are its own, owned by this id.
 ACCOUNT_ID = "1000000000000001"
@@ -38,7 +34,6 @@ MAX_OBJECT = 5 * 1024**3  # PutObject, and one part
 MIN_PART = 100 * 1024  # every part but the last
 MAX_PARTS = 10000
 MAX_BUCKETS = 100
-_FLUSH = 1024 * 1024  # bytes received are written (and hashed, off the event loop) this many at a time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS oss_buckets (
@@ -70,16 +65,6 @@ class Bucket:
     created: float
     storage_class: str
     acl: str
-
-
-@dataclass(frozen=True)
-class Blob:
-    """Bytes received into tmp/, not yet anyone's."""
-
-    path: Path
-    size: int
-    md5: bytes
-    crc64: int
 
 
 @dataclass(frozen=True)
@@ -126,55 +111,14 @@ def check_key(key: str) -> None:
         raise E.INVALID_OBJECT_NAME(ObjectName=key)
 
 
-def _absorb(out: BinaryIO, digests: Sequence[Any], data: bytes | bytearray) -> None:
-    out.write(data)
-    for digest in digests:
-        digest.update(data)
-
-
-def _copy_into(out: BinaryIO, source: Path, start: int, length: int) -> None:
-    with source.open("rb") as src:
-        src.seek(start)
-        out.flush()
-        try:
-            while length > 0:
-                done = os.copy_file_range(src.fileno(), out.fileno(), length)
-                if done == 0:
-                    break
-                length -= done
-        except OSError:  # a filesystem without copy_file_range between these files
-            src.seek(start + 0)
-            shutil.copyfileobj(_Limited(src, length), out, _FLUSH)
-
-
-class _Limited:
-    def __init__(self, src: BinaryIO, length: int) -> None:
-        self.src, self.left = src, length
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.src.read(min(size, self.left) if size >= 0 else self.left)
-        self.left -= len(data)
-        return data
-
-
 class OssStore:
     def __init__(self, folder: Path, db: sqlite3.Connection) -> None:
-        self.data = state_folder(folder / "data")
-        self.tmp = state_folder(folder / "tmp")
+        self.files = ObjectFiles(folder)
         self.db = db
         db.executescript(SCHEMA)
-        self._sweep()
-
-    def _sweep(self) -> None:
-        """What a kill -9 left: files being received, and bytes no record names."""
-        for leftover in self.tmp.iterdir():
-            leftover.unlink(missing_ok=True)
-        named = {
-            row[0] for row in self.db.execute("SELECT file FROM oss_objects UNION SELECT file FROM oss_parts")
-        }
-        for stored in self.data.iterdir():
-            if stored.name not in named:
-                stored.unlink(missing_ok=True)
+        # what a kill -9 left: files being received, and bytes no record names
+        named = self.db.execute("SELECT file FROM oss_objects UNION SELECT file FROM oss_parts")
+        self.files.sweep({row[0] for row in named})
 
     def _transaction(self, statements: Sequence[tuple[str, Sequence[object]]]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -187,8 +131,13 @@ class OssStore:
         self.db.execute("COMMIT")
 
     def _drop(self, names: Sequence[str]) -> None:
-        for name in names:
-            (self.data / name).unlink(missing_ok=True)
+        self.files.drop(names)
+
+    async def copy_range(self, source: ObjectInfo, start: int, length: int) -> Blob:
+        """Bytes [start, start+length) of an object as a new blob (CopyObject, UploadPartCopy)."""
+        whole = start == 0 and length == source.size and source.type == "Normal"
+        known = (bytes.fromhex(source.etag), source.crc64) if whole else None
+        return await self.files.copy(source.file, start, length, known)
 
     # buckets ------------------------------------------------------------------------------------
     def create_bucket(
@@ -243,71 +192,6 @@ class OssStore:
             raise E.BUCKET_NOT_EMPTY(BucketName=name)
         self.db.execute("DELETE FROM oss_buckets WHERE name = ?", (name,))
 
-    # bytes in -----------------------------------------------------------------------------------
-    async def receive(
-        self, chunks: AsyncIterable[bytes], limit: int = MAX_OBJECT, sha256: str | None = None
-    ) -> Blob:
-        """Stream `chunks` into a new file of tmp/ (EntityTooLarge past `limit` bytes)."""
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="in-")
-        path = Path(name)
-        md5, crc = hashlib.md5(), crc64.new()
-        digests: list[Any] = [md5, crc]
-        checked = hashlib.sha256() if sha256 else None
-        if checked is not None:
-            digests.append(checked)
-        size = 0
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                buffer = bytearray()
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > limit:
-                        raise E.ENTITY_TOO_LARGE(MaxSizeAllowed=limit, ProposedSize=size)
-                    buffer += chunk
-                    if len(buffer) >= _FLUSH:
-                        await asyncio.to_thread(_absorb, out, digests, buffer)
-                        buffer = bytearray()
-                if buffer:
-                    await asyncio.to_thread(_absorb, out, digests, buffer)
-            if checked is not None and checked.hexdigest() != sha256:
-                raise E.CONTENT_SHA256_MISMATCH()
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return Blob(path, size, md5.digest(), int(crc.crcValue))
-
-    async def copy_range(self, source: ObjectInfo, start: int, length: int) -> Blob:
-        """Bytes [start, start+length) of an object, copied into tmp/ (for CopyObject, UploadPartCopy)."""
-
-        def copy() -> Blob:
-            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="copy-")
-            path = Path(name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    _copy_into(out, source.file, start, length)
-                if start == 0 and length == source.size and source.type == "Normal":
-                    return Blob(path, length, bytes.fromhex(source.etag), source.crc64)
-                md5, crc = hashlib.md5(), crc64.new()
-                with path.open("rb") as back:
-                    while block := back.read(_FLUSH):
-                        md5.update(block)
-                        crc.update(block)
-                return Blob(path, length, md5.digest(), int(crc.crcValue))
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-
-        return await asyncio.to_thread(copy)
-
-    def discard(self, blob: Blob) -> None:
-        blob.path.unlink(missing_ok=True)
-
-    def _keep(self, blob: Blob) -> str:
-        """Move a received blob into data/ under a name of its own; that name."""
-        name = uuid.uuid4().hex
-        os.replace(blob.path, self.data / name)
-        return name
-
     # objects ------------------------------------------------------------------------------------
     def put_object(
         self,
@@ -321,11 +205,11 @@ class OssStore:
     ) -> ObjectInfo:
         check_key(key)
         self.bucket(bucket)
-        name = self._keep(blob)
+        name = self.files.keep(blob)
         info = ObjectInfo(
             bucket,
             key,
-            self.data / name,
+            self.files.path(name),
             blob.size,
             etag or blob.md5.hex().upper(),
             blob.crc64,
@@ -368,7 +252,7 @@ class OssStore:
         return ObjectInfo(
             bucket,
             key,
-            self.data / name,
+            self.files.path(name),
             size,
             etag,
             int(crc),
@@ -474,8 +358,8 @@ class OssStore:
         return found, False
 
     def put_part(self, upload: Upload, number: int, blob: Blob) -> Part:
-        name = self._keep(blob)
-        part = Part(number, self.data / name, blob.size, blob.md5.hex().upper(), blob.crc64, time.time())
+        name = self.files.keep(blob)
+        part = Part(number, self.files.path(name), blob.size, blob.md5.hex().upper(), blob.crc64, time.time())
         old = self.db.execute(
             "SELECT file FROM oss_parts WHERE upload_id = ? AND number = ?", (upload.upload_id, number)
         ).fetchone()
@@ -503,7 +387,7 @@ class OssStore:
             "SELECT number, file, size, etag, crc64, modified FROM oss_parts WHERE upload_id = ? ORDER BY number",
             (upload.upload_id,),
         )
-        return [Part(n, self.data / f, s, e, int(c), m) for n, f, s, e, c, m in rows]
+        return [Part(n, self.files.path(f), s, e, int(c), m) for n, f, s, e, c, m in rows]
 
     async def complete(self, upload: Upload, chosen: Sequence[tuple[int, str]]) -> ObjectInfo:
         """Join the chosen (part number, ETag) parts, in order, into the upload's object."""
@@ -528,29 +412,18 @@ class OssStore:
                     PartEtag=part.etag,
                 )
 
-        def join() -> Path:
-            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="join-")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    for part in parts:
-                        _copy_into(out, part.file, 0, part.size)
-            except BaseException:
-                Path(name).unlink(missing_ok=True)
-                raise
-            return Path(name)
-
-        joined = await asyncio.to_thread(join)
         crc = parts[0].crc64
         for part in parts[1:]:
             crc = crc64.combine(crc, part.crc64, part.size)
         etag = (
             hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in parts)).hexdigest().upper() + f"-{len(parts)}"
         )
-        name = self._keep(Blob(joined, sum(p.size for p in parts), b"", crc))
+        joined = await self.files.join([(p.file, p.size) for p in parts], b"", crc)
+        name = self.files.keep(joined)
         info = ObjectInfo(
             upload.bucket,
             upload.key,
-            self.data / name,
+            self.files.path(name),
             sum(p.size for p in parts),
             etag,
             crc,
@@ -599,10 +472,6 @@ class OssStore:
             ]
         )
         self._drop(every)
-
-    def all_objects(self) -> Iterator[ObjectInfo]:
-        for row in self.db.execute("SELECT * FROM oss_objects ORDER BY bucket, key"):
-            yield self._object(row)
 
 
 _INSERT_OBJECT = "INSERT OR REPLACE INTO oss_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

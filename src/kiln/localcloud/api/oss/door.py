@@ -21,6 +21,7 @@ import uuid
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kiln.localcloud import oss_errors as E
 from kiln.localcloud.api.oss import buckets, multipart, objects  # noqa: F401 - they register the operations
@@ -160,6 +161,10 @@ class OssFrontDoor:
         except ApiError as err:
             status, code = err.status, err.code
             response = self._error(err, request_id, host, reply, request.method == "HEAD")
+        except (ConnectionError, HttpProcessingError):  # the client went away, or its body stopped short
+            status, code = 400, "IncompleteBody"
+            log.info("OSS %s %s: the request's body was cut off", operation, request_id)
+            response = self._error(E.INCOMPLETE_BODY(), request_id, host, reply, request.method == "HEAD")
         except Exception as err:  # a bug must still answer as OSS does, with a RequestId
             log.exception("OSS %s failed", operation)
             status, code = 500, "InternalError"

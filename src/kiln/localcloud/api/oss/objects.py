@@ -29,7 +29,8 @@ from kiln.localcloud.api.oss.wire import (
     text,
     xml_reply,
 )
-from kiln.localcloud.model.oss import MAX_OBJECT, Blob, ObjectInfo
+from kiln.localcloud.model.oss import MAX_OBJECT, ObjectInfo
+from kiln.localcloud.model.oss_files import Blob
 
 _CHUNK = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -63,16 +64,16 @@ async def receive(call: OssCall, limit: int = MAX_OBJECT) -> Blob:
         raise E.ENTITY_TOO_LARGE(MaxSizeAllowed=limit, ProposedSize=declared)
     md5 = expected_md5(call)
     sha256 = call.headers.get("x-oss-content-sha256", "UNSIGNED-PAYLOAD")
-    blob = await call.oss.receive(
+    blob = await call.oss.files.receive(
         call.request.content.iter_chunked(_CHUNK),
         limit,
         None if sha256 == "UNSIGNED-PAYLOAD" else sha256.lower(),
     )
     if declared is not None and blob.size != declared:
-        call.oss.discard(blob)
+        call.oss.files.discard(blob)
         raise E.INCOMPLETE_BODY()
     if md5 is not None and blob.md5 != md5:
-        call.oss.discard(blob)
+        call.oss.files.discard(blob)
         raise E.BAD_DIGEST(
             ExpectedMD5=base64.b64encode(md5).decode(), CalculatedMD5=base64.b64encode(blob.md5).decode()
         )
