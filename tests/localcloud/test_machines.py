@@ -107,25 +107,30 @@ def test_vm_runner_boots_an_instance(state_root: Path, tmp_path: Path) -> None:
 
 
 def test_running_instance_comes_back_after_kill_9(state_root: Path, tmp_path: Path) -> None:
+    """The disk is the live one: what was written before a stop, and what was written (and synced)
+    after the next start, right before the server's kill -9, are both there when it comes back."""
     state = state_root / "light-crash"
     with start(state, runner="light", timeout=120) as first:
         client, vpc = EcsClient(config(first)), VpcClient(config(first))
         built = build_up(client, vpc, "crash1", image_name="crash_image")
         key = write_key(tmp_path, built.private_key)
         wait_for_ssh(key, built.address)
-        assert ssh(key, built.address, "echo kept > /root/marker && sync").returncode == 0
+        assert ssh(key, built.address, "echo before-stop > /root/first && sync").returncode == 0
         client.stop_instance(ecs.StopInstanceRequest(instance_id=built.instance_id))
         wait_for("Stopped", lambda: instance_status(client, built.instance_id) == "Stopped", timeout=300)
         client.start_instance(ecs.StartInstanceRequest(instance_id=built.instance_id))
         wait_for("Running", lambda: instance_status(client, built.instance_id) == "Running", timeout=300)
         wait_for_ssh(key, built.address)
+        assert ssh(key, built.address, "echo after-start > /root/second && sync").returncode == 0
         first.kill()
+    assert not (state / "instances" / built.instance_id / "disk.img").exists()  # no copy made at a stop
     with start(state, runner="light", timeout=120) as second:
         client, vpc = EcsClient(config(second)), VpcClient(config(second))
         wait_for(
             "Running again", lambda: instance_status(client, built.instance_id) == "Running", timeout=300
         )
         wait_for_ssh(key, built.address)  # same public address, forwarded again
-        assert ssh(key, built.address, "cat /root/marker").stdout.strip() == "kept"
+        found = ssh(key, built.address, "cat /root/first /root/second").stdout.split()
+        assert found == ["before-stop", "after-start"], found
         tear_down(client, vpc, built)
         assert leftovers(client, vpc, built) == []

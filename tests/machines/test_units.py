@@ -248,3 +248,26 @@ def test_boot_stall_seconds_from_the_environment(tmp_path: Path, monkeypatch: py
         machine.start()
     assert machine.proc is None
     machine.destroy()
+
+
+def test_the_sweep_keeps_a_kept_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine whose owner died is swept: its folder goes, but the disk MachineSpec.keep_disk named."""
+    import json
+
+    from kiln.machines import state
+
+    monkeypatch.setenv("KILN_STATE_DIR", str(tmp_path / "state"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name, keep in (("kept", True), ("gone", False)):
+        work = tmp_path / name
+        (work / "upper" / "root").mkdir(parents=True)
+        (work / "upper" / "root" / "data").write_text("written")
+        (work / "console.log").write_text("boot")
+        record = state.Record(name, "namespace", work, work / "upper" if keep else None)
+        record.data.update(owner_pid=dead.pid, owner_start=None)
+        record.path.write_text(json.dumps(record.data))
+    assert sorted(state.sweep_stale()) == ["gone", "kept"]
+    assert (tmp_path / "kept" / "upper" / "root" / "data").read_text() == "written"
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["upper"]
+    assert not (tmp_path / "gone").exists()

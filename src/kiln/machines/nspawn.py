@@ -58,7 +58,8 @@ class NamespaceMachine(Machine):
             if shutil.which(tool) is None:
                 raise MachineError(f"{tool} is not installed", f"apt-get install {package}")
         super().__init__(spec)
-        self.record = state.Record(self.id, self.runner, self.work_dir)
+        keep = self.work_dir / "upper" if spec.keep_disk else None
+        self.record = state.Record(self.id, self.runner, self.work_dir, keep)
         self.netns = f"kiln-{self.id}"[:60]
         self.upper = self.work_dir / "upper"
         self.lower_mnt = self.work_dir / "lower"

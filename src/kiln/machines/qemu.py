@@ -111,7 +111,8 @@ class VirtualMachine(Machine):
         self._disk = self.work_dir / "disk.qcow2"
         self.qmp_path = self.work_dir / "qmp.sock"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.record = state.Record(self.id, self.runner, self.work_dir)
+        keep = self._disk if spec.keep_disk else None
+        self.record = state.Record(self.id, self.runner, self.work_dir, keep)
         self.accelerator = ""
         self.boot: kernelboot.BootFiles | None = None
         self._bundle: Path | None = None  #: the seed's text bundle (disk 2), where attached
@@ -141,7 +142,8 @@ class VirtualMachine(Machine):
             "-smp", str(spec.cpus), "-m", str(spec.memory_mb),
             "-nodefaults", "-display", "none", "-no-user-config",
             "-chardev", f"file,id=console,path={self.console_log}", "-serial", "chardev:console",
-            *self._drive(0, self._disk, "qcow2", ",discard=unmap,cache=unsafe"),
+            # a kept disk honours the guest's flushes: what it synced is on the disk if QEMU dies
+            *self._drive(0, self._disk, "qcow2", f",discard=unmap,cache={'writeback' if spec.keep_disk else 'unsafe'}"),
             # IDE disks cannot be read-only: there the seed (a throwaway copy) is writable
             *self._drive(1, seed_disk, "raw", "" if self.disk_interface in ("ide", "sata") else ",readonly=on"),
             *(self._drive(2, self._bundle, "raw", ",readonly=on") if self._bundle else []),

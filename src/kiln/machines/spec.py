@@ -6,7 +6,6 @@ import abc
 import ipaddress
 import re
 import secrets
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -55,6 +54,10 @@ class MachineSpec:
     data_disks: raw files the machine sees as block devices besides its own disk, written in place
         (a VM's further disks on its disk interface; /dev/vdb, /dev/vdc... in a namespace machine,
         each a loop device of the file).
+    keep_disk: the machine's disk (`disk_path`: the VM's qcow2 overlay, the namespace machine's
+        overlay upper folder) outlives it: `destroy()`, and the sweep after its owner was killed,
+        remove all else of work_dir, and the next machine on that work_dir and image goes on from
+        that disk, so what its guest wrote (and synced, for a VM) survives a crash of the owner.
     accelerator, disk_interface, net_device, qemu_args, kernel_boot: VM runner only. kernel_boot: QEMU
         loads the kernel (and the initrd, unless the kernel can mount the root itself from an NVMe
         disk) read out of the image: its GRUB is skipped, not changed. disk_interface: auto (the
@@ -77,6 +80,7 @@ class MachineSpec:
     net_device: str = "virtio-net-pci"
     qemu_args: tuple[tuple[str, ...], ...] = ()
     kernel_boot: bool = True
+    keep_disk: bool = False
 
     def validate(self) -> None:
         if not self.image.is_file():
@@ -262,7 +266,7 @@ class Machine(abc.ABC):
         from kiln.machines import state
 
         state.forget(self.id)
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        state.remove_work_dir(self.work_dir, self.disk_path if self.spec.keep_disk else None)
 
     def __enter__(self) -> Machine:
         return self

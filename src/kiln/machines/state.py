@@ -34,7 +34,7 @@ def record_path(machine_id: str) -> Path:
 class Record:
     """The live record of one machine; every change is written to disk at once."""
 
-    def __init__(self, machine_id: str, runner: str, work_dir: Path) -> None:
+    def __init__(self, machine_id: str, runner: str, work_dir: Path, keep: Path | None = None) -> None:
         self.path = record_path(machine_id)
         paths.private_dir(self.path.parent)
         me = os.getpid()
@@ -49,6 +49,8 @@ class Record:
             "loops": [],
             "netns": [],
         }
+        if keep is not None:
+            self.data["keep"] = str(keep)  # the disk that outlives the machine (MachineSpec.keep_disk)
         self._write()
 
     def _write(self) -> None:
@@ -166,6 +168,21 @@ def release(data: dict[str, Any]) -> None:
         detach_loop(device)
 
 
+def remove_work_dir(work_dir: Path, keep: Path | None) -> None:
+    """Remove a machine's folder, or, with `keep` (its disk, in that folder), all but that."""
+    if keep is None:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        for entry in work_dir.iterdir():
+            if entry == keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
 def sweep_stale() -> list[str]:
     """Remove what machines of dead kiln processes left behind; return the ids swept.
 
@@ -184,7 +201,7 @@ def sweep_stale() -> list[str]:
         if running(int(data["owner_pid"]), data.get("owner_start")):
             continue
         release(data)
-        shutil.rmtree(data["work_dir"], ignore_errors=True)
+        remove_work_dir(Path(data["work_dir"]), Path(data["keep"]) if data.get("keep") else None)
         forget(data["id"])
         swept.append(str(data["id"]))
     return swept
