@@ -154,7 +154,13 @@ INCORRECT_VPC_STATUS = Error(400, "IncorrectVpcStatus", "Current VPC status does
 INCORRECT_VSWITCH_STATUS = Error(
     400, "IncorrectVSwitchStatus", "The current status of virtual switch does not support this operation."
 )
+# DeleteVSwitch's code for what is still in the vSwitch; DeleteVpc names what is still in the VPC
+# (the codes packer-plugin-alicloud's cleanup retries on, exactly: a plain DependencyViolation it does not).
 DEPENDENCY_VIOLATION = Error(400, "DependencyViolation", "Specified object has dependent resources.")
+VPC_HAS_VSWITCH = Error(400, "DependencyViolation.VSwitch", "Specified object has dependent resources")
+VPC_HAS_SECURITY_GROUP = Error(
+    400, "DependencyViolation.SecurityGroup", "Specified object has dependent resources SecurityGroup."
+)
 SECURITY_GROUP_IN_USE = Error(
     403, "DependencyViolation", "There is still instance(s) in the specified security group."
 )

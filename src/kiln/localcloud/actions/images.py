@@ -11,7 +11,7 @@ from typing import Any
 from kiln.localcloud import errors
 from kiln.localcloud.actions.snapshots import SAVING_ALLOWED, drop_file, new_snapshot, snapshot_data_disk
 from kiln.localcloud.api import views
-from kiln.localcloud.api.describe import Describe, Equals, Filter, Glob, Overlaps, Tags, Test
+from kiln.localcloud.api.describe import Describe, Equals, Filter, Fuzzy, Overlaps, Tags, Test
 from kiln.localcloud.api.registry import ECS, Json, action
 from kiln.localcloud.api.request import Call
 from kiln.localcloud.model import lifecycle
@@ -54,7 +54,7 @@ action("DescribeImages", ECS)(
         filters=(
             _Statuses(),
             Overlaps("ImageId", lambda i: [i["ImageId"]]),
-            Glob("ImageName"),
+            Fuzzy("ImageName"),
             Equals("ImageFamily"),
             Equals("OSType"),
             Equals("Architecture"),

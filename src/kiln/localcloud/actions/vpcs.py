@@ -66,9 +66,12 @@ action("DescribeVpcs", ECS, VPC)(
 @action("DeleteVpc", ECS, VPC)
 async def delete_vpc(cloud: Cloud, call: Call) -> Json:
     vpc = cloud.find("vpc", call.require("VpcId"), call.region)
-    for kind, label in (("vswitch", "vSwitch"), ("sg", "security group")):
+    for kind, label, error in (
+        ("vswitch", "vSwitch", errors.VPC_HAS_VSWITCH),
+        ("sg", "security group", errors.VPC_HAS_SECURITY_GROUP),
+    ):
         if any(r["VpcId"] == vpc["VpcId"] for r in cloud.items(kind)):
-            raise errors.DEPENDENCY_VIOLATION(f"a {label} is still in {vpc['VpcId']}")
+            raise error(f"a {label} is still in {vpc['VpcId']}")
     _require_available(vpc)
     cloud.delete(vpc)
     return {}

@@ -89,6 +89,18 @@ class Glob(Filter):
 
 
 @dataclass(frozen=True)
+class Fuzzy(Filter):
+    """The item's `field` contains `param` (the API's "fuzzy search": DescribeImages' ImageName)."""
+
+    param: str
+    field: str = ""
+
+    def test(self, cloud: Cloud, call: Call) -> Test | None:
+        part, field = call.get(self.param), self.field or self.param
+        return None if part is None else lambda item: part in str(item.get(field, ""))
+
+
+@dataclass(frozen=True)
 class Where(Filter):
     """Any other rule: `rule(value, item)` for the value of `param`."""
 
