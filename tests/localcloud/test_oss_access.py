@@ -4,6 +4,7 @@ virtual-hosted style (the Host names the bucket and the region), as the two SDKs
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import requests
 
 from kiln.localcloud import LocalCloudProcess
+from kiln.localcloud.api.oss import auth as oss_auth
 from kiln.localcloud.service import open_store
 
 from .oss_fixtures import new_bucket
@@ -170,3 +172,29 @@ def test_both_sdks_over_https_through_the_proxy(cloud: LocalCloudProcess) -> Non
     assert (
         result["url"].startswith("https://kiln-proxy-") and ".oss-cn-beijing.aliyuncs.com/" in result["url"]
     )
+
+
+def test_v4_signed_payload_hash_is_checked(cloud: LocalCloudProcess, new_bucket: Callable[[], str]) -> None:
+    """A V4 request may sign the body's SHA-256 (x-oss-content-sha256) instead of UNSIGNED-PAYLOAD; the
+    SDKs never do, so it is signed here with localcloud's own V4 functions."""
+    name = new_bucket()
+
+    def put(body: bytes, said: bytes) -> requests.Response:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        headers = {"x-oss-date": stamp, "x-oss-content-sha256": hashlib.sha256(said).hexdigest()}
+        scope = f"{stamp[:8]}/{REGION}/oss/aliyun_v4_request"
+        canonical = oss_auth.v4_canonical_request(
+            "PUT", name, "k", {}, headers, [], headers["x-oss-content-sha256"]
+        )
+        signature = oss_auth.v4_signature(
+            cloud.secret, stamp[:8], REGION, "oss", oss_auth.v4_string_to_sign(stamp, scope, canonical)
+        )
+        headers["Authorization"] = (
+            f"OSS4-HMAC-SHA256 Credential={cloud.access_key_id}/{scope},Signature={signature}"
+        )
+        return requests.put(f"{cloud.url}/{name}/k", data=body, headers=headers, timeout=10)
+
+    assert put(b"signed body", b"signed body").status_code == 200
+    refused = put(b"other body", b"signed body")
+    assert refused.status_code == 400 and b"x-oss-content-sha256" in refused.content
+    assert oss2_bucket(cloud, name).get_object("k").read() == b"signed body"
