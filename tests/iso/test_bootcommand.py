@@ -150,7 +150,20 @@ def test_templates_are_skipped_at_validate_and_rendered_at_build() -> None:
     rendered = render(lines, fake_render, "10.0.2.2", 8123, "debian")
     assert rendered[0] == "<esc> url=http://10.0.2.2:8123/a hostname=debian"
     steps = parse(rendered)
-    assert Wait(5.0, "<wait5>") in steps and "".join(s.text for s in steps).endswith("debian<wait5><enter>")
+    assert Wait(5.0, "<wait5>") in steps and "".join(s.text for s in steps).endswith("debian<wait5>enter")
+
+
+def test_log_lines_say_what_packer_says() -> None:
+    from kiln.builders.qemu.bootcommand import describe
+
+    lines = [describe(step) for step in parse(["A<enter><wait1m30s><leftCtrlOn><cOff>"])]
+    assert lines == [
+        "Sending char 'A', qcode a, shift true (press)",
+        "Special code '<enter>' found, replacing with: qcode ret (press)",
+        "Waiting 1m30s",
+        "Special code '<leftctrl>' found, replacing with: qcode ctrl (on)",
+        "Sending char 'c', qcode c, shift false (off)",
+    ]
 
 
 def test_intervals(monkeypatch: pytest.MonkeyPatch) -> None:

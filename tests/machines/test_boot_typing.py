@@ -7,6 +7,7 @@ dropped, doubled or reordered. Ctrl-C (the cancel token) stops the typing at onc
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import threading
@@ -127,3 +128,44 @@ def test_cancel_stops_typing_at_once(guest: Guest) -> None:
         type_actions(guest.qmp, steps, Intervals(0.02), cancel, logging.getLogger("kiln.test"))
     assert time.monotonic() - started < 3
     assert guest.typed(3) == b"abc"  # nothing after the wait was typed
+
+
+def test_kiln_types_what_packer_types(base_image: Path, guest: Guest, tmp_path: Path) -> None:
+    """The reference: Debian's Packer 1.6.6 types the same boot_command over VNC into the same guest
+    (booted by its qemu builder through qemuargs); what that guest read is what kiln's guest reads."""
+    import json
+    import os
+
+    if shutil.which("packer") is None:
+        pytest.fail("packer is not installed (./dev setup installs it)")
+    boot = boot_files(base_image, "raw")
+    assert boot is not None
+    folder = tmp_path / "packer"
+    folder.mkdir()
+    (folder / "http").mkdir()
+    subprocess.run(["xorriso", "-no_rc", "-outdev", str(folder / "empty.iso"), "-map", str(folder / "http"), "/x"], check=True, capture_output=True)  # fmt: skip
+    command = ["Ab~ http://{{ .HTTPIP }}:{{ .HTTPPort }}/<wait1s><enter><leftCtrlOn>c<leftCtrlOff><f1><tab>"]
+    serial = folder / "serial.log"
+    template = {
+        "builders": [{
+            "type": "qemu", "iso_url": "empty.iso", "iso_checksum": "none", "accelerator": "tcg",
+            "headless": True, "vnc_bind_address": "127.0.0.1", "http_directory": "http",
+            "http_bind_address": "127.0.0.1", "communicator": "none", "disk_size": "64M", "memory": 256,
+            "boot_wait": "15s", "output_directory": "out", "shutdown_timeout": "1s",
+            "qemuargs": [["-kernel", str(boot.kernel)], ["-initrd", str(initramfs(folder))],
+                         ["-append", "console=ttyS0 quiet loglevel=0"], ["-serial", f"file:{serial}"]],
+            "boot_command": command,
+        }]
+    }  # fmt: skip
+    (folder / "t.json").write_text(json.dumps(template))
+    done = subprocess.run(["packer", "build", "-color=false", "t.json"], cwd=folder, capture_output=True, text=True, timeout=600, env={**os.environ, "CHECKPOINT_DISABLE": "1"})  # fmt: skip
+    assert "Typing the boot command over VNC..." in done.stdout, done.stdout + done.stderr
+    port = re.search(r"Starting HTTP server on port (\d+)", done.stdout).group(1)  # type: ignore[union-attr]
+    packer_read = serial.read_bytes().split(READY, 1)[1]
+    assert packer_read == f"Ab~ http://10.0.2.2:{port}/".encode() + b"\r\x03\x1b[[A\t"
+
+    rendered = [command[0].replace("{{ .HTTPIP }}", "10.0.2.2").replace("{{ .HTTPPort }}", port)]
+    type_actions(
+        guest.qmp, parse(rendered), Intervals.resolve(0, 0), CancelToken(), logging.getLogger("kiln.test")
+    )
+    assert guest.typed(len(packer_read)) == packer_read

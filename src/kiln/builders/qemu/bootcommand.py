@@ -88,7 +88,8 @@ class Key:
     qcode: str
     action: Action = "press"
     shift: bool = False  #: the left shift is held around it (a shifted character)
-    text: str = ""  #: what the template wrote, for the log
+    text: str = ""  #: the character, or the special key's name in lower case (for the log)
+    special: bool = False  #: a special key (<enter>), not a character
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,13 @@ def parse(lines: Sequence[str], *, templated: bool = False) -> list[Step]:
                 continue
             if (match := _TOGGLE.match(text, pos)) and (key := char_key(match.group(1))):
                 qcode, shifted = key
-                steps.append(Key(qcode, match.group(2).lower(), shifted, match.group(0)))  # type: ignore[arg-type]
+                steps.append(Key(qcode, match.group(2).lower(), shifted, match.group(1)))  # type: ignore[arg-type]
                 pos = match.end()
                 continue
             if match := _SPECIAL.match(text, pos):
-                action = match.group(2).lower() or "press"
-                steps.append(Key(SPECIAL_KEYS[match.group(1).lower()], action, False, match.group(0)))  # type: ignore[arg-type]
+                action: Action = match.group(2).lower() or "press"  # type: ignore[assignment]
+                name = match.group(1).lower()
+                steps.append(Key(SPECIAL_KEYS[name], action, False, name, True))
                 pos = match.end()
                 continue
             match = _NOT_A_KEY.match(text, pos)
@@ -256,6 +258,15 @@ def key_events(step: Key) -> list[list[dict[str, Any]]]:
     return [down, up]
 
 
+def describe(step: Step) -> str:
+    """The debug-log line of a step, as Packer's boot command drivers log theirs."""
+    if isinstance(step, Wait):
+        return f"Waiting {Duration(step.seconds)}"
+    if step.special:
+        return f"Special code '<{step.text}>' found, replacing with: qcode {step.qcode} ({step.action})"
+    return f"Sending char '{step.text}', qcode {step.qcode}, shift {str(step.shift).lower()} ({step.action})"
+
+
 def type_actions(
     qmp: QMP, steps: Sequence[Step], intervals: Intervals, cancel: CancelToken, log: logging.Logger
 ) -> None:
@@ -263,7 +274,7 @@ def type_actions(
     for step in steps:
         cancel.check()
         if isinstance(step, Wait):
-            log.debug("boot_command: waiting %s", Duration(step.seconds))
+            log.debug("%s", describe(step))
             cancel.sleep(step.seconds)
             continue
         log.debug(

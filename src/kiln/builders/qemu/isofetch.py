@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from kiln import paths
 from kiln.core.progress import transfer_progress
@@ -216,20 +216,29 @@ def fetch_iso(request: IsoRequest, ui: Ui, cancel: CancelToken, log: logging.Log
     for url in request.urls:
         cancel.check()
         _register_url_secret(url)
+        shown = _with_checksum(url, checksum)
         ui.say(f"Trying {url}")
+        ui.say(f"Trying {shown}")  # Packer says both: the URL, then what go-getter is given
         try:
             path = _fetch_one(url, checksum, request, ui, cancel, log)
         except _Failed as exc:
             ui.say(f"Download failed {exc.reason}")
             failures.append((url, exc))
             continue
-        ui.say(f"{url} => {path}")
+        ui.say(f"{shown} => {path}")
         return path
     if len(failures) == 1:
         url, failed = failures[0]
         raise BuildError(f"{request.option} {url}: {failed.reason}", failed.hint)
     tried = "; ".join(f"{url}: {failed.reason}" for url, failed in failures)
     raise BuildError(f"{request.option}: no URL could be used: {tried}", failures[-1][1].hint)
+
+
+def _with_checksum(url: str, checksum: Checksum) -> str:
+    """The URL as Packer prints it: with the checksum as a query parameter, unless it is none."""
+    if checksum.kind == "none":
+        return url
+    return f"{url}{'&' if '?' in url else '?'}checksum={quote(str(checksum), safe='')}"
 
 
 def _fetch_one(
