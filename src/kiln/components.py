@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from kiln.communicators.base import Communicator
 from kiln.config import DecodeContext, decode, freeze
@@ -24,6 +24,21 @@ from kiln.core.ui import Ui
 
 if TYPE_CHECKING:
     import logging
+
+    from kiln.cache.keys import Source
+    from kiln.cache.plan import Plan
+
+#: Called by a builder's provisioning step after provisioner `index` (1-based) succeeded, with its
+#: cache key: the builder keeps the machine's state under that key (a qemu disk layer).
+Checkpoint = Callable[[int, str], None]
+
+
+class ProvisionHook(Protocol):
+    def __call__(self, comm: Communicator, checkpoint: Checkpoint | None = None) -> None: ...
+
+
+def _no_provisioning(comm: Communicator, checkpoint: Checkpoint | None = None) -> None:
+    pass
 
 
 class OnError(StrEnum):
@@ -52,9 +67,16 @@ class BuildContext:
     build_name: str = ""
     #: Render a `raw` option now, with extra `{{.Name}}` fields (`Path`, `Vars`...). Set by the engine.
     render: Callable[[str, Mapping[str, Any]], str] = field(default=lambda text, data: text)
-    #: Run the template's provisioners against the machine. Builders call it once the machine is
+    #: Run the template's provisioners against the machine (those the cache plan does not take from
+    #: the cache), calling the checkpoint after each cached one. Builders call it once the machine is
     #: reachable. Set by the engine.
-    provision: Callable[[Communicator], None] = field(default=lambda comm: None)
+    provision: ProvisionHook = field(default=_no_provisioning)
+    #: -cache / -no-cache (None: the builder's default)
+    cache_mode: bool | None = None
+    #: -if-changed: skip a build whose final key is the one the last build made, if its artifact exists
+    if_changed: bool = False
+    #: what the cache gives this build (None: the cache is off); set by the engine before `run`
+    cache: Plan | None = None
     #: Data a builder makes available to provisioners and post-processors: `{{ build `ID` }}`.
     generated: dict[str, str] = field(default_factory=dict)
 
@@ -92,6 +114,8 @@ class Artifact:
         self._string = string
         self._state = dict(state or {})
         self._destroy = destroy
+        #: the build cache's key after each provisioner ("" where none), for the manifest
+        self.cache_keys: list[str] = []
 
     def string(self) -> str:
         if self._string is not None:
@@ -130,6 +154,21 @@ class Builder(Component):
     #: keys of `BuildContext.generated` this builder fills, besides PackerRunUUID: what templates can
     #: refer to as `{{ build `KEY` }}` (the options reference lists them)
     generated_keys: ClassVar[tuple[str, ...]] = ()
+    #: whether builds of this type use the build cache unless told otherwise (-cache / -no-cache)
+    cache_default: ClassVar[bool] = False
+
+    def cache_source(self, ctx: BuildContext) -> Source | None:
+        """What this build starts from, resolved, for its cache keys; None: this builder keeps no
+        cache."""
+        return None
+
+    def cache_has(self, key: str) -> bool:
+        """The builder's cache store holds a complete state for `key`."""
+        return False
+
+    def cache_artifact_exists(self, artifact: str) -> bool:
+        """What an earlier build recorded as its artifact (a disk path, an image id) still exists."""
+        return False
 
     @abstractmethod
     def run(self, ctx: BuildContext) -> Artifact | None:

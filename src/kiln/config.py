@@ -78,16 +78,21 @@ def option(
     choices: tuple[str, ...] = (),
     invalid: str = "",
     unique: bool = False,
+    cache: bool | str = True,
     doc: str = "",
 ) -> Any:
     """Declare a config option. `required` options must be present and non-empty; `secret` ones are
     redacted from every output; `raw` ones are not rendered at decode time. `choices` are the values
     a string option (or each item of a list of strings) may take; an empty string means the default,
     as in Packer; `invalid` is the error for any other value, with `{value}` and `{choices}` in it.
-    `unique` lists drop repeated items, keeping the first."""
+    `unique` lists drop repeated items, keeping the first. `cache` says what the option means to
+    the build cache (kiln.cache.keys): True (the default) when a changed value may change the disk
+    the component leaves, so it is part of the cache key; False when it cannot (names, tags,
+    descriptions, output paths, timeouts); "file" when it names local files (or folders) whose
+    content is sent to the machine, so that their content is part of the key as well."""
     meta = {
         "required": required, "secret": secret, "raw": raw, "aliases": aliases, "choices": choices,
-        "invalid": invalid, "unique": unique, "doc": doc,
+        "invalid": invalid, "unique": unique, "cache": cache, "doc": doc,
     }  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)

@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 from kiln.communicators.base import Communicator
 from kiln.communicators.config import SSHConfig
 from kiln.communicators.keys import TemporaryKeyPair
-from kiln.components import BuildContext
+from kiln.components import BuildContext, Checkpoint
 from kiln.engine.steps import Step
 from kiln.errors import KilnError
 
@@ -92,13 +92,17 @@ class StepConnect(Step[S]):
 
 
 class StepProvision(Step[S]):
-    """Run the template's provisioners over the connection StepConnect made."""
+    """Run the template's provisioners over the connection StepConnect made. `checkpoint` makes the
+    builder's hook that keeps the machine's state after each cached provisioner (the build cache)."""
 
     name = "StepProvision"
 
+    def __init__(self, checkpoint: Callable[[S, BuildContext], Checkpoint | None] | None = None) -> None:
+        self.checkpoint = checkpoint
+
     def run(self, state: S, ctx: BuildContext) -> None:
         assert state.communicator is not None, "StepProvision runs after StepConnect"
-        ctx.provision(state.communicator)
+        ctx.provision(state.communicator, self.checkpoint(state, ctx) if self.checkpoint else None)
 
 
 class StepCleanupTempKeys(Step[S]):

@@ -12,6 +12,11 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("kiln.cli.build", "build image(s) from template"),
     "validate": ("kiln.cli.validate", "check that a template is valid"),
+    "plan": (
+        "kiln.cli.plan",
+        "show which provisioners a build would take from the cache, and why the rest run",
+    ),
+    "cache": ("kiln.cli.cache", "list and prune the build cache"),
     "inspect": ("kiln.cli.inspect", "see components of a template"),
     "version": ("kiln.cli.version", "prints the kiln version"),
     "cleanup": ("kiln.cli.cleanup", "delete what an interrupted or killed build left behind"),
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 127
     if args[0] in ("-v", "-version", "--version"):
         args = ["version"]
-    if globals_ and args[0] in ("build", "validate", "inspect"):
+    if globals_ and args[0] in ("build", "validate", "inspect", "plan"):
         args = [args[0], "-machine-readable", *args[1:]]
     name = args[0]
     entry = COMMANDS.get(name)

@@ -19,11 +19,15 @@ HELP = """Usage: kiln build [options] TEMPLATE
 
 Options:
 
+  -cache, -no-cache             Take what earlier builds made from the build cache, and keep what
+                                this one makes. (Default: on for qemu, off for alicloud-ecs)
   -color=false                  Disable color output. (Default: color when writing to a terminal)
   -debug                        Debug mode enabled for builds: pause after each step.
   -except=foo,bar,baz           Run all builds and post-processors other than these.
   -only=foo,bar,baz             Build only the specified builds.
   -force                        Force a build to continue if artifacts exist, deletes existing artifacts.
+  -if-changed                   Skip a build whose final cache key is the one the last build made,
+                                when its artifact still exists.
   -machine-readable             Produce machine-readable output.
   -on-error=[cleanup|abort|ask|run-cleanup-provisioner]
                                 If the build fails do: clean up (default), abort, ask, or
@@ -42,6 +46,9 @@ Environment:
 def flagset() -> FlagSet:
     flags = FlagSet("build")
     add_template_flags(flags)
+    flags.add("cache", "bool", False)
+    flags.add("no-cache", "bool", False)
+    flags.add("if-changed", "bool", False)
     flags.add("color", "bool", True)
     flags.add("debug", "bool", False)
     flags.add("force", "bool", False)
@@ -70,6 +77,9 @@ def main(argv: list[str]) -> int:
                 hint="use one of: cleanup, abort, ask, run-cleanup-provisioner",
             )
         )
+        return 1
+    if values["cache"] and values["no-cache"]:
+        print_error(KilnError("-cache and -no-cache cannot both be given", hint="give one of them"))
         return 1
     if values["parallel-builds"] < 0:
         print_error(KilnError("-parallel-builds must be 0 (no limit) or more"))
@@ -113,5 +123,7 @@ def run(path: str, values: dict[str, object], on_error: object) -> int:
         debug=bool(values["debug"]),
         force=bool(values["force"]),
         work_dir=Path.cwd(),
+        cache=True if values["cache"] else False if values["no-cache"] else None,
+        if_changed=bool(values["if-changed"]),
     )
     return run_builds(builds, output, options, failed=unknown)

@@ -27,35 +27,43 @@ class SSHConfig(Options):
         invalid='unknown communicator "{value}" (use "ssh" or "none")',
         doc="how kiln reaches the machine (none: it does not connect)",
     )
-    ssh_host: str = option("", doc="address to connect to; builders that create the machine fill it in")
-    ssh_port: int = option(22, doc="the port sshd listens on")
+    ssh_host: str = option(
+        "", cache=False, doc="address to connect to; builders that create the machine fill it in"
+    )
+    ssh_port: int = option(22, cache=False, doc="the port sshd listens on")
     ssh_username: str = option("", doc="the user to log in as")
-    ssh_password: str = option("", secret=True, doc="log in with this password")
-    ssh_private_key_file: str = option("", doc="a private key file (OpenSSH or PEM)")
+    ssh_password: str = option("", secret=True, cache=False, doc="log in with this password")
+    ssh_private_key_file: str = option("", cache=False, doc="a private key file (OpenSSH or PEM)")
     ssh_keypair_name: str = option(
-        "", doc="the cloud's name for an existing key pair; ssh_private_key_file is its key"
+        "", cache=False, doc="the cloud's name for an existing key pair; ssh_private_key_file is its key"
     )
-    ssh_agent_auth: bool = option(False, doc="authenticate with the keys of the running ssh-agent")
+    ssh_agent_auth: bool = option(
+        False, cache=False, doc="authenticate with the keys of the running ssh-agent"
+    )
     ssh_timeout: Duration = option(
-        _5M, aliases=("ssh_wait_timeout",), doc="how long to wait for the machine to accept SSH"
+        _5M, aliases=("ssh_wait_timeout",), cache=False, doc="how long to wait for the machine to accept SSH"
     )
-    ssh_handshake_attempts: int = option(10, doc="authentication failures tolerated before giving up")
+    ssh_handshake_attempts: int = option(
+        10, cache=False, doc="authentication failures tolerated before giving up"
+    )
     ssh_pty: bool = option(False, doc="request a pseudo-terminal for commands (stderr merges into stdout)")
-    ssh_keep_alive_interval: Duration = option(_5S, doc="0 disables keep-alives")
+    ssh_keep_alive_interval: Duration = option(_5S, cache=False, doc="0 disables keep-alives")
     ssh_read_write_timeout: Duration = option(
-        _ZERO, doc="drop a connection that has sent nothing for this long (0: never)"
+        _ZERO, cache=False, doc="drop a connection that has sent nothing for this long (0: never)"
     )
     ssh_disable_agent_forwarding: bool = option(
-        False, doc="do not forward the local ssh-agent to the machine"
+        False, cache=False, doc="do not forward the local ssh-agent to the machine"
     )
-    ssh_bastion_host: str = option("", doc="connect through this jump host")
-    ssh_bastion_port: int = option(22, doc="the jump host's SSH port")
-    ssh_bastion_username: str = option("", doc="the user on the jump host")
-    ssh_bastion_password: str = option("", secret=True, doc="the jump host user's password")
-    ssh_bastion_private_key_file: str = option("", doc="a private key file for the jump host")
-    ssh_bastion_agent_auth: bool = option(False, doc="log in to the jump host with the ssh-agent's keys")
+    ssh_bastion_host: str = option("", cache=False, doc="connect through this jump host")
+    ssh_bastion_port: int = option(22, cache=False, doc="the jump host's SSH port")
+    ssh_bastion_username: str = option("", cache=False, doc="the user on the jump host")
+    ssh_bastion_password: str = option("", secret=True, cache=False, doc="the jump host user's password")
+    ssh_bastion_private_key_file: str = option("", cache=False, doc="a private key file for the jump host")
+    ssh_bastion_agent_auth: bool = option(
+        False, cache=False, doc="log in to the jump host with the ssh-agent's keys"
+    )
     ssh_file_transfer_method: str = option(
-        "scp", choices=FILE_TRANSFER_METHODS, doc="how files are copied to and from the machine"
+        "scp", choices=FILE_TRANSFER_METHODS, cache=False, doc="how files are copied to and from the machine"
     )
     ssh_clear_authorized_keys: bool = option(
         False, doc="remove the temporary key from the machine's authorized_keys before the image is made"
@@ -64,14 +72,17 @@ class SSHConfig(Options):
         "rsa",
         aliases=("temporary_key_pair_type",),
         choices=TEMPORARY_KEY_TYPES,
+        cache=False,
         doc="the type of the key kiln makes when no password or key is given",
     )
     ssh_temporary_key_pair_bits: int = option(
-        0, aliases=("temporary_key_pair_bits",), doc="rsa: 4096 by default"
+        0, aliases=("temporary_key_pair_bits",), cache=False, doc="rsa: 4096 by default"
     )
-    ssh_ciphers: list[str] = option(default_factory=list, doc="ciphers to offer, in order of preference")
+    ssh_ciphers: list[str] = option(
+        default_factory=list, cache=False, doc="ciphers to offer, in order of preference"
+    )
     ssh_key_exchange_algorithms: list[str] = option(
-        default_factory=list, doc="key exchange algorithms to offer, in order of preference"
+        default_factory=list, cache=False, doc="key exchange algorithms to offer, in order of preference"
     )
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kiln.cache.keys import short
+from kiln.cache.plan import Decision
 from kiln.communicators.base import Communicator
-from kiln.components import Artifact, BuildContext, OnError
+from kiln.components import Artifact, BuildContext, Checkpoint, OnError
 from kiln.config import Duration
 from kiln.core.cancel import CancelToken
+from kiln.engine import cacheplan
 from kiln.engine.prepare import Build, PreparedProvisioner, reprepare
 from kiln.errors import BuildError, CancelledError
 from kiln.template import render
@@ -19,22 +22,71 @@ def run_build(build: Build, ctx: BuildContext) -> list[Artifact]:
     """Run the build and return its artifacts (empty if the builder made none)."""
     ctx.generated.setdefault("PackerRunUUID", ctx.run_uuid)
     ctx.render = lambda text, data: render(text, build.interp(ctx.generated, data))
-    ctx.provision = lambda comm: provision(build, ctx, comm)
-    artifact = build.builder.run(ctx)
+    failed = [0]
+    ctx.provision = lambda comm, checkpoint=None: provision(build, ctx, comm, checkpoint, failed)
+    ctx.cache = found = cacheplan.make_plan(build, ctx)
+    if found is not None:
+        if ctx.if_changed and (artifact_id := cacheplan.unchanged(build, found)):
+            ctx.ui.say(
+                f"Skipping the build: nothing changed since the last one (key {short(found.final)}), "
+                f"whose artifact {artifact_id} still exists"
+            )
+            return []
+        for decision in found.decisions:
+            if decision.hit:
+                _say_decision(ctx, decision)
+        if not found.chain.steps:
+            ctx.ui.say("No provisioners: nothing to take from the cache")
+    try:
+        artifact = build.builder.run(ctx)
+    except BaseException:
+        if found is not None:
+            cacheplan.record(build, found, failed_at=failed[0] or len(build.provisioners) + 1)
+        raise
     if artifact is None:
         return []
+    if found is not None:
+        cacheplan.record(build, found, artifact=artifact.files[0] if artifact.files else artifact.id)
+        artifact.cache_keys = [d.key or "" for d in found.decisions]
     return post_process(build, ctx, artifact)
 
 
-def provision(build: Build, ctx: BuildContext, comm: Communicator) -> None:
+def _say_decision(ctx: BuildContext, decision: Decision) -> None:
+    ctx.ui.say(decision.line())
+    ctx.ui.machine(
+        "cache", str(decision.index), "hit" if decision.hit else "run", decision.key or "", decision.cause
+    )
+
+
+def provision(
+    build: Build,
+    ctx: BuildContext,
+    comm: Communicator,
+    checkpoint: Checkpoint | None = None,
+    failed: list[int] | None = None,
+) -> None:
     """The provision hook: run each provisioner in order, wrapped in pause_before, timeout and
-    max_retries; on failure, run the error-cleanup-provisioner (unless -on-error=abort)."""
-    for prov in build.provisioners:
+    max_retries; on failure, run the error-cleanup-provisioner (unless -on-error=abort). With a
+    cache plan, the provisioners it takes from the cache are skipped, each one that runs says why,
+    and `checkpoint` is called after each one that has a key."""
+    found = ctx.cache
+    for index, prov in enumerate(build.provisioners, 1):
+        decision = found.decisions[index - 1] if found is not None else None
+        if decision is not None:
+            if decision.hit:
+                continue
+            _say_decision(ctx, decision)
         try:
             _run_provisioner(build, ctx, comm, prov)
+            if decision is not None and decision.key and checkpoint is not None:
+                checkpoint(index, decision.key)
         except CancelledError:
+            if failed is not None:
+                failed[0] = index
             raise
         except Exception as exc:
+            if failed is not None:
+                failed[0] = index
             if build.error_cleanup is not None and ctx.on_error is not OnError.ABORT:
                 ctx.ui.say("Provisioning step had errors: Running the cleanup provisioner, if present...")
                 try:

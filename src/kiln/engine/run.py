@@ -32,6 +32,8 @@ class RunOptions:
     debug: bool = False
     force: bool = False
     work_dir: Path = field(default_factory=Path.cwd)
+    cache: bool | None = None  #: -cache / -no-cache (None: each builder's default)
+    if_changed: bool = False
 
 
 def format_duration(seconds: float) -> str:
@@ -114,6 +116,8 @@ def run_builds(
             debug=options.debug,
             force=options.force,
             build_name=build.build_name,
+            cache_mode=options.cache,
+            if_changed=options.if_changed,
         )
         t0 = time.monotonic()
         try:

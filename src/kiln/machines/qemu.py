@@ -106,9 +106,11 @@ class QMP:
 class VirtualMachine(Machine):
     runner = "vm"
 
-    def __init__(self, spec: MachineSpec) -> None:
+    def __init__(self, spec: MachineSpec, disk: Path | None = None) -> None:
+        """`disk`: where the machine's copy-on-write disk (over spec.image) is made; by default in
+        its own folder, removed with it. A disk given here is the caller's to remove."""
         super().__init__(spec)
-        self._disk = self.work_dir / "disk.qcow2"
+        self._disk = disk or self.work_dir / "disk.qcow2"
         self.qmp_path = self.work_dir / "qmp.sock"
         self.proc: subprocess.Popen[bytes] | None = None
         keep = self._disk if spec.keep_disk else None
@@ -335,6 +337,36 @@ class VirtualMachine(Machine):
                 self.proc.wait(5)
             self.record.remove("processes", self.proc.pid)
         self.qmp_path.unlink(missing_ok=True)
+
+    def snapshot(self, new_top: Path) -> Path:
+        """Freeze the disk as it is now: QMP blockdev-snapshot-sync puts a new, empty qcow2 overlay
+        (`new_top`, made by QEMU) over the current one, which QEMU flushes and never writes again.
+        Returns the frozen file (consistent if the guest synced its file systems first)."""
+        qmp = QMP(self.qmp_path, timeout=60)
+        try:
+            frozen = self._disk
+            device = next(
+                (
+                    entry
+                    for entry in qmp.execute("query-block")
+                    if Path(entry.get("inserted", {}).get("file", "")) == frozen
+                ),
+                None,
+            )
+            if device is None:
+                raise MachineError(f"machine {self.id}: QEMU does not show its disk {frozen}")
+            target = (
+                {"device": device["device"]}
+                if device.get("device")
+                else {"node-name": device["inserted"]["node-name"]}
+            )
+            qmp.execute(
+                "blockdev-snapshot-sync", **target, **{"snapshot-file": str(new_top), "format": "qcow2"}
+            )
+        finally:
+            qmp.close()
+        self._disk = new_top
+        return frozen
 
     def save_image(self, dest: Path, fmt: ImageFormat = "qcow2", compress: bool = False) -> Path:
         if self.is_running():

@@ -154,6 +154,8 @@ class ManifestPostProcessor(PostProcessor):
         entry["files"] = files or None
         entry["artifact_id"] = redact(artifact.id)
         entry["packer_run_uuid"] = ctx.run_uuid
+        if artifact.cache_keys:  # kiln: the build cache's key after each provisioner
+            entry["cache_keys"] = list(artifact.cache_keys)
         custom = config.custom_data
         entry["custom_data"] = (
             {k: redact(v) for k, v in sorted(custom.items())} if custom is not None else None

@@ -31,8 +31,10 @@ DIRECTIONS = ("upload", "download")
 
 @dataclass
 class FileConfig(Options):
-    source: str = option("", doc="a local file or folder (remote, with direction download)")
-    sources: list[str] = option(default_factory=list, doc="several sources; destination should end with /")  # noqa: RUF009
+    source: str = option("", cache="file", doc="a local file or folder (remote, with direction download)")
+    sources: list[str] = option(  # noqa: RUF009
+        default_factory=list, cache="file", doc="several sources; destination should end with /"
+    )
     content: str = option("", doc="text to write to destination, instead of a source")
     destination: str = option("", doc="where the file goes (on the machine, or here with direction download)")
     direction: str = option(

@@ -53,13 +53,15 @@ class ShellConfig(ShellCommonConfig):
     execute_command: str = option("", raw=True, doc="{{.Vars}}, {{.Path}}, {{.EnvVarFile}}")
     use_env_var_file: bool = option(False, doc="write the variables to a file and source it")
     remote_folder: str = option("/tmp", doc="the folder on the machine the script is uploaded to")
-    remote_file: str = option("", doc="script_NNNN.sh by default")
-    remote_path: str = option("", doc="remote_folder/remote_file by default")
-    skip_clean: bool = option(False, doc="leave the uploaded script on the machine")
+    remote_file: str = option("", cache=False, doc="script_NNNN.sh by default")
+    remote_path: str = option("", cache=False, doc="remote_folder/remote_file by default")
+    skip_clean: bool = option(False, cache=False, doc="leave the uploaded script on the machine")
     start_retry_timeout: Duration = option(  # noqa: RUF009 - an immutable float
-        _5M, doc="how long to keep trying to start the script while the machine cannot be reached"
+        _5M,
+        cache=False,
+        doc="how long to keep trying to start the script while the machine cannot be reached",
     )
-    pause_after: Duration = option(_ZERO, doc="wait this long after the scripts ran")  # noqa: RUF009
+    pause_after: Duration = option(_ZERO, cache=False, doc="wait this long after the scripts ran")  # noqa: RUF009
     expect_disconnect: bool = option(False, doc="a dropped connection (a reboot) is not an error")
     binary: bool = option(False, doc="upload scripts as they are (no CRLF -> LF)")
 

@@ -46,8 +46,8 @@ class ShellCommonConfig(Options):
     # RUF009: option() returns a dataclass field, not a shared mutable default.
 
     inline: list[str] | None = option(doc="commands, run as one script")  # noqa: RUF009
-    script: str = option("", doc="a local script file to run")
-    scripts: list[str] = option(default_factory=list, doc="local script files, run in order")  # noqa: RUF009
+    script: str = option("", cache="file", doc="a local script file to run")
+    scripts: list[str] = option(default_factory=list, cache="file", doc="local script files, run in order")  # noqa: RUF009
     environment_vars: list[str] = option(default_factory=list, doc='"KEY=value" strings')  # noqa: RUF009
     env: dict[str, str] = option(default_factory=dict, doc="KEY: value (wins over environment_vars)")  # noqa: RUF009
     env_var_format: str = option("", doc="how each variable is written in {{.Vars}}: two %s")

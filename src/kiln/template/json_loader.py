@@ -22,7 +22,7 @@ ROOT_KEYS = (
     "description", "min_packer_version", "variables", "sensitive-variables", "builders",
     "provisioners", "post-processors", "error-cleanup-provisioner", "push",
 )  # fmt: skip
-_PROVISIONER_KEYS = ("type", "only", "except", "override", "pause_before", "max_retries", "timeout")
+_PROVISIONER_KEYS = ("type", "only", "except", "override", "pause_before", "max_retries", "timeout", "cache")
 _PP_KEYS = ("type", "name", "only", "except", "keep_input_artifact")
 
 
@@ -237,13 +237,26 @@ def _provisioner(item: Any, path: str, problems: Problems) -> ComponentSpec | No
             if parsed is None:
                 problems.add(f"{path}.max_retries", f'`max_retries` must be a valid integer, got "{text}"')
             retries = parsed or 0
+    cache = _cache_flag(item.get("cache"), f"{path}.cache", problems)
     if len(problems.items) != before or not ptype:
         return None
     config = {k: v for k, v in item.items() if k not in _PROVISIONER_KEYS}
     return ComponentSpec(
         type=ptype, path=path, config=config, only=only, except_=except_, override=override,
         pause_before=pause, timeout=timeout, max_retries=retries, max_retries_text=retries_text,
+        cache=cache,
     )  # fmt: skip
+
+
+def _cache_flag(value: Any, path: str, problems: Problems) -> bool:
+    """A provisioner's `cache` (true unless false is given)."""
+    if value is None:
+        return True
+    parsed = value if isinstance(value, bool) else weak.parse_bool(weak.to_str(value) or "")
+    if parsed is None:
+        problems.add(path, f"expected true or false, got {weak.type_name(value)} {value!r}")
+        return True
+    return parsed
 
 
 def _post_processors(value: Any, tpl: Template, problems: Problems) -> None:

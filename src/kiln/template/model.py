@@ -45,6 +45,8 @@ class ComponentSpec:
     #: provisioners: `max_retries` when it is a template ("{{user `n`}}"), rendered by the build
     #: with the user variables and then read as an integer; "" when max_retries is a number
     max_retries_text: str = ""
+    #: provisioners: `cache = false` makes it run at every build (and nothing after it is cached)
+    cache: bool = True
     #: post-processors: keep the input artifact (None: not set)
     keep_input_artifact: bool | None = None
 

@@ -13,37 +13,23 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.builders.qemu.config import QemuConfig
-from kiln.communicators.base import Communicator, RemoteCommand
+from kiln.builders.qemu.state import QemuState
+from kiln.cache import layers
+from kiln.cache.keys import Source
+from kiln.communicators.base import RemoteCommand
 from kiln.components import Artifact, BuildContext, Builder
 from kiln.config import DecodeContext
 from kiln.engine.steps import Sequence, Step, run_steps
 from kiln.errors import BuildError, CommunicatorError
 
 if TYPE_CHECKING:  # both import what `kiln validate` need not load (asyncssh, the machine runners)
-    from kiln.communicators.keys import TemporaryKeyPair
     from kiln.machines.qemu import VirtualMachine
 
 BUILDER_ID = "transcend.qemu"
-
-
-@dataclass
-class QemuState:
-    config: QemuConfig
-    output_dir: Path
-    vm_name: str
-    source: Path | None = None
-    key: TemporaryKeyPair | None = None
-    machine: VirtualMachine | None = None
-    communicator: Communicator | None = None
-    image: Path | None = None
-    succeeded: bool = False
-    made_output: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 class StepOutputDir(Step[QemuState]):
@@ -103,7 +89,7 @@ class StepRun(Step[QemuState]):
         if cfg.user_data_file:
             user_data = (ctx.work_dir / cfg.user_data_file).read_text()
         spec = MachineSpec(
-            image=state.source,
+            image=state.backing or state.source,
             name="packer",
             cpus=cfg.cpus,
             memory_mb=cfg.memory,
@@ -120,7 +106,7 @@ class StepRun(Step[QemuState]):
             qemu_args=tuple(tuple(arg) for arg in cfg.qemuargs),
         )
         ctx.ui.say("Copying hard drive...")
-        state.machine = VirtualMachine(spec)
+        state.machine = VirtualMachine(spec, disk=state.top)
         ctx.ui.say(f"Found port for communicator (SSH, WinRM, etc): {state.machine.ssh_port}.")
         ctx.ui.say("Starting VM, booting disk image")
         state.machine.start()
@@ -202,12 +188,16 @@ class StepConvert(Step[QemuState]):
         state.succeeded = True
 
 
-def plan(cfg: QemuConfig) -> Sequence[QemuState]:
+def plan(cfg: QemuConfig, ctx: BuildContext) -> Sequence[QemuState]:
     from kiln.builders.connect import StepCleanupTempKeys, StepConnect, StepProvision  # loads asyncssh
+    from kiln.builders.qemu import cache
 
+    if ctx.cache is not None and ctx.cache.final_hit:
+        return Sequence(StepOutputDir(), StepSource(), cache.StepFromCache())
     return Sequence(
         StepOutputDir(),
         StepSource(),
+        cache.StepCacheLayers(),
         StepKey(),
         StepRun(),
         StepConnect(
@@ -219,16 +209,46 @@ def plan(cfg: QemuConfig) -> Sequence[QemuState]:
             ready=lambda s: vm(s).announced_ssh,  # QEMU's port forward accepts long before the guest answers
             failed=keep_console,  # the VM (and its folder) goes in cleanup
         ),
-        StepProvision(),
+        cache.StepForgetCachedKeys(),
+        StepProvision(checkpoint=cache.checkpoint),
         StepCleanupTempKeys(cfg, key=lambda s: s.key),
         StepShutdown(),
         StepConvert(),
+        cache.StepKeepFinal(),
     )
 
 
 class QemuBuilder(Builder):
     Config = QemuConfig
     generated_keys = ("ID",)
+    cache_default = True
+
+    def cache_source(self, ctx: BuildContext) -> Source:
+        """The source's checksum (iso_checksum, a listing's line read), or with iso_checksum none
+        a local file's content digest (remembered by path, size and mtime, so a large disk is read
+        once); an http(s) URL without a checksum is known by its URL only."""
+        from kiln.builders.qemu import isofetch
+        from kiln.cache.keys import disk_digest
+
+        request = self.config.iso_request(ctx.work_dir)
+        checksum = isofetch.resolve_checksum(request, ctx.cancel)
+        url = request.urls[0]
+        if checksum.kind != "none":
+            return Source(f"{url} ({checksum})", f"checksum {checksum}")
+        path = isofetch.local_path(url, ctx.work_dir)
+        if path is None:
+            return Source(f"{url} (no checksum: known by its URL)", f"url {url}")
+        if not path.is_file():
+            raise BuildError(
+                f"{request.option} {url}: no such file", "build one: kiln baseimage build debian-12"
+            )
+        return Source(f"disk {path}", f"sha256:{disk_digest(path)}")
+
+    def cache_has(self, key: str) -> bool:
+        return layers.find(key) is not None
+
+    def cache_artifact_exists(self, artifact: str) -> bool:
+        return bool(artifact) and Path(artifact).is_file()
 
     def validate(self, dctx: DecodeContext, path: str) -> None:
         self.config.validate_qemu(dctx, path)
@@ -243,7 +263,7 @@ class QemuBuilder(Builder):
         state = QemuState(
             cfg, output if output.is_absolute() else ctx.work_dir / output, cfg.vm_name or f"packer-{base}"
         )
-        run_steps(plan(cfg), state, ctx)
+        run_steps(plan(cfg, ctx), state, ctx)
         assert state.image is not None
         ctx.generated["ID"] = state.vm_name
         out = state.output_dir

@@ -23,19 +23,24 @@ ACCELERATORS = ("kvm", "tcg", "none")
 @dataclass
 class QemuConfig(SSHConfig):
     iso_url: str = option(
-        "", doc="the installer ISO, or with disk_image the disk image: a path, file:// or http(s):// URL"
+        "",
+        cache=False,
+        doc="the installer ISO, or with disk_image the disk image: a path, file:// or http(s):// URL",
     )
     iso_urls: list[str] = option(
-        default_factory=list, doc="instead of iso_url: URLs of the same file, tried in order"
+        default_factory=list, cache=False, doc="instead of iso_url: URLs of the same file, tried in order"
     )
     iso_checksum: str = option(
         required=True,
+        cache=False,
         doc='"sha256:HEX" (or md5, sha1, sha512), bare HEX, "file:PATH" or "file:URL" (a listing), or "none"',
     )
     iso_target_path: str = option(
-        "", doc="where a download is kept (a folder if it has no extension); default: kiln's cache"
+        "",
+        cache=False,
+        doc="where a download is kept (a folder if it has no extension); default: kiln's cache",
     )
-    iso_target_extension: str = option("iso", doc="the extension of a downloaded file")
+    iso_target_extension: str = option("iso", cache=False, doc="the extension of a downloaded file")
     disk_image: bool = option(False, doc="iso_url is a bootable disk image (the only mode kiln has)")
     boot_command: list[str] = option(
         default_factory=list,
@@ -44,59 +49,82 @@ class QemuConfig(SSHConfig):
         "with `{{ .HTTPIP }}`, `{{ .HTTPPort }}`, `{{ .Name }}`",
     )
     boot_key_interval: Duration = option(
-        Duration(0), doc="the pause after each key event; default PACKER_KEY_INTERVAL, else 100ms"
+        Duration(0),
+        cache=False,
+        doc="the pause after each key event; default PACKER_KEY_INTERVAL, else 100ms",
     )
-    boot_keygroup_interval: Duration = option(Duration(0), doc="kiln: a further pause after each whole key")
-    http_directory: str = option("", doc="a folder served over HTTP to the guest for the build's lifetime")
+    boot_keygroup_interval: Duration = option(
+        Duration(0), cache=False, doc="kiln: a further pause after each whole key"
+    )
+    http_directory: str = option(
+        "", cache="file", doc="a folder served over HTTP to the guest for the build's lifetime"
+    )
     http_content: dict[str, str] = option(
         default_factory=dict, doc='instead of http_directory: paths ("/preseed.cfg") and their text'
     )
-    http_port_min: int = option(8000, doc="the lowest port the HTTP server may listen on")
-    http_port_max: int = option(9000, doc="the highest port the HTTP server may listen on")
+    http_port_min: int = option(8000, cache=False, doc="the lowest port the HTTP server may listen on")
+    http_port_max: int = option(9000, cache=False, doc="the highest port the HTTP server may listen on")
     http_bind_address: str = option(
-        "0.0.0.0", doc="where the HTTP server listens; the guest reaches it at 10.0.2.2 (`{{ .HTTPIP }}`)"
+        "0.0.0.0",
+        cache=False,
+        doc="where the HTTP server listens; the guest reaches it at 10.0.2.2 (`{{ .HTTPIP }}`)",
     )
     cd_files: list[str] = option(
-        default_factory=list, doc="files, folders and globs put on a CD made for the build (xorriso)"
+        default_factory=list,
+        cache="file",
+        doc="files, folders and globs put on a CD made for the build (xorriso)",
     )
     cd_content: dict[str, str] = option(
         default_factory=dict, doc="paths on that CD and their text (over cd_files' of the same path)"
     )
     cd_label: str = option("", doc="the CD's volume label; default: packer")
     floppy_files: list[str] = option(
-        default_factory=list, doc="files and globs put at the root of a floppy made for the build"
+        default_factory=list,
+        cache="file",
+        doc="files and globs put at the root of a floppy made for the build",
     )
     floppy_dirs: list[str] = option(
-        default_factory=list, doc="folders put on the floppy recursively, with their structure"
+        default_factory=list, cache="file", doc="folders put on the floppy recursively, with their structure"
     )
     floppy_content: dict[str, str] = option(default_factory=dict, doc="paths on the floppy and their text")
     floppy_label: str = option("", doc="the floppy's volume label; default: packer")
-    output_directory: str = option("", doc="default: output-<build name>")
-    vm_name: str = option("", doc="file name of the image; default: packer-<build name>")
-    format: str = option("qcow2", choices=FORMATS, doc="the output image's format")
+    output_directory: str = option("", cache=False, doc="default: output-<build name>")
+    vm_name: str = option("", cache=False, doc="file name of the image; default: packer-<build name>")
+    format: str = option("qcow2", choices=FORMATS, cache=False, doc="the output image's format")
     disk_size: str = option("", doc="grow the disk to this size (e.g. 20G, 40960M); never shrinks")
-    disk_compression: bool = option(False, doc="compress the qcow2 output")
-    skip_compaction: bool = option(False, doc="accepted; the output is always a standalone copy")
+    disk_compression: bool = option(False, cache=False, doc="compress the qcow2 output")
+    skip_compaction: bool = option(False, cache=False, doc="accepted; the output is always a standalone copy")
     accelerator: str = option(
-        "", choices=ACCELERATORS, doc="unset or none: kvm only if a guest proved to boot with it, else tcg"
+        "",
+        choices=ACCELERATORS,
+        cache=False,
+        doc="unset or none: kvm only if a guest proved to boot with it, else tcg",
     )
-    cpus: int = option(1, doc="virtual CPUs")
-    memory: int = option(512, doc="MB")
-    headless: bool = option(False, doc="accepted: kiln's VMs never open a window")
+    cpus: int = option(1, cache=False, doc="virtual CPUs")
+    memory: int = option(512, cache=False, doc="MB")
+    headless: bool = option(False, cache=False, doc="accepted: kiln's VMs never open a window")
     qemuargs: list[list[str]] = option(default_factory=list, doc="extra QEMU arguments")
-    net_device: str = option("virtio-net", doc="QEMU network device model")
+    net_device: str = option("virtio-net", cache=False, doc="QEMU network device model")
     disk_interface: str = option(
         "virtio", choices=DISK_INTERFACES, doc="how the disk is attached (nvme boots fastest in kiln)"
     )
-    boot_wait: Duration = option(Duration(10), doc="wait this long after start before connecting")
-    shutdown_command: str = option("", doc="run over SSH to stop the machine; default: ACPI power-off")
-    shutdown_timeout: Duration = option(
-        Duration(300), doc="how long the machine may take to power off before it is stopped"
+    boot_wait: Duration = option(
+        Duration(10), cache=False, doc="wait this long after start before connecting"
     )
-    ssh_host_port_min: int = option(2222, doc="the lowest local port forwarded to the guest's SSH")
-    ssh_host_port_max: int = option(4444, doc="the highest local port forwarded to the guest's SSH")
+    shutdown_command: str = option(
+        "", cache=False, doc="run over SSH to stop the machine; default: ACPI power-off"
+    )
+    shutdown_timeout: Duration = option(
+        Duration(300), cache=False, doc="how long the machine may take to power off before it is stopped"
+    )
+    ssh_host_port_min: int = option(
+        2222, cache=False, doc="the lowest local port forwarded to the guest's SSH"
+    )
+    ssh_host_port_max: int = option(
+        4444, cache=False, doc="the highest local port forwarded to the guest's SSH"
+    )
     user_data: str = option("", doc="kiln: user data for the machine's NoCloud seed")
-    user_data_file: str = option("", doc="kiln: a file whose content is the user data")
+    user_data_file: str = option("", cache="file", doc="kiln: a file whose content is the user data")
 
     @property
     def iso_option(self) -> str:

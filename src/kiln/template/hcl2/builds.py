@@ -258,6 +258,11 @@ def _component(
         p = Problems()
         spec.pause_before = read_duration(config.pop("pause_before", None), f"{path}.pause_before", p)
         spec.timeout = read_duration(config.pop("timeout", None), f"{path}.timeout", p)
+        cache = config.pop("cache", True)
+        if isinstance(cache, bool):
+            spec.cache = cache
+        else:
+            p.add(f"{path}.cache", f"expected true or false, got {cache!r}")
         retries = config.pop("max_retries", None)
         if retries is not None:
             try:
