@@ -58,6 +58,7 @@ def test_qemu_build_redis_image_and_boot_it(base_image: Path, tmp_path: Path, ss
                     "systemctl enable --now redis-server",
                     "redis-cli ping",
                 ],
+                "cache": False,  # apt-get update against a moving mirror: always run (an uncached build)
             }
         ],
     }

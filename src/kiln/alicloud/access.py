@@ -33,18 +33,24 @@ ENDPOINT_ENV = "KILN_ALICLOUD_ENDPOINT"
 
 @dataclass
 class AccessConfig(Options):
-    access_key: str = option("", secret=True, doc="Access key ID; also ALICLOUD_ACCESS_KEY")
-    secret_key: str = option("", secret=True, doc="Access key secret; also ALICLOUD_SECRET_KEY")
-    region: str = option("", doc="Region, e.g. cn-beijing; also ALICLOUD_REGION")
-    profile: str = option("", doc="Profile of the aliyun CLI config; also ALICLOUD_PROFILE")
-    shared_credentials_file: str = option("", doc="aliyun CLI config file (default ~/.aliyun/config.json)")
-    security_token: str = option("", secret=True, doc="STS token; also SECURITY_TOKEN")
-    ram_role_name: str = option("", doc="ECS RAM role for credentials, also given to the instance")
-    ram_role_arn: str = option("", doc="RAM role to assume with the access key")
-    ram_session_name: str = option("", doc="Session name when assuming ram_role_arn")
-    skip_region_validation: bool = option(False, doc="do not check that the regions exist")
-    skip_image_validation: bool = option(False, doc="do not check that source_image exists")
-    custom_endpoint_ecs: str = option("", doc="ECS (and VPC) API endpoint; also KILN_ALICLOUD_ENDPOINT")
+    access_key: str = option("", secret=True, cache=False, doc="Access key ID; also ALICLOUD_ACCESS_KEY")
+    secret_key: str = option("", secret=True, cache=False, doc="Access key secret; also ALICLOUD_SECRET_KEY")
+    region: str = option("", cache=False, doc="Region, e.g. cn-beijing; also ALICLOUD_REGION")
+    profile: str = option("", cache=False, doc="Profile of the aliyun CLI config; also ALICLOUD_PROFILE")
+    shared_credentials_file: str = option(
+        "", cache=False, doc="aliyun CLI config file (default ~/.aliyun/config.json)"
+    )
+    security_token: str = option("", secret=True, cache=False, doc="STS token; also SECURITY_TOKEN")
+    ram_role_name: str = option(
+        "", cache=False, doc="ECS RAM role for credentials, also given to the instance"
+    )
+    ram_role_arn: str = option("", cache=False, doc="RAM role to assume with the access key")
+    ram_session_name: str = option("", cache=False, doc="Session name when assuming ram_role_arn")
+    skip_region_validation: bool = option(False, cache=False, doc="do not check that the regions exist")
+    skip_image_validation: bool = option(False, cache=False, doc="do not check that source_image exists")
+    custom_endpoint_ecs: str = option(
+        "", cache=False, doc="ECS (and VPC) API endpoint; also KILN_ALICLOUD_ENDPOINT"
+    )
 
     def apply_environment(self) -> None:
         """Fill unset options from Packer's environment variables (as Packer's Prepare does)."""

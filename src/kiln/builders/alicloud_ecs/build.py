@@ -64,6 +64,8 @@ class StepDone(Step[EcsState]):
 
 
 def plan(cfg: AlicloudEcsConfig) -> Sequence[EcsState]:
+    from kiln.builders.alicloud_ecs import cache
+
     """Packer's steps, in Packer's order; what does not depend on each other runs in Parallel."""
     eip, attach_key_pair = StepConfigEip(), StepAttachKeyPair()
     steps: list[Step[EcsState]] = [
@@ -71,6 +73,7 @@ def plan(cfg: AlicloudEcsConfig) -> Sequence[EcsState]:
             StepCheckImageName(), StepCheckSourceImage(), StepCheckRegions(), StepFindZone(),
             name="StepPreValidate",
         ),
+        cache.StepCacheSource(),
         Parallel(
             StepConfigKeyPair(),
             Sequence(
@@ -90,7 +93,7 @@ def plan(cfg: AlicloudEcsConfig) -> Sequence[EcsState]:
         attach_key_pair,
         StepRunInstance(),
         StepConnect(cfg, host=lambda s: cfg.ssh_host or s.host, private_key=EcsState.temporary_key),
-        StepProvision(),
+        StepProvision(checkpoint=cache.checkpoint),
         StepCleanupTempKeys(cfg, key=lambda s: s.key),
         StepStopInstance(),
     ]  # fmt: skip
@@ -130,6 +133,10 @@ def build_image(cfg: AlicloudEcsConfig, ctx: BuildContext, policy: WaitPolicy) -
     ctx.log.info("alicloud-ecs: run id %s, journal %s", run_id, journal.path)
     state = EcsState(cfg, client, journal, run_id, policy=policy)
     ctx.generated["SourceImage"] = cfg.source_image or cfg.image_family
+    from kiln.builders.alicloud_ecs.cache import final_artifact
+
+    if (cached := final_artifact(cfg, ctx, client)) is not None:
+        return cached
     try:
         with Heartbeat(journal, client, warn=ctx.ui.error):
             run_steps(plan(cfg), state, ctx)

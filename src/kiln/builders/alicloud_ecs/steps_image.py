@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.alicloud import reaper
+from kiln.alicloud.cacheimages import CACHE_TAG
 from kiln.alicloud.client import AlicloudClient, items
 from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
 from kiln.builders.alicloud_ecs.steps import EcsState, create_tracked, delete_tracked, instance_ids, wait
@@ -104,6 +105,8 @@ class StepCreateImage(Step[EcsState]):
     def run(self, state: EcsState, ctx: BuildContext) -> None:
         cfg = state.config
         ctx.ui.say(f"Creating image: {cfg.image_name}")
+        # with the build cache: the final key, by which an unchanged rebuild finds this image
+        final = {CACHE_TAG: ctx.cache.final} if ctx.cache is not None and ctx.cache.final else {}
         params: dict[str, Any] = {
             "ImageName": cfg.image_name,
             "ImageVersion": cfg.image_version or None,
@@ -111,7 +114,7 @@ class StepCreateImage(Step[EcsState]):
             "ImageFamily": cfg.target_image_family or None,
             "BootMode": cfg.boot_mode or None,
             "ResourceGroupId": cfg.resource_group_id or None,
-            "Tag": state.tags(cfg.image_tags()),
+            "Tag": state.tags({**cfg.image_tags(), **final}),
         }
         if state.snapshot_id:
             params["SnapshotId"] = state.snapshot_id

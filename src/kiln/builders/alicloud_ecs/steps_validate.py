@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln.alicloud.client import items
+from kiln.alicloud.client import AlicloudClient, items
 from kiln.alicloud.reaper import ALL_IMAGES
+from kiln.builders.alicloud_ecs.config import AlicloudEcsConfig
 from kiln.builders.alicloud_ecs.steps import EcsState
 from kiln.components import BuildContext
+from kiln.core.cancel import CancelToken
 from kiln.engine.steps import Step
 from kiln.errors import BuildError
 
@@ -60,32 +62,31 @@ class StepCheckSourceImage(Step[EcsState]):
     name = "StepCheckAlicloudSourceImage"
 
     def run(self, state: EcsState, ctx: BuildContext) -> None:
-        cfg = state.config
-        client = state.client
-        if cfg.image_family:
-            image = client.call(
-                "DescribeImageFromFamily", {"ImageFamily": cfg.image_family}, cancel=ctx.cancel
-            )
-            found: list[dict[str, Any]] = (
-                [image["Image"]] if (image.get("Image") or {}).get("ImageId") else []
-            )
-            if not found:
-                raise BuildError(f"No alicloud image was found in image family: {cfg.image_family}")
-        else:
-            params: dict[str, Any] = {"ImageId": cfg.source_image}
-            if cfg.skip_image_validation:
-                params["ShowExpired"] = True
-            found = items(client.call("DescribeImages", params, cancel=ctx.cancel), "Images", "Image")
-            if not found:
-                market = {**params, "ImageOwnerAlias": "marketplace"}
-                found = items(client.call("DescribeImages", market, cancel=ctx.cancel), "Images", "Image")
-            if not found:
-                raise BuildError(
-                    f"No alicloud image was found matching filters: {cfg.source_image}",
-                    "check source_image (an image id of this region, e.g. from DescribeImages)",
-                )
-        state.source_image = dict(found[0])
+        state.source_image = source_image(state.config, state.client, ctx.cancel)
         ctx.ui.message(f"Found image ID: {state.source_image.get('ImageId')}")
+
+
+def source_image(cfg: AlicloudEcsConfig, client: AlicloudClient, cancel: CancelToken) -> dict[str, Any]:
+    """The source image (or the newest of the image family): its own, shared, or the market's."""
+    if cfg.image_family:
+        image = client.call("DescribeImageFromFamily", {"ImageFamily": cfg.image_family}, cancel=cancel)
+        found: list[dict[str, Any]] = [image["Image"]] if (image.get("Image") or {}).get("ImageId") else []
+        if not found:
+            raise BuildError(f"No alicloud image was found in image family: {cfg.image_family}")
+    else:
+        params: dict[str, Any] = {"ImageId": cfg.source_image}
+        if cfg.skip_image_validation:
+            params["ShowExpired"] = True
+        found = items(client.call("DescribeImages", params, cancel=cancel), "Images", "Image")
+        if not found:
+            market = {**params, "ImageOwnerAlias": "marketplace"}
+            found = items(client.call("DescribeImages", market, cancel=cancel), "Images", "Image")
+        if not found:
+            raise BuildError(
+                f"No alicloud image was found matching filters: {cfg.source_image}",
+                "check source_image (an image id of this region, e.g. from DescribeImages)",
+            )
+    return dict(found[0])
 
 
 class StepFindZone(Step[EcsState]):

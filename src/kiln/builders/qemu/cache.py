@@ -76,7 +76,8 @@ def checkpoint(state: QemuState, ctx: BuildContext) -> Checkpoint | None:
             raise BuildError(f"caching the disk after provisioner {index}: sync failed: {exc}") from exc
         if status != 0:
             raise BuildError(f"caching the disk after provisioner {index}: sync exited with {status}")
-        frozen = state.machine.snapshot(state.run_files.next())
+        state.top = state.run_files.next()
+        frozen = state.machine.snapshot(state.top)
         layer = _layer_over(state, key, frozen.name, index, ctx)
         if layers.commit(layer):
             ctx.ui.say(f"Cached the disk after provisioner {index} (key {short(key)})")
