@@ -109,7 +109,7 @@ def test_oss2_put_get_head_delete(cloud: LocalCloudProcess, new_bucket: Callable
     bucket.delete_object(key)
     with pytest.raises(oss2.exceptions.NoSuchKey) as missing:
         bucket.get_object(key)
-    assert missing.value.details["Key"] == key
+    assert missing.value.details["Key"] == key and missing.value.details["EC"] == "0026-00000001"
     with pytest.raises(oss2.exceptions.NotFound):
         bucket.head_object(key)
     bucket.delete_object(key)  # deleting what is not there is not an error, as on OSS
@@ -188,6 +188,10 @@ def test_bad_signature_and_unknown_key(
         wrong.put_object("k", b"x")
     assert (bad.value.status, bad.value.code) == (403, "SignatureDoesNotMatch")
     assert bad.value.details["StringToSign"] and bad.value.details["OSSAccessKeyId"] == cloud.access_key_id
+    said = bad.value.details["StringToSign"].encode()
+    assert bytes.fromhex(bad.value.details["StringToSignBytes"].replace(" ", "")) == said
+    assert bad.value.details["EC"] == ("0002-00000201" if v4 else "0002-00000040")
+    assert bad.value.headers["x-oss-ec"] == bad.value.details["EC"]
     assert cloud.secret not in str(bad.value.details)
     unknown = oss2_bucket(cloud, name, v4=v4, key_id="LTAInobodyhasthiskey")
     with pytest.raises(oss2.exceptions.ServerError) as nobody:

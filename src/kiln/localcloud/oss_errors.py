@@ -2,8 +2,9 @@
 
 OSS's error body is `<Error>` with Code, Message, RequestId, HostId and fields of its own that name
 what was refused (BucketName, Key, UploadId, StringToSign, ...). An entry is called with those
-fields: `NO_SUCH_KEY(Key="a/b.raw")`. Faults injected on OSS operations are plain `ApiError`s and
-are answered in the same shape.
+fields: `NO_SUCH_KEY(Key="a/b.raw")`. An entry whose cause OSS's documentation gives an EC for
+carries it (the body's `EC` and `RecommendDoc`, the `x-oss-ec` header); the others have none.
+Faults injected on OSS operations are plain `ApiError`s and are answered in the same shape.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from kiln.localcloud.errors import ApiError
 
 
 class OssError(ApiError):
-    """An OSS error, with the extra fields of its XML body (in order)."""
+    """An OSS error, with the extra fields of its XML body (in order) and its fine-grained EC."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, str]) -> None:
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, str], ec: str = "") -> None:
         super().__init__(status, code, message)
         self.fields = fields
+        self.ec = ec
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,11 @@ class Code:
     status: int
     code: str
     message: str
+    ec: str = ""  # OSS's EC (`0002-00000040`), where its documentation gives the one for this cause
 
     def __call__(self, message: str = "", **fields: object) -> OssError:
         return OssError(
-            self.status, self.code, message or self.message, {k: str(v) for k, v in fields.items()}
+            self.status, self.code, message or self.message, {k: str(v) for k, v in fields.items()}, self.ec
         )
 
 
@@ -47,15 +50,17 @@ INVALID_ACCESS_KEY_ID = Code(
     403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records."
 )
 SECURITY_TOKEN_MISSING = Code(
-    403, "InvalidAccessKeyId", "The security token is required for a temporary access key."
+    403, "InvalidAccessKeyId", "The security token is required for a temporary access key.", "0002-00000003"
 )
-INVALID_SECURITY_TOKEN = Code(403, "InvalidSecurityToken", "The security token you provided is invalid.")
-SIGNATURE_MISMATCH = Code(
-    403,
-    "SignatureDoesNotMatch",
+INVALID_SECURITY_TOKEN = Code(
+    403, "InvalidSecurityToken", "The security token you provided is invalid.", "0002-00000008"
+)
+_MISMATCH = (
     "The request signature we calculated does not match the signature you provided."
-    " Check your key and signing method.",
+    " Check your key and signing method."
 )
+SIGNATURE_MISMATCH = Code(403, "SignatureDoesNotMatch", _MISMATCH, "0002-00000040")  # V1
+SIGNATURE_MISMATCH_V4 = Code(403, "SignatureDoesNotMatch", _MISMATCH, "0002-00000201")
 TIME_SKEWED = Code(
     403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."
 )
@@ -68,6 +73,7 @@ MALFORMED_XML = Code(
     400,
     "MalformedXML",
     "The XML you provided was not well-formed or did not validate against our published schema.",
+    "0031-00000001",
 )
 METHOD_NOT_ALLOWED = Code(
     405, "MethodNotAllowed", "The specified method is not allowed against this resource."
@@ -97,7 +103,7 @@ TOO_MANY_BUCKETS = Code(400, "TooManyBuckets", "You have attempted to create mor
 
 # -- objects -----------------------------------------------------------------------------------------
 INVALID_OBJECT_NAME = Code(400, "InvalidObjectName", "The specified object is not valid.")
-NO_SUCH_KEY = Code(404, "NoSuchKey", "The specified key does not exist.")
+NO_SUCH_KEY = Code(404, "NoSuchKey", "The specified key does not exist.", "0026-00000001")
 INVALID_DIGEST = Code(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
 BAD_DIGEST = Code(400, "InvalidDigest", "The Content-MD5 you specified did not match what we received.")
 CONTENT_SHA256_MISMATCH = Code(

@@ -241,9 +241,12 @@ class OssAuthenticator:
             raise E.INVALID_SECURITY_TOKEN(OSSAccessKeyId=key.access_key_id)
 
     @staticmethod
-    def _mismatch(key: AccessKey, string_to_sign: str, provided: str) -> E.OssError:
-        return E.SIGNATURE_MISMATCH(
-            StringToSign=string_to_sign, SignatureProvided=provided, OSSAccessKeyId=key.access_key_id
+    def _mismatch(key: AccessKey, string_to_sign: str, provided: str, v4: bool = False) -> E.OssError:
+        return (E.SIGNATURE_MISMATCH_V4 if v4 else E.SIGNATURE_MISMATCH)(
+            OSSAccessKeyId=key.access_key_id,
+            SignatureProvided=provided,
+            StringToSign=string_to_sign,
+            StringToSignBytes=" ".join(f"{b:02X}" for b in string_to_sign.encode()),
         )
 
     def verify(
@@ -343,7 +346,7 @@ class OssAuthenticator:
         if not stamp.startswith(date) or not constant_time_equal(
             v4_signature(key.secret, date, region, "oss", string_to_sign), provided
         ):
-            raise self._mismatch(key, string_to_sign, provided)
+            raise self._mismatch(key, string_to_sign, provided, v4=True)
         signed_at = _iso_time(stamp)
         if presigned:
             expires = query.get("x-oss-expires", "")

@@ -196,6 +196,10 @@ class OssFrontDoor:
         }
         data.update(getattr(err, "fields", {}))
         headers = {**reply, "Content-Type": "application/xml"}
+        ec = getattr(err, "ec", "")
+        if ec:
+            data.update({"EC": ec, "RecommendDoc": f"https://api.aliyun.com/troubleshoot?q={ec}"})
+            headers["x-oss-ec"] = ec
         if head:  # a HEAD answer has no body: the code travels in a header
             # (base64 of the error body, which the SDKs decode)
             encoded = base64.b64encode(render_xml("Error", data)).decode()
