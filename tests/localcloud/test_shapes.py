@@ -6,7 +6,8 @@ answer is kept as it came over the wire, JSON and XML (tests/localcloud/shapes.p
 the expected shape from the SDK's model classes (kiln.localcloud.sdkmodels): a field the model does
 not have, an object where it has a list, a string where it has an integer, a time not in the format
 its documentation gives, an XML answer that says other things than the JSON one: each is a failure,
-unless ALLOWED below lists it with its reason.
+unless ALLOWED below lists it with its reason. A time the model's comment documents is checked in
+that format; any other field named *Time must be ISO 8601 UTC, with minutes or with seconds.
 
 A new action: add its call to `workflow` (through the product's client, as a client would call it,
 after what it needs exists); a new product: its SDK in kiln.localcloud.sdkmodels.SDKS and a client
