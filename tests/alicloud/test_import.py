@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,91 @@ def test_image_import_errors(cloud: LocalCloudProcess, import_env: dict[str, str
     finally:
         oss.delete_object(oss_sdk.DeleteObjectRequest(bucket=bucket, key="d.qcow2"))
         oss.delete_bucket(oss_sdk.DeleteBucketRequest(bucket=bucket))
+
+
+def _logged(cloud: LocalCloudProcess) -> dict[str, dict[str, Any]]:
+    return {e["RequestId"]: e for e in request_log(cloud)}
+
+
+def _since(cloud: LocalCloudProcess, before: dict[str, dict[str, Any]], action: str) -> list[int]:
+    """The HTTP statuses of the `action` requests logged since `before`."""
+    return [
+        e["HttpStatus"] for rid, e in _logged(cloud).items() if rid not in before and e["Action"] == action
+    ]
+
+
+def test_a_failed_part_is_retried(
+    cloud: LocalCloudProcess, import_env: dict[str, str], faults: Any, tmp_path: Path
+) -> None:
+    bucket, image = names()
+    disk = make_disk(tmp_path / "source.qcow2", 40)  # 40 MiB raw: three parts
+    faults(TargetAction="UploadPart", Code="InternalError", HttpStatus="500", Count="1")
+    logged = _logged(cloud)
+    done = kiln("build", str(template(tmp_path, disk, bucket, image)), env=import_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(_since(cloud, logged, "UploadPart")) == [200, 200, 200, 500]
+    assert not bucket_exists(cloud, bucket)
+
+
+def test_an_interrupted_upload_resumes_without_sending_its_parts_again(
+    cloud: LocalCloudProcess, import_env: dict[str, str], faults: Any, tmp_path: Path
+) -> None:
+    before = inventory(cloud)
+    bucket, image = names()
+    disk = make_disk(tmp_path / "source.qcow2", 40)
+    path = template(tmp_path, disk, bucket, image, oss_key_name="resumed.raw")
+    faults(TargetAction="CompleteMultipartUpload", Code="InternalError", HttpStatus="500", Count="1")
+    logged = _logged(cloud)
+    first = kiln("build", str(path), env=import_env, cwd=tmp_path)
+    assert first.returncode != 0 and "cannot complete the upload" in first.stdout + first.stderr
+    assert sorted(_since(cloud, logged, "UploadPart")) == [200, 200, 200]
+    assert [u.key for u in uploads(cloud, bucket)] == ["resumed.raw"]  # kept for the next run
+    logged = _logged(cloud)
+    second = kiln("build", str(path), env=import_env, cwd=tmp_path)
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out
+    assert "Resuming the upload: 3 of 3 parts are in OSS already" in out, out
+    assert _since(cloud, logged, "UploadPart") == []  # not one part sent again
+    assert _since(cloud, logged, "ListParts") == [200]
+    assert not bucket_exists(cloud, bucket)
+    image_id = json.loads((tmp_path / "manifest.json").read_text())["builds"][-1]["artifact_id"].split(":")[1]
+    assert leaks(cloud, before, {image_id}) == {}
+    # the first run's journal gave the upload away: a cleanup now has nothing of it to delete
+    swept = kiln("cleanup", "--stale", env=import_env, cwd=tmp_path)
+    assert "oss multipart" not in swept.stdout, swept.stdout
+
+
+def test_kill_9_during_the_upload_then_cleanup_leaves_nothing(
+    cloud: LocalCloudProcess, import_env: dict[str, str], faults: Any, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from .conftest import popen_kiln
+    from .test_signals import Reader
+
+    before = inventory(cloud)
+    bucket, image = names()
+    disk = make_disk(tmp_path / "source.qcow2", 40)
+    faults(TargetAction="UploadPart", LatencyMs="3000")
+    reader = Reader(
+        popen_kiln("build", str(template(tmp_path, disk, bucket, image)), env=import_env, cwd=tmp_path)
+    )
+    try:
+        reader.wait_for("Waiting for uploading file")
+        deadline = time.monotonic() + 30
+        while not uploads(cloud, bucket) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert uploads(cloud, bucket), "\n".join(reader.lines)
+        os.kill(reader.proc.pid, signal.SIGKILL)
+        reader.finish()
+    finally:
+        if reader.proc.poll() is None:
+            reader.proc.kill()
+    assert bucket_exists(cloud, bucket) and uploads(cloud, bucket)
+    done = kiln("cleanup", "--stale", env=import_env, cwd=tmp_path)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    assert "Deleting oss multipart" in said and "Deleting oss bucket" in said, said
+    assert not bucket_exists(cloud, bucket), said
+    assert leaks(cloud, before) == {}, said

@@ -5,10 +5,10 @@ official SDK), each part read from the file as it is sent, so memory holds at mo
 part_size x parallel. A part that fails is retried with backoff (`attempts` in all).
 
 Resume: the upload's id is written to a checkpoint under kiln's state folder
-(`oss-uploads/<hash of bucket, key, file, size, mtime, part size>.json`) the moment it exists, and
+(`oss-uploads/<hash of bucket, key, file size, part size>.json`) the moment it exists, and
 handed to `on_upload` (the journal). A run that stops (failed, interrupted, killed) leaves the upload
 and its checkpoint; the next upload of the same file to the same place asks OSS which parts it
-has (ListParts) and sends only the others. An upload that no longer exists (aborted by
+has (ListParts), keeps those whose ETag is the MD5 of the file's bytes, and sends only the others. An upload that no longer exists (aborted by
 `kiln cleanup`) starts afresh.
 """
 
@@ -49,14 +49,13 @@ def checkpoint_dir() -> Path:
     return paths.state_dir() / "oss-uploads"
 
 
-def _checkpoint_path(bucket: str, key: str, source: Path, part_size: int) -> Path:
-    info = source.stat()
-    ident = f"{bucket}\0{key}\0{source.resolve()}\0{info.st_size}\0{info.st_mtime_ns}\0{part_size}"
+def _checkpoint_path(bucket: str, key: str, identity: str, part_size: int) -> Path:
+    ident = f"{bucket}\0{key}\0{identity}\0{part_size}"
     return checkpoint_dir() / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
 
 
-def load_checkpoint(bucket: str, key: str, source: Path, part_size: int = PART_SIZE) -> Checkpoint | None:
-    path = _checkpoint_path(bucket, key, source, part_size)
+def load_checkpoint(bucket: str, key: str, identity: str, part_size: int = PART_SIZE) -> Checkpoint | None:
+    path = _checkpoint_path(bucket, key, identity, part_size)
     try:
         data = json.loads(path.read_text())
         return Checkpoint(path, str(data["upload_id"]), str(data.get("journal", "")))
@@ -106,6 +105,20 @@ class _Section:
         self._file.close()
 
 
+def _same_bytes(source: Path, offset: int, size: int, etag: str) -> bool:
+    digest = hashlib.md5()
+    with source.open("rb") as handle:
+        handle.seek(offset)
+        left = size
+        while left > 0:
+            chunk = handle.read(min(left, 1 << 20))
+            if not chunk:
+                return False
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest().lower() == etag.strip('"').lower()
+
+
 def _finished_parts(api: Any, bucket: str, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
     """Part number -> (ETag, size) of the parts OSS has; None when the upload is gone."""
     import alibabacloud_oss_v2 as sdk
@@ -144,17 +157,22 @@ def upload_file(
     parallel: int = PARALLEL,
     attempts: int = ATTEMPTS,
     on_resume: Callable[[int, int], None] = lambda done, total: None,
+    identity: str = "",
 ) -> str:
     """Upload `source` to bucket/key; return the upload id it completed.
 
     `on_upload(upload_id, taken_over)` is called once the upload exists (before any part is sent);
     `taken_over` is the checkpoint of an earlier run whose upload this one resumes.
-    `progress(nbytes)` counts bytes as parts finish (the resumed ones at once)."""
+    `progress(nbytes)` counts bytes as parts finish (the resumed ones at once). `identity` names the
+    upload across runs beside bucket/key (default: the file's size: a build's disk is a new file
+    at each run, made again or converted again). A part OSS holds is taken only if its ETag is the MD5 of the
+    file's bytes there, so a file that changed since is never completed from stale parts."""
     import alibabacloud_oss_v2 as sdk
 
     size = source.stat().st_size
     count = max(1, math.ceil(size / part_size))
-    found = load_checkpoint(bucket, key, source, part_size)
+    identity = identity or str(size)
+    found = load_checkpoint(bucket, key, identity, part_size)
     done: dict[int, tuple[str, int]] = {}
     upload_id = ""
     if found is not None:
@@ -171,14 +189,18 @@ def upload_file(
             )
         except Exception as exc:
             raise CloudError(f"cannot start the upload to {bucket}/{key}: {oss.describe(exc)}") from None
-    checkpoint = _checkpoint_path(bucket, key, source, part_size)
+    checkpoint = _checkpoint_path(bucket, key, identity, part_size)
     _save_checkpoint(checkpoint, upload_id, journal)
     on_upload(upload_id, found)
 
     def expected(number: int) -> int:
         return min(part_size, size - (number - 1) * part_size) if size else 0
 
-    etags = {n: etag for n, (etag, got) in done.items() if n <= count and got == expected(n)}
+    etags = {
+        n: etag
+        for n, (etag, got) in done.items()
+        if n <= count and got == expected(n) and _same_bytes(source, (n - 1) * part_size, got, etag)
+    }
     todo = [n for n in range(1, count + 1) if n not in etags]
     if etags:
         on_resume(len(etags), count)

@@ -171,10 +171,7 @@ class StepUpload(Step[ImportState]):
                 and taken_over.journal
                 and taken_over.journal != str(state.journal.path)
             ):
-                try:  # the earlier run's journal no longer owns it: its cleanup must not abort it
-                    Journal.load(Path(taken_over.journal)).deleted("oss_multipart", rid)
-                except (OSError, ValueError, KeyError):
-                    pass
+                _take_over(state, Path(taken_over.journal), rid)
             state.journal.created("oss_multipart", rid, state.region)
 
         def on_resume(done: int, total: int) -> None:
@@ -211,6 +208,21 @@ class StepUpload(Step[ImportState]):
         except Exception as exc:
             raise CleanupFailed(f"OSS object {state.object_rid} ({exc})") from None
         state.journal.deleted("oss_object", state.object_rid)
+
+
+def _take_over(state: ImportState, path: Path, rid: str) -> None:
+    """The earlier run's upload (and the bucket it made for it) are this run's now: its journal no
+    longer lists them, so that its cleanup cannot delete what this run completes."""
+    try:
+        earlier = Journal.load(path)
+    except (OSError, ValueError, KeyError):
+        return
+    bucket = state.config.oss_bucket_name
+    earlier.deleted("oss_multipart", rid)
+    if any(e.kind == "oss_bucket" and e.id == bucket for e in earlier.leftovers()):
+        earlier.deleted("oss_bucket", bucket)
+        state.bucket_created = True
+        state.journal.created("oss_bucket", bucket, state.region)
 
 
 class StepImport(Step[ImportState]):
