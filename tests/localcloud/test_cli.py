@@ -41,6 +41,7 @@ def test_env_prints_what_a_shell_needs(cloud: LocalCloudProcess) -> None:
         fields["ALICLOUD_ACCESS_KEY"] == cloud.access_key_id and fields["ALICLOUD_SECRET_KEY"] == cloud.secret
     )
     assert fields["ALICLOUD_REGION"] == "cn-beijing" and fields["HTTP_PROXY"] == cloud.url
+    assert fields["KILN_OSS_ENDPOINT"] == cloud.url  # OSS answers at the same address (path style)
 
 
 def test_keys_create_makes_a_working_key(cloud: LocalCloudProcess) -> None:

@@ -8,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import re
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -254,29 +255,44 @@ def _content(call: OssCall, info: ObjectInfo, with_owner: bool) -> dict[str, obj
     return entry
 
 
-def _listing(call: OssCall, after: str, limit: int) -> tuple[dict[str, object], str | None, list[object]]:
+@dataclass
+class _Page:
+    """One page of a bucket's keys as both listings write it."""
+
+    contents: list[dict[str, object]]
+    prefixes: list[dict[str, str]]
+    following: str | None  # the last key or prefix of a truncated page
+
+    def head(self, call: OssCall) -> dict[str, object]:
+        return {"Name": call.bucket_name, "Prefix": call.out(call.query.get("prefix", ""))}
+
+    def tail(self, call: OssCall, limit: int) -> dict[str, object]:
+        data: dict[str, object] = {"MaxKeys": limit, "Delimiter": call.out(call.query.get("delimiter", ""))}
+        if call.url_encoded():
+            data["EncodingType"] = "url"
+        data["IsTruncated"] = self.following is not None
+        return data
+
+
+def _page(call: OssCall, after: str, limit: int, with_owner: bool) -> _Page:
     prefix, delimiter = call.query.get("prefix", ""), call.query.get("delimiter", "")
     objects, prefixes, following = call.oss.list_objects(call.bucket_name, prefix, after, delimiter, limit)
-    found: list[object] = [
-        _content(call, o, call.query.get("fetch-owner", "true") != "false") for o in objects
-    ]
-    common = [{"Prefix": call.out(p)} for p in prefixes]
-    head: dict[str, object] = {"Name": call.bucket_name, "Prefix": call.out(prefix)}
-    return head, following, [found, common, delimiter, len(objects) + len(prefixes)]
+    return _Page(
+        [_content(call, o, with_owner) for o in objects],
+        [{"Prefix": call.out(p)} for p in prefixes],
+        following,
+    )
 
 
 @operation("ListObjects")
 async def list_objects(call: OssCall) -> web.StreamResponse:
     own_bucket(call)
     marker, limit = call.query.get("marker", ""), call.integer("max-keys", 100, 0, 1000)
-    data, following, (found, common, delimiter, _) = _listing(call, marker, limit)
-    data.update({"Marker": call.out(marker), "MaxKeys": limit, "Delimiter": call.out(str(delimiter))})
-    if call.url_encoded():
-        data["EncodingType"] = "url"
-    data["IsTruncated"] = following is not None
-    if following is not None:
-        data["NextMarker"] = call.out(following)
-    data.update({"Contents": found, "CommonPrefixes": common})
+    page = _page(call, marker, limit, with_owner=True)
+    data = {**page.head(call), "Marker": call.out(marker), **page.tail(call, limit)}
+    if page.following is not None:
+        data["NextMarker"] = call.out(page.following)
+    data.update({"Contents": page.contents, "CommonPrefixes": page.prefixes})
     return xml_reply(call, "ListBucketResult", data)
 
 
@@ -299,17 +315,20 @@ async def list_objects_v2(call: OssCall) -> web.StreamResponse:
                 ArgumentName="continuation-token",
                 ArgumentValue=token,
             ) from None
-    call.query.setdefault("fetch-owner", "false")
-    data, following, (found, common, delimiter, count) = _listing(call, after, limit)
+    page = _page(call, after, limit, with_owner=call.query.get("fetch-owner", "false") == "true")
+    data = page.head(call)
     if start_after:
         data["StartAfter"] = call.out(start_after)
     if token is not None:
         data["ContinuationToken"] = token
-    data.update({"MaxKeys": limit, "Delimiter": call.out(str(delimiter))})
-    if call.url_encoded():
-        data["EncodingType"] = "url"
-    data["IsTruncated"] = following is not None
-    if following is not None:
-        data["NextContinuationToken"] = _token(following)
-    data.update({"KeyCount": count, "Contents": found, "CommonPrefixes": common})
+    data.update(page.tail(call, limit))
+    if page.following is not None:
+        data["NextContinuationToken"] = _token(page.following)
+    data.update(
+        {
+            "KeyCount": len(page.contents) + len(page.prefixes),
+            "Contents": page.contents,
+            "CommonPrefixes": page.prefixes,
+        }
+    )
     return xml_reply(call, "ListBucketResult", data)
