@@ -131,10 +131,8 @@ def build_base_image(
         say(f"using cached {target}")
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / ".lock"):
-        for leftover in folder.glob("kiln-baseimage-*"):
-            say(f"removing {leftover.name}, left by an interrupted build")
-            remove_tree(leftover)
+    with locked(folder / ".lock"):
+        remove_leftovers(folder, say)
         if not raw.exists():
             _build_raw(recipe, raw, say)
         if fmt == "qcow2" and not target.exists():
@@ -146,8 +144,15 @@ def build_base_image(
     return target
 
 
+def remove_leftovers(folder: Path, say: Progress) -> None:
+    """Removes the work folders (kiln-baseimage-*) an interrupted build left in `folder`."""
+    for leftover in folder.glob("kiln-baseimage-*"):
+        say(f"removing {leftover.name}, left by an interrupted build")
+        remove_tree(leftover)
+
+
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -176,8 +181,8 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         # write the disk, kept in this folder with an unguessable name
         os.chmod(work, 0o755 if root else 0o711)
         tree = work / "rootfs"
-        files = _write_files(work / "files", guestfiles.FILES)
-        early = _write_files(work / "early", guestfiles.EARLY_FILES)
+        files = write_files(work / "files", guestfiles.FILES)
+        early = write_files(work / "early", guestfiles.EARLY_FILES)
         script = work / "make-disk.sh"
         script.write_text(guestfiles.MAKE_DISK)
         core = work / "core.img"
@@ -194,26 +199,7 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
             ],
             "grub-mkimage",
         )
-        say(f"mmdebstrap {recipe.suite} ({'root' if root else 'unshare'} mode): downloading and installing")
-        env = {**os.environ, "TMPDIR": str(work)}
-        argv = [
-            "mmdebstrap",
-            f"--mode={'root' if root else 'unshare'}",
-            "--variant=minbase",
-            "--include=" + ",".join(recipe.packages),
-            "--aptopt=Acquire::Retries 3",
-            f'--essential-hook=cp -R --no-preserve=ownership "{early}"/. "$1"/',
-            recipe.suite,
-            str(tree),
-            *recipe.mirrors,
-        ]
-        command.stream(
-            argv,
-            f"mmdebstrap {recipe.suite}",
-            lambda line: say(line) if line.startswith(("I: ", "E: ", "W: ")) else None,
-            hint="check that Debian's mirror http://deb.debian.org is reachable",
-            env=env,
-        )
+        mmdebstrap(recipe, tree, work, say, early)
         say(f"root file system ready after {time.monotonic() - began:.0f} s; writing the disk")
         partial = work / "disk.raw"
         with open(partial, "wb") as disk:
@@ -221,12 +207,38 @@ def _build_raw(recipe: Recipe, raw: Path, say: Progress) -> None:
         os.chmod(partial, 0o644 if root else 0o666)
         helper = [] if root else ["mmdebstrap", "--unshare-helper"]
         argv = ["sh", str(script), str(tree), str(partial), str(recipe.size_bytes // 512), str(files)]
-        command.run([*helper, *argv, str(core)], "writing the disk", env=env)
+        command.run([*helper, *argv, str(core)], "writing the disk", env={**os.environ, "TMPDIR": str(work)})
         os.chmod(partial, 0o644)
         os.replace(partial, raw)
     finally:
         remove_tree(work)
     say(f"built {raw} in {time.monotonic() - began:.0f} s")
+
+
+def mmdebstrap(recipe: Recipe, tree: Path, work: Path, say: Progress, early: Path) -> None:
+    """Debian's `recipe.suite` with `recipe.packages` into `tree` (root mode as root, else unshare
+    mode; temporary files in `work`), the files of folder `early` copied in before the packages that
+    build an initramfs are installed."""
+    root = os.geteuid() == 0
+    say(f"mmdebstrap {recipe.suite} ({'root' if root else 'unshare'} mode): downloading and installing")
+    argv = [
+        "mmdebstrap",
+        f"--mode={'root' if root else 'unshare'}",
+        "--variant=minbase",
+        "--include=" + ",".join(recipe.packages),
+        "--aptopt=Acquire::Retries 3",
+        f'--essential-hook=cp -R --no-preserve=ownership "{early}"/. "$1"/',
+        recipe.suite,
+        str(tree),
+        *recipe.mirrors,
+    ]
+    command.stream(
+        argv,
+        f"mmdebstrap {recipe.suite}",
+        lambda line: say(line) if line.startswith(("I: ", "E: ", "W: ")) else None,
+        hint="check that Debian's mirror http://deb.debian.org is reachable",
+        env={**os.environ, "TMPDIR": str(work)},
+    )
 
 
 def remove_tree(path: Path) -> None:
@@ -253,7 +265,8 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_files(folder: Path, files: dict[str, tuple[str, int]]) -> Path:
+def write_files(folder: Path, files: dict[str, tuple[str, int]]) -> Path:
+    """Writes guest files (path -> (content, mode), as kiln.machines.guestfiles reads them) under `folder`."""
     for rel, (content, mode) in files.items():
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)

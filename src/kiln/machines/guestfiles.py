@@ -5,6 +5,7 @@ data, so that shellcheck and systemd-analyze read them as what they are):
     guest/early/     the same, but before the kernel package builds the initramfs (an mmdebstrap
                      essential hook): what makes that initramfs small
     guest/make-disk.sh   run as (mapped) root: finishes the tree and writes the disk
+    guest/installer/ the installer ISO's own files (kiln.machines.installer)
 
 A file starting with `#!` is installed executable (0755), any other 0644. Their content is part of the
 base image's recipe hash: changing one makes a new base image.
@@ -44,3 +45,7 @@ def _ready_line() -> str:
 #: what kiln's agent writes on the console once sshd listens and the early network is set (the
 #: agent's READY_LINE: the runners wait for it before they probe SSH quickly)
 READY_LINE = _ready_line()
+
+#: kiln's Debian installer ISO (kiln.machines.installer): its initramfs's init and DHCP script, its
+#: GRUB menu, and the script that finishes the root file system it carries
+INSTALLER_FILES = tree("installer")
