@@ -48,9 +48,7 @@ BUSYBOX = Path("/bin/busybox")
 #: the drivers the initramfs loads (with what they need), in Debian's cloud kernel all modules: the
 #: disc on IDE (the pc machine type's; the cloud kernel has no AHCI, q35's), SCSI or virtio, the network on
 #: virtio, and the live system's file systems
-MODULES = (
-    "ata_piix sr_mod sd_mod virtio_pci virtio_blk virtio_scsi virtio_net isofs squashfs overlay loop"
-)
+MODULES = "ata_piix sr_mod sd_mod virtio_pci virtio_blk virtio_scsi virtio_net isofs squashfs overlay loop"
 #: what a Debian install from this ISO needs besides a base system: a kernel, GRUB for BIOS and UEFI,
 #: the tools that partition and format a disk, sshd, and curl (for `curl URL | sh`)
 INSTALLER_PACKAGES = (
@@ -116,7 +114,9 @@ def iso_folder(name: str) -> Path:
     return paths.cache_dir() / "isoimages" / f"{name}-{iso_hash(recipe)}"
 
 
-def build_installer_iso(name: str = "debian-12-installer", progress: Progress | None = stderr_progress) -> Path:
+def build_installer_iso(
+    name: str = "debian-12-installer", progress: Progress | None = stderr_progress
+) -> Path:
     """The cached installer ISO `name`, built first if missing. Returns its path in the cache."""
     folder = iso_folder(name)
     say = progress or (lambda _line: None)

@@ -23,7 +23,7 @@ from kiln import paths
 from kiln.communicators.banner import wait_for_banner
 from kiln.duration import seconds_from_env
 from kiln.errors import MachineError
-from kiln.machines import command, kernelboot, seed, state
+from kiln.machines import command, kernelboot, qemu_install, seed, state
 from kiln.machines.spec import ImageFormat, Machine, MachineSpec
 
 QEMU = "qemu-system-x86_64"
@@ -111,6 +111,8 @@ class VirtualMachine(Machine):
         its own folder, removed with it. A disk given here is the caller's to remove."""
         super().__init__(spec)
         self._disk = disk or self.work_dir / "disk.qcow2"
+        if spec.install is not None:
+            self._disk = qemu_install.disk_paths(self.work_dir, spec.install)[0]
         self.qmp_path = self.work_dir / "qmp.sock"
         self.proc: subprocess.Popen[bytes] | None = None
         keep = self._disk if spec.keep_disk else None
@@ -139,6 +141,13 @@ class VirtualMachine(Machine):
         spec = self.spec
         seed_disk = self.work_dir / "seed.img"
         net = f"user,id=net0,hostfwd=tcp:{self.ssh_host}:{self.ssh_port}-:22"
+        if spec.install is not None:
+            machine = ["-machine", spec.install.machine_type]
+            argv = [QEMU, "-name", self.id, *machine, *accel]
+            argv += qemu_install.install_argv(
+                spec, self.work_dir, self.console_log, self.qmp_path, net, self._drive
+            )
+            return argv + [arg for extra in spec.qemu_args for arg in extra]
         argv = [
             QEMU, "-name", self.id, "-machine", "q35", *accel,
             "-smp", str(spec.cpus), "-m", str(spec.memory_mb),
@@ -182,6 +191,9 @@ class VirtualMachine(Machine):
         return ["-drive", f"file={path},if={interface},format={fmt}{options}"]
 
     def _prepare_disk(self) -> None:
+        if self.spec.install is not None:
+            qemu_install.make_disks(self.work_dir, self.spec.install, self.id)
+            return
         if self._disk.exists():
             return  # a restart of a stopped machine keeps its disk
         base = self.spec.image.resolve()
@@ -196,24 +208,32 @@ class VirtualMachine(Machine):
             raise MachineError(f"{QEMU} is not installed", "apt-get install qemu-system-x86 qemu-utils")
         try:
             self._prepare_disk()
-            if self.spec.kernel_boot:
-                self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
-            extras = seed.Extras(self.host_key, seed.SLIRP_DNS, EARLY_NETWORK)
-            files = seed.seed_files(self.spec.metadata, self.id, extras)
-            seed.write_seed_disk(files, self.work_dir / "seed.img")
-            # on NVMe, where the agent finds it by serial number: the same files as a text bundle
-            bundle, self._bundle = self.work_dir / "seed.kiln", None
-            if self.disk_interface == "nvme" and seed.write_seed_bundle(files, bundle):
-                self._bundle = bundle
-            if self.spec.accelerator == "kvm" or (self.spec.accelerator == "auto" and kvm_works(self.spec)):
+            if self.spec.install is None:
+                self._write_seed()
+            if self.spec.accelerator == "kvm" or (
+                self.spec.accelerator == "auto" and self.spec.install is None and kvm_works(self.spec)
+            ):
                 accel, self.accelerator = KVM, "kvm"
             else:
                 accel, self.accelerator = TCG, "tcg"
             self.resets, self._stall = 0, stall_seconds()
+            if self.spec.install is not None and not self.spec.install.watch_stalls:
+                self._stall = 0.0
             self._launch(self._argv(accel))
         except BaseException:
             self.kill()
             raise
+
+    def _write_seed(self) -> None:
+        if self.spec.kernel_boot:
+            self.boot = kernelboot.boot_files(self.spec.image, image_format(self.spec.image))
+        extras = seed.Extras(self.host_key, seed.SLIRP_DNS, EARLY_NETWORK)
+        files = seed.seed_files(self.spec.metadata, self.id, extras)
+        seed.write_seed_disk(files, self.work_dir / "seed.img")
+        # on NVMe, where the agent finds it by serial number: the same files as a text bundle
+        bundle, self._bundle = self.work_dir / "seed.kiln", None
+        if self.disk_interface == "nvme" and seed.write_seed_bundle(files, bundle):
+            self._bundle = bundle
 
     def _launch(self, argv: list[str]) -> None:
         self.qmp_path.unlink(missing_ok=True)

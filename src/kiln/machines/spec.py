@@ -41,10 +41,41 @@ class Metadata:
 
 
 @dataclass(frozen=True)
+class Install:
+    """VM runner: a machine that boots an installer ISO (MachineSpec.image) onto a blank disk, as a
+    build from an installer does (the qemu builder without disk_image).
+
+    disk_size: the blank disk's size ("40960M", "20G"); extra_disks: the sizes of further blank disks.
+    disk_format: qcow2 or raw (the disk the installer writes; save_image converts it anyway).
+    cdroms: further ISOs attached after the installer (cd_files); floppy: a floppy image.
+    cdrom_interface: "" (the machine type's own: IDE on pc, AHCI on q35), ide, scsi, virtio-scsi or
+        virtio. machine_type: QEMU's -machine (pc, as Packer's default; q35).
+    efi_code / efi_vars: UEFI firmware (OVMF): the code, read-only, and a variable store the machine
+        gets its own copy of; neither: BIOS (SeaBIOS).
+    vnc: "ADDRESS:DISPLAY" to show the screen over VNC; "" none (kiln types through QMP).
+    watch_stalls: whether the stuck-boot watchdog applies (no: an installer may wait for a human).
+    The firmware boots the CD once (-boot once=d), then, after the installer's reboot, the disk.
+    """
+
+    disk_size: str
+    disk_format: str = "qcow2"
+    extra_disks: tuple[str, ...] = ()
+    cdroms: tuple[Path, ...] = ()
+    floppy: Path | None = None
+    cdrom_interface: str = ""
+    machine_type: str = "pc"
+    efi_code: Path | None = None
+    efi_vars: Path | None = None
+    vnc: str = ""
+    watch_stalls: bool = True
+
+
+@dataclass(frozen=True)
 class MachineSpec:
     """How to run one machine. Only `image` is required.
 
-    image: a kiln base image (or an image saved from a machine), raw or qcow2; never modified.
+    image: a kiln base image (or an image saved from a machine), raw or qcow2; never modified. With
+        `install` (VM runner only): the installer ISO the machine boots, onto a blank disk.
     ssh_host/ssh_port: where the machine's sshd is reachable on the host; the address must be in
         127.0.0.0/8, port 0 picks a free port (read it back from `Machine.ssh_port`).
     work_dir: the machine's own folder (disk, console log, sockets), made if missing; default
@@ -81,6 +112,7 @@ class MachineSpec:
     qemu_args: tuple[tuple[str, ...], ...] = ()
     kernel_boot: bool = True
     keep_disk: bool = False
+    install: Install | None = None
 
     def validate(self) -> None:
         if not self.image.is_file():
