@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,80 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     for log in sorted((state / "logs").glob("*")):
         lines = log.read_text(errors="replace").splitlines()[-80:]
         report.sections.append((f"{log.name} (last {len(lines)} lines)", "\n".join(lines)))
+
+
+def ssh_password(host: str, port: int, password: str, command: str, timeout: float = 120) -> str:
+    """Run `command` as root, logging in with a password (asyncssh: OpenSSH's client takes none
+    without a terminal); returns its output, asserting it succeeded."""
+    import asyncio
+
+    import asyncssh
+
+    async def run() -> asyncssh.SSHCompletedProcess:
+        async with asyncssh.connect(
+            host, port, username="root", password=password, known_hosts=None, client_keys=None,
+            agent_path=None, connect_timeout=30,
+        ) as conn:  # fmt: skip
+            return await conn.run(command, check=False, timeout=timeout)
+
+    done = asyncio.run(run())
+    assert done.exit_status == 0, f"{command!r} failed ({done.exit_status}): {done.stderr!r}"
+    return str(done.stdout)
+
+
+#: the example whose build the ISO tests run (and issue 13's import test reuses: `iso_build`)
+ISO_EXAMPLE = REPO / "examples" / "qemu" / "iso"
+ISO_ROOT_PASSWORD = "kilnroot"  # what its answer file sets
+
+
+@pytest.fixture(scope="session")
+def installer_iso(cache_root: Path) -> Path:
+    """kiln's Debian installer ISO, built once into the test cache."""
+    from kiln.machines.installer import build_installer_iso
+
+    return build_installer_iso("debian-12-installer", progress=None)
+
+
+def iso_template(folder: Path, iso: Path, boot_wait: str = "10s") -> Path:
+    """The example (template and http/) copied into `folder`, its boot_wait set: 10 s, Packer's
+    default, outlasts any boot menu's timeout (GRUB's default is 5 s), so a build that installs proves
+    the menu waited for the typed command."""
+    import json
+    import shutil
+
+    shutil.copytree(ISO_EXAMPLE / "http", folder / "http")
+    template = json.loads((ISO_EXAMPLE / "debian.json").read_text())
+    template["builders"][0]["boot_wait"] = boot_wait
+    template["variables"] = {"iso_url": str(iso), "iso_checksum": f"file:{iso.with_name('SHA256SUMS')}"}
+    (folder / "debian.json").write_text(json.dumps(template, indent=2))
+    return folder / "debian.json"
+
+
+@dataclass(frozen=True)
+class IsoBuild:
+    """One `kiln build` of the ISO example: what it printed, its debug log, and the disk it made."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    debug_log: str
+    image: Path
+    folder: Path
+
+
+@pytest.fixture(scope="session")
+def iso_build(installer_iso: Path, tmp_path_factory: pytest.TempPathFactory) -> IsoBuild:
+    """The ISO example built once per session (minutes under TCG): tests that need an installed
+    Debian disk (the e2e test, an import into localcloud) share it instead of installing twice."""
+    folder = tmp_path_factory.mktemp("iso-build")
+    template = iso_template(folder, installer_iso)
+    log = folder / "kiln.log"
+    env = {**os.environ, "KILN_STATE_DIR": str(folder / "state"), "KILN_LOG": "1", "KILN_LOG_PATH": str(log)}
+    done = subprocess.run(
+        [sys.executable, "-m", "kiln", "build", "-timestamp-ui", template.name],
+        cwd=folder, capture_output=True, text=True, env=env, timeout=2400, check=False,
+    )  # fmt: skip
+    return IsoBuild(
+        done.returncode, done.stdout, done.stderr, log.read_text(errors="replace") if log.exists() else "",
+        folder / "output-debian" / "debian.qcow2", folder,
+    )  # fmt: skip

@@ -13,11 +13,14 @@ from kiln.errors import KilnError
 
 def main(argv: list[str]) -> int:
     parser = Parser(
-        prog="kiln baseimage", description="Build Debian base disk images, or kiln's Debian installer ISO, from Debian's packages."
+        prog="kiln baseimage",
+        description="Build Debian base disk images, or kiln's Debian installer ISO, from Debian's packages.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build (or reuse from the cache) a base image")
-    build.add_argument("name", help="image to build: debian-12 (a disk) or debian-12-installer (an installer ISO)")
+    build.add_argument(
+        "name", help="image to build: debian-12 (a disk) or debian-12-installer (an installer ISO)"
+    )
     build.add_argument("--output", type=Path, help="copy the image into this folder as NAME.FORMAT")
     build.add_argument("--format", choices=("qcow2", "raw"), default="qcow2", help="default: qcow2")
     build.add_argument("--size", help="disk size, e.g. 4G (default) or 20G; the root grows at boot anyway")

@@ -6,7 +6,7 @@
 # root (/run/live/rootfs) onto it, installs GRUB into the disk's MBR, sets root's password and lets sshd
 # accept it, and has the installed system take its address by DHCP.
 set -eu
-ROOT_PASSWORD=packer
+ROOT_PASSWORD=kilnroot
 HOSTNAME=debian
 
 # the first disk that is not the installer's disc

@@ -1,5 +1,7 @@
-"""The `qemu` builder, as Packer's with `disk_image = true`: copy the source disk (copy-on-write),
+"""The `qemu` builder, as Packer's. With `disk_image = true`: copy the source disk (copy-on-write),
 boot it under QEMU, connect over SSH, provision, shut down, convert the disk into the output image.
+Without: boot the installer ISO onto blank disks, serve http_directory, type boot_command after
+boot_wait (steps_iso), then connect to the installed system as above.
 
 From a kiln base image no password or key is needed: the builder makes a temporary key pair and hands
 its public key (and `user_data`) to the machine through the NoCloud seed, so `ssh_username = "root"`
@@ -80,10 +82,12 @@ class StepRun(Step[QemuState]):
     name = "StepRun"
 
     def run(self, state: QemuState, ctx: BuildContext) -> None:
+        from kiln.builders.qemu.steps_iso import install_spec, vnc_display
         from kiln.machines import MachineSpec, Metadata
         from kiln.machines.qemu import VirtualMachine
 
         cfg = state.config
+        install = None if cfg.disk_image else install_spec(cfg, ctx, vnc_display(cfg, ctx))
         assert state.source is not None
         user_data = cfg.user_data
         if cfg.user_data_file:
@@ -99,21 +103,24 @@ class StepRun(Step[QemuState]):
                 ssh_authorized_keys=(state.key.authorized_key_line,) if state.key else (),
                 user_data=user_data or None,
             ),
-            disk_size=cfg.disk_size or None,
+            disk_size=(cfg.disk_size or None) if install is None else None,
+            install=install,
             accelerator="auto" if cfg.accelerator in ("", "none") else cfg.accelerator,  # type: ignore[arg-type]
             disk_interface=cfg.disk_interface,
             net_device="virtio-net-pci" if cfg.net_device == "virtio-net" else cfg.net_device,
             qemu_args=tuple(tuple(arg) for arg in cfg.qemuargs),
         )
-        ctx.ui.say("Copying hard drive...")
+        ctx.ui.say("Copying hard drive..." if install is None else "Creating required virtual machine disks")
         state.machine = VirtualMachine(spec, disk=state.top)
         ctx.ui.say(f"Found port for communicator (SSH, WinRM, etc): {state.machine.ssh_port}.")
-        ctx.ui.say("Starting VM, booting disk image")
+        ctx.ui.say(
+            "Starting VM, booting disk image" if install is None else "Starting VM, booting from CD-ROM"
+        )
         state.machine.start()
         ctx.log.info(
             "qemu: accelerator %s, console log %s", state.machine.accelerator, state.machine.console_log
         )
-        if cfg.boot_wait > 0:
+        if cfg.boot_wait > 0 and not cfg.boot_command:  # else StepTypeBootCommand waits
             ctx.ui.say(f"Waiting {cfg.boot_wait} for boot...")
             ctx.cancel.sleep(float(cfg.boot_wait))
 
@@ -191,6 +198,7 @@ class StepConvert(Step[QemuState]):
 def plan(cfg: QemuConfig, ctx: BuildContext) -> Sequence[QemuState]:
     from kiln.builders.connect import StepCleanupTempKeys, StepConnect, StepProvision  # loads asyncssh
     from kiln.builders.qemu import cache
+    from kiln.builders.qemu.steps_iso import StepHTTPServer, StepTypeBootCommand
 
     if ctx.cache is not None and ctx.cache.final_hit:
         return Sequence(StepOutputDir(), StepSource(), cache.StepFromCache())
@@ -199,14 +207,18 @@ def plan(cfg: QemuConfig, ctx: BuildContext) -> Sequence[QemuState]:
         StepSource(),
         cache.StepCacheLayers(),
         StepKey(),
+        StepHTTPServer(),
         StepRun(),
+        StepTypeBootCommand(),
         StepConnect(
             cfg,
             host=lambda s: vm(s).ssh_host,
             port=lambda s: vm(s).ssh_port,
             private_key=lambda s: s.key,
             alive=vm_alive,
-            ready=lambda s: vm(s).announced_ssh,  # QEMU's port forward accepts long before the guest answers
+            # QEMU's port forward accepts long before the guest answers: wait for sshd's banner, after
+            # kiln's agent said it listens (base images); an installed system says nothing of the kind
+            ready=(lambda s: vm(s).announced_ssh) if cfg.disk_image else (lambda s: lambda: True),
             failed=keep_console,  # the VM (and its folder) goes in cleanup
         ),
         cache.StepForgetCachedKeys(),

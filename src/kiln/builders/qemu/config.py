@@ -1,4 +1,4 @@
-"""Options of the qemu builder: Packer's, with Packer's defaults (disk images only, no installer ISO)."""
+"""Options of the qemu builder: Packer's, with Packer's defaults (a disk image, or an installer ISO onto a blank disk)."""
 
 # ruff: noqa: RUF009 - option() returns a dataclass field, not a shared mutable default
 
@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 FORMATS = ("qcow2", "raw")
 DISK_INTERFACES = ("virtio", "virtio-scsi", "scsi", "ide", "sata", "nvme")
 ACCELERATORS = ("kvm", "tcg", "none")
+CDROM_INTERFACES = ("", "ide", "scsi", "virtio-scsi", "virtio")
+#: Packer's disk sizes: a number with an optional K, M, G or T (a bare number is MB for ISO builds)
+SIZE = re.compile(r"\d+[KMGT]?", re.IGNORECASE)
+#: Packer's disk_size for ISO builds
+DEFAULT_DISK_SIZE = "40960M"
 
 
 @dataclass
@@ -41,7 +46,9 @@ class QemuConfig(SSHConfig):
         doc="where a download is kept (a folder if it has no extension); default: kiln's cache",
     )
     iso_target_extension: str = option("iso", cache=False, doc="the extension of a downloaded file")
-    disk_image: bool = option(False, doc="iso_url is a bootable disk image (the only mode kiln has)")
+    disk_image: bool = option(
+        False, doc="iso_url is a bootable disk image; false: an installer ISO booted onto a blank disk"
+    )
     boot_command: list[str] = option(
         default_factory=list,
         raw=True,
@@ -91,7 +98,30 @@ class QemuConfig(SSHConfig):
     output_directory: str = option("", cache=False, doc="default: output-<build name>")
     vm_name: str = option("", cache=False, doc="file name of the image; default: packer-<build name>")
     format: str = option("qcow2", choices=FORMATS, cache=False, doc="the output image's format")
-    disk_size: str = option("", doc="grow the disk to this size (e.g. 20G, 40960M); never shrinks")
+    disk_size: str = option(
+        "",
+        doc="the disk's size (40960M, 20G; a bare number is MB): with disk_image it grows the copy "
+        "(never shrinks), else the blank disk's (default 40960M)",
+    )
+    disk_additional_size: list[str] = option(
+        default_factory=list, doc="further blank disks of these sizes (ISO builds)"
+    )
+    machine_type: str = option(
+        "", doc="QEMU's -machine; default: pc for ISO builds (Packer's), q35 with disk_image"
+    )
+    cdrom_interface: str = option(
+        "", choices=CDROM_INTERFACES, doc="how the ISO is attached; default: the machine type's (IDE on pc)"
+    )
+    efi_boot: bool = option(False, doc="boot with UEFI firmware (OVMF) instead of BIOS (ISO builds)")
+    efi_firmware_code: str = option("", doc="the OVMF code file; default /usr/share/OVMF/OVMF_CODE_4M.fd")
+    efi_firmware_vars: str = option(
+        "", doc="the OVMF variable store the machine gets a copy of; default /usr/share/OVMF/OVMF_VARS_4M.fd"
+    )
+    vnc_bind_address: str = option(
+        "127.0.0.1", cache=False, doc="where the VNC server listens (when headless is false)"
+    )
+    vnc_port_min: int = option(5900, cache=False, doc="the lowest port the VNC server may listen on")
+    vnc_port_max: int = option(6000, cache=False, doc="the highest port the VNC server may listen on")
     disk_compression: bool = option(False, cache=False, doc="compress the qcow2 output")
     skip_compaction: bool = option(False, cache=False, doc="accepted; the output is always a standalone copy")
     accelerator: str = option(
@@ -102,7 +132,11 @@ class QemuConfig(SSHConfig):
     )
     cpus: int = option(1, cache=False, doc="virtual CPUs")
     memory: int = option(512, cache=False, doc="MB")
-    headless: bool = option(False, cache=False, doc="accepted: kiln's VMs never open a window")
+    headless: bool = option(
+        False,
+        cache=False,
+        doc="kiln opens no window: false gives ISO builds a VNC server to watch the screen on",
+    )
     qemuargs: list[list[str]] = option(default_factory=list, doc="extra QEMU arguments")
     net_device: str = option("virtio-net", cache=False, doc="QEMU network device model")
     disk_interface: str = option(
@@ -186,14 +220,27 @@ class QemuConfig(SSHConfig):
         if len(self.cd_label) > 32 or len(self.floppy_label) > 11:
             dctx.error(path, "cd_label holds 32 characters at most, floppy_label 11")
 
+    def blank_disk_size(self, size: str) -> str:
+        """An ISO build's disk size for qemu-img: Packer's bare number is MB."""
+        size = size.strip() or DEFAULT_DISK_SIZE
+        return f"{size}M" if size.isdigit() else size.upper()
+
     def validate_qemu(self, dctx: DecodeContext, path: str) -> None:
         self.validate_disks(dctx, path)
         self.validate_iso(dctx, path)
         self.validate_boot(dctx, path)
-        if not self.disk_image:
-            dctx.error(path, "only disk_image = true is supported: booting an installer ISO is not")
-        if self.disk_size and not re.fullmatch(r"\d+[KMGT]?", self.disk_size.strip(), re.IGNORECASE):
-            dctx.error(f"{path}.disk_size", f'"{self.disk_size}" is not a size such as 20G or 40960M')
+        for name, size in [
+            ("disk_size", self.disk_size),
+            *((f"disk_additional_size[{n}]", extra) for n, extra in enumerate(self.disk_additional_size)),
+        ]:
+            if size and not SIZE.fullmatch(size.strip()):
+                dctx.error(f"{path}.{name}", f'"{size}" is not a size such as 20G or 40960M')
+        if self.disk_image and self.disk_additional_size:
+            dctx.error(
+                f"{path}.disk_additional_size", "only ISO builds (disk_image = false) have blank disks"
+            )
+        if not 0 < self.vnc_port_min <= self.vnc_port_max < 65536:
+            dctx.error(path, "vnc_port_min/max must be a port range")
         if self.cpus < 1 or self.memory < 128:
             dctx.error(path, "cpus must be at least 1 and memory at least 128 (MB)")
         if self.user_data and self.user_data_file:

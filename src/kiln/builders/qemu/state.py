@@ -26,6 +26,7 @@ class QemuState:
     machine: VirtualMachine | None = None
     communicator: Communicator | None = None
     image: Path | None = None
+    http_port: int = 0  #: where StepHTTPServer serves (`{{ .HTTPPort }}`), 0 without
     succeeded: bool = False
     made_output: bool = False
     notes: list[str] = field(default_factory=list)
