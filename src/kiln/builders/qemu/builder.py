@@ -87,7 +87,7 @@ class StepRun(Step[QemuState]):
         from kiln.machines.qemu import VirtualMachine
 
         cfg = state.config
-        install = None if cfg.disk_image else install_spec(cfg, ctx, vnc_display(cfg, ctx))
+        install = None if cfg.disk_image else install_spec(state, ctx, vnc_display(cfg, ctx))
         assert state.source is not None
         user_data = cfg.user_data
         if cfg.user_data_file:
@@ -198,7 +198,7 @@ class StepConvert(Step[QemuState]):
 def plan(cfg: QemuConfig, ctx: BuildContext) -> Sequence[QemuState]:
     from kiln.builders.connect import StepCleanupTempKeys, StepConnect, StepProvision  # loads asyncssh
     from kiln.builders.qemu import cache
-    from kiln.builders.qemu.steps_iso import StepHTTPServer, StepTypeBootCommand
+    from kiln.builders.qemu.steps_iso import StepExtraDisks, StepHTTPServer, StepTypeBootCommand
 
     if ctx.cache is not None and ctx.cache.final_hit:
         return Sequence(StepOutputDir(), StepSource(), cache.StepFromCache())
@@ -207,6 +207,7 @@ def plan(cfg: QemuConfig, ctx: BuildContext) -> Sequence[QemuState]:
         StepSource(),
         cache.StepCacheLayers(),
         StepKey(),
+        StepExtraDisks(),
         StepHTTPServer(),
         StepRun(),
         StepTypeBootCommand(),

@@ -26,6 +26,8 @@ class QemuState:
     machine: VirtualMachine | None = None
     communicator: Communicator | None = None
     image: Path | None = None
+    cd: Path | None = None  #: cd_files' ISO (StepExtraDisks)
+    floppy: Path | None = None  #: floppy_files' image
     http_port: int = 0  #: where StepHTTPServer serves (`{{ .HTTPPort }}`), 0 without
     succeeded: bool = False
     made_output: bool = False

@@ -59,9 +59,35 @@ class StepHTTPServer(Step[QemuState]):
             server.close()
 
 
-def install_spec(cfg: QemuConfig, ctx: BuildContext, vnc: str) -> Install:
+class StepExtraDisks(Step[QemuState]):
+    """cd_files / cd_content and floppy_files / floppy_dirs / floppy_content: the CD and the floppy made
+    in the run's scratch folder (kiln.builders.qemu.extradisks), removed when the build ends."""
+
+    name = "StepCreateCdrom"
+
+    def run(self, state: QemuState, ctx: BuildContext) -> None:
+        from kiln.builders.qemu.extradisks import CdSpec, FloppySpec, make_cd, make_floppy
+
+        cfg = state.config
+        cd = CdSpec(cfg.cd_files, cfg.cd_content, cfg.cd_label)
+        floppy = FloppySpec(cfg.floppy_files, cfg.floppy_dirs, cfg.floppy_content, cfg.floppy_label)
+        if cd.wanted or floppy.wanted:
+            scratch = ctx.scratch_dir()
+            state.cd = make_cd(cd, ctx.work_dir, scratch, ctx.ui)
+            state.floppy = make_floppy(floppy, ctx.work_dir, scratch, ctx.ui)
+
+    def cleanup(self, state: QemuState, ctx: BuildContext) -> None:
+        from kiln.builders.qemu.extradisks import remove
+
+        remove(state.cd, state.floppy)
+        state.cd = state.floppy = None
+
+
+def install_spec(state: QemuState, ctx: BuildContext, vnc: str) -> Install:
     """What an ISO build's machine boots besides the ISO: blank disks, firmware, the CD's interface."""
     from kiln.machines.spec import Install
+
+    cfg = state.config
 
     def path(option: str, value: str) -> Path | None:
         if not value:
@@ -81,6 +107,8 @@ def install_spec(cfg: QemuConfig, ctx: BuildContext, vnc: str) -> Install:
         disk_size=cfg.blank_disk_size(cfg.disk_size),
         disk_format=cfg.format,
         extra_disks=tuple(cfg.blank_disk_size(size) for size in cfg.disk_additional_size),
+        cdroms=(state.cd,) if state.cd else (),
+        floppy=state.floppy,
         cdrom_interface=cfg.cdrom_interface,
         machine_type=cfg.machine_type or "pc",
         efi_code=code,
