@@ -165,6 +165,12 @@ class OssFrontDoor:
             status, code = 400, "IncompleteBody"
             log.info("OSS %s %s: the request's body was cut off", operation, request_id)
             response = self._error(E.INCOMPLETE_BODY(), request_id, host, reply, request.method == "HEAD")
+        except OSError as err:  # the state's disk (a full one): no byte of the write is kept
+            log.warning(
+                "OSS %s %s failed on the state's disk: %s", operation, request_id, err.strerror or err
+            )
+            status, code = 500, "InternalError"
+            response = self._error(E.INTERNAL_ERROR(), request_id, host, reply, request.method == "HEAD")
         except Exception as err:  # a bug must still answer as OSS does, with a RequestId
             log.exception("OSS %s failed", operation)
             status, code = 500, "InternalError"
