@@ -32,7 +32,10 @@ def ssh(
 def wait_for_ssh(key: Path, host: str, timeout: float = 180.0) -> float:
     began = time.monotonic()
     while True:
-        result = ssh(key, host, "true", timeout=30)
+        try:
+            result = ssh(key, host, "true", timeout=30)
+        except subprocess.TimeoutExpired:  # a booting guest's sshd can accept and then say nothing
+            result = subprocess.CompletedProcess([], 255, "", "ssh timed out")
         if result.returncode == 0:
             return time.monotonic() - began
         if time.monotonic() - began > timeout:

@@ -211,6 +211,10 @@ def test_data_disks_statuses_files_and_snapshots(
     assert (described().source_disk_id, described().source_disk_type, described().source_disk_size) == (
         kept.disk_id, "data", "40",
     )  # fmt: skip
+    of_kind = ecs3.describe_snapshots(
+        ecs.DescribeSnapshotsRequest(region_id=REGION, instance_id=iid, source_disk_type="Data")
+    ).body.snapshots.snapshot
+    assert [s.snapshot_id for s in of_kind] == [snap]
     too_small = error_of(
         lambda: ecs3.create_disk(
             ecs.CreateDiskRequest(region_id=REGION, zone_id="cn-beijing-a", snapshot_id=snap, size=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from alibabacloud_vpc20160428.client import Client as VpcClient
 
 from kiln.localcloud import LocalCloudProcess, start
 from kiln.localcloud.sdkcalls import instance_status
+from kiln.machines.nspawn import root_partition
 
 from .conftest import REGION, config
 from .sshutil import ssh, wait_for_ssh, write_key
@@ -179,3 +181,79 @@ def test_a_data_disk_is_a_block_device_whose_data_reaches_the_image(
     client.delete_disk(ecs.DeleteDiskRequest(disk_id=disk))
     assert leftovers(client, vpc, built) == []
     wait_for("disk files removed", lambda: not any((light.state_dir / "disks").iterdir()), timeout=60)
+
+
+def _read_from_image(image: Path, path: str, work: Path) -> str:
+    """A file of an image's root file system, read on the host (the image converted, mounted read-only)."""
+    raw = work / "read.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
+    offset, size = root_partition(raw)
+    loop = subprocess.run(
+        ["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), str(raw)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    mnt = work / "mnt"
+    mnt.mkdir()
+    try:
+        subprocess.run(["mount", "-o", "ro,noload", loop, str(mnt)], check=True)
+        try:
+            return (mnt / path.lstrip("/")).read_text()
+        finally:
+            subprocess.run(["umount", str(mnt)], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=True)
+        raw.unlink()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/qemu-system-x86_64").exists(), reason="QEMU not installed")
+def test_vm_image_and_data_disk_snapshot_of_a_running_instance(state_root: Path, tmp_path: Path) -> None:
+    with start(state_root / "vm-coverage", runner="vm", timeout=120) as cloud:
+        client, vpc = EcsClient(config(cloud)), VpcClient(config(cloud))
+        data = [ecs.RunInstancesRequestDataDisk(size=20)]
+        built = build_up(client, vpc, "vmlive", image_name="vm_live", data_disks=data)
+        key = write_key(tmp_path, built.private_key)
+        wait_for_ssh(key, built.address, timeout=300)
+        disks = ssh(
+            key,
+            built.address,
+            "lsblk -bdno SIZE,NAME | grep -v $(findmnt -no SOURCE / | sed 's|/dev/||;s|p\\?[0-9]*$||')",
+        )
+        assert str(20 << 30) in disks.stdout.split(), disks
+        data_dev = "/dev/" + next(
+            line.split()[1] for line in disks.stdout.splitlines() if line.split()[0] == str(20 << 30)
+        )
+        # written and synced (a VM's copy is crash-consistent: the guest's own cache is not in it)
+        wrote = ssh(
+            key,
+            built.address,
+            f"echo vm-live > /root/vm-marker && printf on-the-disk | dd of={data_dev} conv=fsync status=none && sync",
+        )
+        assert wrote.returncode == 0, wrote
+        data_disk = (
+            client.describe_disks(
+                ecs.DescribeDisksRequest(region_id=REGION, instance_id=built.instance_id, disk_type="data")
+            )
+            .body.disks.disk[0]
+            .disk_id
+        )
+        snap = client.create_snapshot(ecs.CreateSnapshotRequest(disk_id=data_disk)).body.snapshot_id
+        image_id = client.create_image(
+            ecs.CreateImageRequest(region_id=REGION, instance_id=built.instance_id, image_name="vm_live")
+        ).body.image_id
+        built.image_id = image_id
+        wait_for("image Available", lambda: _image_available(client, image_id), timeout=600)
+        assert instance_status(client, built.instance_id) == "Running"
+        assert ssh(key, built.address, "cat /root/vm-marker").stdout.strip() == "vm-live"
+        image_file = cloud.state_dir / "images" / f"{image_id}.img"
+        assert _read_from_image(image_file, "/root/vm-marker", tmp_path).strip() == "vm-live"
+
+        def starts_with(file: Path, data: bytes) -> bool:
+            with open(file, "rb") as handle:
+                return handle.read(len(data)) == data
+
+        others = [f for f in (cloud.state_dir / "images").iterdir() if f != image_file]
+        snap_file = next(f for f in others if starts_with(f, b"on-the-disk"))
+        assert snap_file.stat().st_size == 20 << 30
+        client.delete_snapshot(ecs.DeleteSnapshotRequest(snapshot_id=snap))
+        tear_down(client, vpc, built)
+        assert leftovers(client, vpc, built) == []

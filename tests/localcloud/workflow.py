@@ -56,7 +56,12 @@ class Built:
 
 
 def build_up(
-    client: EcsClient, vpc: VpcClient, suffix: str, image_name: str, user_data: str | None = None
+    client: EcsClient,
+    vpc: VpcClient,
+    suffix: str,
+    image_name: str,
+    user_data: str | None = None,
+    data_disks: list[ecs.RunInstancesRequestDataDisk] | None = None,
 ) -> Built:
     """DescribeImages .. StartInstance, as Packer's alicloud-ecs builder does, waiting where it waits."""
     images = client.describe_images(
@@ -125,6 +130,7 @@ def build_up(
         client_token=f"run-{suffix}",
         user_data=user_data,
         tag=[ecs.RunInstancesRequestTag(key="build", value=suffix)],
+        data_disk=data_disks,
     )
     instance_id = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
     wait_for("instance Running", lambda: instance_status(client, instance_id) == "Running", timeout=300)

@@ -99,15 +99,17 @@ async def create_snapshot(cloud: Cloud, call: Call) -> Json:
 
 @dataclass(frozen=True)
 class _OfInstance(Filter):
-    """InstanceId: the snapshots of that instance's system disk."""
+    """InstanceId: the snapshots of that instance's disks (its system disk, the data disks on it)."""
 
     def test(self, cloud: Cloud, call: Call) -> Test | None:
         instance_id = call.get("InstanceId")
         if instance_id is None:
             return None
         inst = cloud.store.get("instance", instance_id)
-        disk = inst["_disk_id"] if inst is not None else None
-        return lambda snap: snap["SourceDiskId"] == disk
+        disks = {d["DiskId"] for d in cloud.data_disks_of(instance_id)}
+        if inst is not None:
+            disks.add(inst["_disk_id"])
+        return lambda snap: snap["SourceDiskId"] in disks
 
 
 action("DescribeSnapshots", ECS)(
@@ -119,6 +121,9 @@ action("DescribeSnapshots", ECS)(
             Equals("DiskId", "SourceDiskId"),
             Where("Status", lambda wanted, s: wanted in ("all", s["Status"])),
             Equals("SnapshotName"),
+            Where("SourceDiskType", lambda wanted, s: wanted.lower() == s["SourceDiskType"]),
+            Equals("Usage"),
+            Where("SnapshotType", lambda wanted, s: wanted in ("all", "user")),
             _OfInstance(),
             Tags(),
         ),
