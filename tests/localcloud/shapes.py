@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from alibabacloud_oss_v2.transport.requests_client import RequestsHttpClient
 from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
 from darabonba.runtime import RuntimeOptions
 
-from kiln.localcloud.sdkmodels import MINUTES, SECONDS, ListOf, Scalar, Shape, Struct
+from kiln.localcloud.sdkmodels import DATETIME, MINUTES, SECONDS, ListOf, Scalar, Shape, Struct
 
 TIME_PATTERNS = {
     MINUTES: re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ"),
@@ -162,3 +163,60 @@ def has_items(data: Any) -> bool:
     if isinstance(data, dict):
         return any(has_items(value) for value in data.values())
     return False
+
+
+_XML_TEXT = {
+    int: re.compile(r"-?\d+"),
+    float: re.compile(r"-?\d+(\.\d+)?"),
+    bool: re.compile(r"true|false"),
+}
+_OSS_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
+def xml_mismatches(shape: Shape, element: ET.Element, path: str) -> Iterator[str]:
+    """What in an XML `element` (an OSS answer, at `path`) its model does not declare as it is."""
+    if isinstance(shape, Scalar):
+        if shape.type is object:
+            return
+        if len(element):
+            yield f"{path}: an element with children where the model has {shape.type.__name__}"
+            return
+        text = element.text or ""
+        pattern = _OSS_TIME if shape.time == DATETIME else _XML_TEXT.get(shape.type)
+        if text and pattern is not None and not pattern.fullmatch(text):
+            yield f"{path}: {text!r} is not {shape.time or shape.type.__name__}"
+        return
+    if isinstance(shape, ListOf):
+        yield from xml_mismatches(shape.item, element, f"{path}[]")
+        return
+    if "." in shape.fields:  # the element's own text (GetBucketLocation's LocationConstraint)
+        yield from xml_mismatches(shape.fields["."], element, path)
+        return
+    children: dict[str, list[ET.Element]] = defaultdict(list)
+    for child in element:
+        children[child.tag].append(child)
+    for tag, found in children.items():
+        inner = shape.fields.get(tag)
+        where = f"{path}.{tag}" if path else tag
+        if inner is None:
+            yield f"{where}: not in the model ({shape.model})"
+            continue
+        if len(found) > 1 and not isinstance(inner, ListOf):
+            yield f"{where}: repeated where the model has one"
+        for child in found:
+            yield from xml_mismatches(inner, child, where)
+
+
+class RecordingHttp(RequestsHttpClient):  # type: ignore[misc]
+    """The OSS SDK's own HTTP client, keeping each answer's body (streamed downloads left out)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bodies: list[bytes] = []
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        streamed = bool(kwargs.get("stream"))
+        response = super().send(request, **kwargs)
+        if not streamed:
+            self.bodies.append(response.content)
+        return response

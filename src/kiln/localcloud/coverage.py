@@ -19,7 +19,8 @@ HEADER = """# localcloud's coverage of the Alibaba Cloud APIs
 
 Made from the official SDKs' action lists and localcloud's own registry by
 `python -m kiln.localcloud.coverage > docs/localcloud-coverage.md`. An action ticked here answers
-as its SDK's model says (tests/localcloud/test_shapes.py checks every one of the RPC products).
+as its SDK's model says (tests/localcloud/test_shapes.py checks the RPC products' answers,
+test_oss_shapes.py OSS's XML bodies).
 """
 
 

@@ -165,3 +165,52 @@ def _struct(cls: type) -> Struct:
             struct.times[key] = times[attr]
         struct.fields[key] = shape
     return struct
+
+
+#: a field whose content the model keeps as raw XML, or as a map: any content is what it declares
+ANY = Scalar(object)
+DATETIME = "ISO 8601 UTC"  # OSS's times in XML bodies: 2012-02-24T08:42:32.000Z
+
+
+def oss_result_shape(operation: str) -> Struct:
+    """The XML body `operation` of OSS answers (its root element's children), as the OSS SDK's
+    `<Operation>Result` model declares it: its `_attribute_map` entries tagged `xml` (a `rename`
+    may be a path, `Buckets/Bucket`; a type `[X]` repeats the element; other types are the model
+    classes its `_dependency_map` makes)."""
+    return _oss_struct(getattr(models("Oss"), f"{operation}Result"))
+
+
+@functools.cache
+def _oss_struct(cls: type) -> Struct:
+    struct = Struct(cls.__name__)
+    for spec in vars(cls).get("_attribute_map", getattr(cls, "_attribute_map", {})).values():
+        if spec.get("tag") != "xml":
+            continue
+        *outer, last = str(spec.get("rename")).split("/")
+        target = struct
+        for name in outer:
+            inner = target.fields.setdefault(name, Struct(f"{cls.__name__}.{name}"))
+            assert isinstance(inner, Struct)
+            target = inner
+        target.fields[last] = _oss_shape(cls, str(spec.get("type", "str")).split(",")[0])
+    return struct
+
+
+def _oss_shape(cls: type, kind: str) -> Shape:
+    if kind.startswith("[") and kind.endswith("]"):
+        return ListOf(_oss_shape(cls, kind[1:-1]))
+    scalars: dict[str, Shape] = {
+        "": Scalar(str),
+        "str": Scalar(str),
+        "int": Scalar(int),
+        "bool": Scalar(bool),
+        "float": Scalar(float),
+        "datetime": Scalar(str, DATETIME),
+        "xml": ANY,
+        "dict": ANY,
+    }
+    if kind in scalars:
+        return scalars[kind]
+    made = getattr(cls, "_dependency_map", {}).get(kind, {}).get("new")
+    model: type = type(made()) if made else getattr(models("Oss"), kind)
+    return _oss_struct(model)

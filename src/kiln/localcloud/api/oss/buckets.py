@@ -62,7 +62,6 @@ async def get_bucket_info(call: OssCall) -> web.StreamResponse:
         "DataRedundancyType": "LRS",
         **endpoints(bucket.region),
         "Name": bucket.name,
-        "Region": bucket.region,
         "StorageClass": bucket.storage_class,
         "TransferAcceleration": "Disabled",
         "Versioning": "",
