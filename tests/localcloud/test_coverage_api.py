@@ -221,6 +221,27 @@ def test_data_disks_statuses_files_and_snapshots(
         )
     )
     assert too_small.code == "InvalidParameter"
+    bad_category = error_of(
+        lambda: sdkcalls.run_instances(
+            ecs3, net.vswitch_id, net.group_id, data_disk=[ecs.RunInstancesRequestDataDisk(category="floppy")]
+        )
+    )
+    assert bad_category.code == "InvalidDataDiskCategory.ValueNotSupported"
+    bad_size = error_of(
+        lambda: sdkcalls.run_instances(
+            ecs3, net.vswitch_id, net.group_id, data_disk=[ecs.RunInstancesRequestDataDisk(size=5)]
+        )
+    )
+    assert bad_size.code == "InvalidDataDiskSize.ValueNotSupported"
+    bad_system = error_of(
+        lambda: sdkcalls.run_instances(
+            ecs3,
+            net.vswitch_id,
+            net.group_id,
+            system_disk=ecs.RunInstancesRequestSystemDisk(category="floppy"),
+        )
+    )
+    assert bad_system.code == "InvalidSystemDiskCategory.ValueNotSupported"
     from_snap = ecs3.create_disk(
         ecs.CreateDiskRequest(region_id=REGION, zone_id="cn-beijing-a", snapshot_id=snap)
     ).body.disk_id
@@ -268,6 +289,7 @@ def test_data_disks_statuses_files_and_snapshots(
     ecs3.delete_image(ecs.DeleteImageRequest(region_id=REGION, image_id=image_id, force=True))
     for disk_id in (kept.disk_id, created, elsewhere, from_snap):
         ecs3.delete_disk(ecs.DeleteDiskRequest(disk_id=disk_id))
+    ecs3.delete_disk(ecs.DeleteDiskRequest(disk_id=created))  # gone: ignored, as documented
     ours = {f"{d}.img" for d in (kept.disk_id, created, elsewhere, from_snap, *(d.disk_id for d in made))}
     wait_for(
         "files removed",

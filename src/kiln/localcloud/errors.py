@@ -199,6 +199,22 @@ IMAGE_FAMILY_NOT_FOUND = Error(
 INCORRECT_SNAPSHOT_STATUS = Error(
     403, "IncorrectSnapshotStatus", "The current status of the snapshot does not support this operation."
 )
+SYSTEM_DISK_CATEGORY_NOT_SUPPORTED = Error(
+    400,
+    "InvalidSystemDiskCategory.ValueNotSupported",
+    'The specified parameter "SystemDisk.Category" is not valid.',
+)
+DATA_DISK_CATEGORY_NOT_SUPPORTED = Error(
+    400,
+    "InvalidDataDiskCategory.ValueNotSupported",
+    'The specified parameter "DataDisk.n.Category" is not valid.',
+)
+DATA_DISK_SIZE_NOT_SUPPORTED = Error(
+    400, "InvalidDataDiskSize.ValueNotSupported", 'The specified parameter "DataDisk.n.Size" is not valid.'
+)
+DISK_CATEGORY_NOT_SUPPORTED = Error(
+    400, "InvalidDiskCategory.ValueNotSupported", 'The specified parameter "DiskCategory" is not valid.'
+)
 INCORRECT_DISK_STATUS = Error(403, "IncorrectDiskStatus", "The operation is not supported in this status.")
 DISK_CREATING_SNAPSHOT = Error(
     403, "IncorrectDiskStatus.CreatingSnapshot", "A previous snapshot creation is in process."

@@ -45,12 +45,18 @@ def disk_spec(cloud: Cloud, given: Mapping[str, str], region: str, where: str) -
     raw = given.get("Size") or str(from_size or DATA_DISK_GB[0])
     low, high = DATA_DISK_GB
     if not raw.isdigit() or not max(low, from_size) <= int(raw) <= high:
-        raise errors.invalid(
-            f"{where}Size", f"must be an integer between {max(low, from_size)} and {high} (GiB)"
+        why = f"must be an integer between {max(low, from_size)} and {high} (GiB)"
+        raise (
+            errors.DATA_DISK_SIZE_NOT_SUPPORTED(f"{where}Size {why}")
+            if where
+            else errors.invalid("Size", why)
         )
     category = given.get("Category") or given.get("DiskCategory") or "cloud_efficiency"
     if category not in DISK_CATEGORIES:
-        raise errors.invalid(f"{where}Category", f"must be one of {', '.join(DISK_CATEGORIES)}")
+        why = f"{category}: one of {', '.join(DISK_CATEGORIES)}"
+        raise (
+            errors.DATA_DISK_CATEGORY_NOT_SUPPORTED(why) if where else errors.DISK_CATEGORY_NOT_SUPPORTED(why)
+        )
     device = given.get("Device") or ""
     if device and not (device.startswith("/dev/xvd") and len(device) == 9 and "b" <= device[-1] <= "z"):
         raise errors.invalid(f"{where}Device", "must be /dev/xvdb .. /dev/xvdz")
@@ -252,6 +258,8 @@ async def detach_disk(cloud: Cloud, call: Call) -> Json:
 @action("DeleteDisk", ECS)
 async def delete_disk(cloud: Cloud, call: Call) -> Json:
     _not_a_system_disk(cloud, call)
+    if cloud.get("disk", call.require("DiskId")) is None:
+        return {}  # "If the specified DiskId parameter does not exist, the request is ignored."
     disk = _disk(cloud, call, "Available")
     if any(
         s["SourceDiskId"] == disk["DiskId"] and s["Status"] == "progressing" for s in cloud.items("snapshot")

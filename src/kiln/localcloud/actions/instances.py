@@ -17,7 +17,7 @@ from kiln.localcloud.api.request import Call
 from kiln.localcloud.model import lifecycle
 from kiln.localcloud.model.cloud import Cloud, Res
 from kiln.localcloud.model.images import find_image
-from kiln.localcloud.model.instance_types import TYPES
+from kiln.localcloud.model.instance_types import DISK_CATEGORIES, TYPES
 from kiln.localcloud.store import new_id
 
 Item = Mapping[str, Any]
@@ -77,6 +77,8 @@ def _new_instance(cloud: Cloud, call: Call, region: str) -> tuple[Res, list[dict
     disk_size = call.integer("SystemDisk.Size", max(image_size, 20), low=20, high=2048)
     if disk_size < image_size:
         raise errors.SYSTEM_DISK_TOO_SMALL(f"{disk_size} GB < {image_size} GB")
+    if call.text("SystemDisk.Category", "cloud_efficiency") not in DISK_CATEGORIES:
+        raise errors.SYSTEM_DISK_CATEGORY_NOT_SUPPORTED(call.text("SystemDisk.Category"))
     user_data = call.user_data()
     bandwidth = call.integer("InternetMaxBandwidthOut", 0, low=0, high=1024)
     tags = call.tags()
