@@ -23,7 +23,7 @@ from kiln.localcloud.api.oss import auth as oss_auth
 from kiln.localcloud.service import open_store
 
 from .oss_fixtures import new_bucket
-from .ossutil import REGION, oss2_bucket, v2_client
+from .ossutil import REGION, oss2_bucket, signed_request, v2_client
 from .test_proxy import run_python, shell_env
 
 __all__ = ["new_bucket"]
@@ -198,3 +198,23 @@ def test_v4_signed_payload_hash_is_checked(cloud: LocalCloudProcess, new_bucket:
     refused = put(b"other body", b"signed body")
     assert refused.status_code == 400 and b"x-oss-content-sha256" in refused.content
     assert oss2_bucket(cloud, name).get_object("k").read() == b"signed body"
+
+
+def test_presigned_bucket_operations_and_what_is_not_implemented(cloud: LocalCloudProcess) -> None:
+    name = f"kiln-presigned-{os.urandom(4).hex()}"
+    auth = oss2.Auth(cloud.access_key_id, cloud.secret)
+
+    def presigned(method: str, params: dict[str, str] | None = None) -> str:
+        # oss2 presigns objects only; its V1 signer signs a bucket's URL the same way
+        return str(
+            auth._sign_url(oss2.http.Request(method, f"{cloud.url}/{name}/", params=params), name, "", 60)
+        )
+
+    assert requests.put(presigned("PUT"), timeout=10).status_code == 200  # PutBucket
+    bucket = oss2_bucket(cloud, name)
+    assert bucket.get_bucket_info().name == name
+    acl = signed_request(cloud, "PUT", name, params={"acl": ""})  # PutBucketAcl: not emulated
+    assert acl.status_code == 501 and b"<Code>NotImplemented</Code>" in acl.content
+    assert requests.delete(presigned("DELETE"), timeout=10).status_code == 204  # DeleteBucket
+    with pytest.raises(oss2.exceptions.NoSuchBucket):
+        bucket.get_bucket_info()

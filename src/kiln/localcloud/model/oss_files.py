@@ -98,19 +98,30 @@ class ObjectFiles:
         checked = hashlib.sha256() if sha256 else None
         digests: list[Any] = [md5, crc, *([checked] if checked is not None else [])]
         size = 0
+        # One buffer is written and hashed in a thread while the next is read from the socket: two
+        # buffers at most, and the reading does not wait for the disk.
+        pending: asyncio.Future[None] | None = None
         try:
             with os.fdopen(fd, "wb", buffering=0) as out:
-                buffer = bytearray()
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > limit:
-                        raise E.ENTITY_TOO_LARGE(MaxSizeAllowed=limit, ProposedSize=size)
-                    buffer += chunk
-                    if len(buffer) >= _FLUSH:
+                try:
+                    buffer = bytearray()
+                    async for chunk in chunks:
+                        size += len(chunk)
+                        if size > limit:
+                            raise E.ENTITY_TOO_LARGE(MaxSizeAllowed=limit, ProposedSize=size)
+                        buffer += chunk
+                        if len(buffer) >= _FLUSH:
+                            if pending is not None:
+                                await pending
+                            pending = asyncio.ensure_future(asyncio.to_thread(_absorb, out, digests, buffer))
+                            buffer = bytearray()
+                    if pending is not None:
+                        await pending
+                    if buffer:
                         await asyncio.to_thread(_absorb, out, digests, buffer)
-                        buffer = bytearray()
-                if buffer:
-                    await asyncio.to_thread(_absorb, out, digests, buffer)
+                finally:
+                    if pending is not None and not pending.done():
+                        await asyncio.shield(pending)  # the thread finishes with the file before it closes
             if checked is not None and checked.hexdigest() != sha256:
                 raise E.CONTENT_SHA256_MISMATCH()
         except BaseException:

@@ -72,7 +72,27 @@ def parse_query(raw: str) -> dict[str, str]:
     return query
 
 
+#: a presigned URL's own parameters, which name no operation
+SIGNING_PARAMETERS = frozenset(
+    [
+        "OSSAccessKeyId",
+        "Expires",
+        "Signature",
+        "security-token",
+        "x-oss-signature-version",
+        "x-oss-credential",
+        "x-oss-date",
+        "x-oss-expires",
+        "x-oss-signature",
+        "x-oss-additional-headers",
+        "x-oss-security-token",
+    ]
+)
+
+
 def operation_of(method: str, bucket: str | None, key: str | None, query: dict[str, str], copy: bool) -> str:
+    """The operation a request asks for, "" for one this door does not have."""
+    query = {k: v for k, v in query.items() if k not in SIGNING_PARAMETERS}
     if bucket is None:
         return {"GET": "ListBuckets"}.get(method, "")
     if key is None:
@@ -149,7 +169,13 @@ class OssFrontDoor:
                 request.method, bucket, key, query, headers, operation
             )
             if operation == "-" or operation not in OPERATIONS:
-                raise E.METHOD_NOT_ALLOWED(Method=request.method, ResourceType="Object" if key else "Bucket")
+                if request.method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
+                    raise E.METHOD_NOT_ALLOWED(
+                        Method=request.method, ResourceType="Object" if key else "Bucket"
+                    )
+                raise E.NOT_IMPLEMENTED(
+                    "This operation is not implemented by localcloud.", Method=request.method
+                )
             delay, fault = self.cloud.faults.match(operation)
             delay += self.cloud.profile.call
             if delay:
