@@ -177,9 +177,8 @@ def test_data_disks_statuses_files_and_snapshots(
         ecs.CreateDiskRequest(region_id=REGION, zone_id="cn-beijing-a", size=25, disk_name="extra")
     ).body.disk_id
     wait_for("Available", lambda: _status(ecs3, created) == "Available")
-    assert error_of(
-        lambda: ecs3.detach_disk(ecs.DetachDiskRequest(instance_id=iid, disk_id=created))
-    ).code == ("IncorrectDiskStatus")
+    detached = error_of(lambda: ecs3.detach_disk(ecs.DetachDiskRequest(instance_id=iid, disk_id=created)))
+    assert (detached.code, detached.status_code) == ("InvalidDisk.AlreadyDetached", 404)
     ecs3.attach_disk(ecs.AttachDiskRequest(instance_id=iid, disk_id=created))
     assert _status(ecs3, created) in ("Attaching", "In_use")
     wait_for("In_use", lambda: _status(ecs3, created) == "In_use")
@@ -189,7 +188,7 @@ def test_data_disks_statuses_files_and_snapshots(
     not_portable = error_of(
         lambda: ecs3.detach_disk(ecs.DetachDiskRequest(instance_id=iid, disk_id=system.disk_id))
     )
-    assert not_portable.code == "DiskNotPortable"
+    assert (not_portable.code, not_portable.status_code) == ("DiskTypeViolation", 403)
     ecs3.detach_disk(ecs.DetachDiskRequest(instance_id=iid, disk_id=created))
     wait_for("Available", lambda: _status(ecs3, created) == "Available")
     assert _disk(ecs3, created).instance_id == ""

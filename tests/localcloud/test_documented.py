@@ -122,3 +122,42 @@ def test_image_name_is_a_fuzzy_search(ecs3: EcsClient, vpc: VpcClient, name: Cal
     assert named(stem) == set(made.values())
     assert named(f"{stem}-web") == {made["web"]}
     assert named(stem[3:] + "-d") == {made["db"]}  # anywhere in the name
+
+
+def test_detach_disk_answers_its_documented_errors(ecs3: EcsClient, vpc: VpcClient) -> None:
+    net = network(
+        ecs3, vpc, lambda what, probe: wait_for(what, probe), cidr="10.23.0.0/16", vswitch_cidr="10.23.0.0/24"
+    )
+    on, other = run_instances(ecs3, net.vswitch_id, net.group_id, zone_id="cn-beijing-a", amount=2)
+    for instance_id in (on, other):
+        wait_for("Running", lambda: instance_status(ecs3, instance_id) == "Running")  # noqa: B023
+
+    def disk_status(disk_id: str) -> str:
+        found = ecs3.describe_disks(ecs.DescribeDisksRequest(region_id=REGION, disk_ids=f'["{disk_id}"]'))
+        return str(found.body.disks.disk[0].status)
+
+    disk = ecs3.create_disk(
+        ecs.CreateDiskRequest(region_id=REGION, zone_id="cn-beijing-a", size=20)
+    ).body.disk_id
+    wait_for("Available", lambda: disk_status(disk) == "Available")
+
+    def detach(instance_id: str) -> object:
+        return ecs3.detach_disk(ecs.DetachDiskRequest(instance_id=instance_id, disk_id=disk))
+
+    detached = error_of(lambda: detach(on))
+    assert (detached.code, detached.status_code) == ("InvalidDisk.AlreadyDetached", 404)
+    ecs3.attach_disk(ecs.AttachDiskRequest(instance_id=on, disk_id=disk))
+    wait_for("In_use", lambda: disk_status(disk) == "In_use")
+    elsewhere = error_of(lambda: detach(other))
+    assert (elsewhere.code, elsewhere.status_code) == ("DependencyViolation", 403)
+    assert elsewhere.data["Message"].startswith(
+        "The specified disk has not been attached on the specified instance."
+    )
+    system = (
+        ecs3.describe_disks(ecs.DescribeDisksRequest(region_id=REGION, instance_id=on, disk_type="system"))
+        .body.disks.disk[0]
+        .disk_id
+    )
+    refused = error_of(lambda: ecs3.detach_disk(ecs.DetachDiskRequest(instance_id=on, disk_id=system)))
+    assert (refused.code, refused.status_code) == ("DiskTypeViolation", 403)
+    detach(on)

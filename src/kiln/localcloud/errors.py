@@ -152,7 +152,7 @@ CIDR_MALFORMED = Error(400, "InvalidCidrBlock.Malformed", "Specified CIDR block 
 CIDR_OVERLAPPED = Error(400, "InvalidCidrBlock.Overlapped", "Specified CIDR block overlaps {other}.")
 INCORRECT_VPC_STATUS = Error(400, "IncorrectVpcStatus", "Current VPC status does not support this operation.")
 INCORRECT_VSWITCH_STATUS = Error(
-    400, "IncorrectVSwitchStatus", "The current status of virtual switch does not support this operation."
+    400, "IncorrectVSwitchStatus", "The current virtual switch status does not support this operation."
 )
 # DeleteVSwitch's code for what is still in the vSwitch; DeleteVpc names what is still in the VPC
 # (the codes packer-plugin-alicloud's cleanup retries on, exactly: a plain DependencyViolation it does not).
@@ -215,11 +215,21 @@ DATA_DISK_SIZE_NOT_SUPPORTED = Error(
 DISK_CATEGORY_NOT_SUPPORTED = Error(
     400, "InvalidDiskCategory.ValueNotSupported", 'The specified parameter "DiskCategory" is not valid.'
 )
-INCORRECT_DISK_STATUS = Error(403, "IncorrectDiskStatus", "The operation is not supported in this status.")
+INCORRECT_DISK_STATUS = Error(
+    403, "IncorrectDiskStatus", "The current disk status does not support this operation."
+)
 DISK_CREATING_SNAPSHOT = Error(
     403, "IncorrectDiskStatus.CreatingSnapshot", "A previous snapshot creation is in process."
 )
 DISK_NOT_PORTABLE = Error(403, "DiskNotPortable", "The specified disk is not a portable disk.")
+# DetachDisk's table: a system disk, a disk detached already, a disk on another instance
+DISK_IS_SYSTEM = Error(
+    403, "DiskTypeViolation", "The specified disk is a system disk and cannot support the operation."
+)
+DISK_DETACHED_ALREADY = Error(404, "InvalidDisk.AlreadyDetached", "The specified disk has been detached.")
+DISK_NOT_ON_INSTANCE = Error(
+    403, "DependencyViolation", "The specified disk has not been attached on the specified instance."
+)
 SNAPSHOT_CREATED_IMAGE = Error(
     403, "SnapshotCreatedImage", "The snapshot has been used to create a user-defined image."
 )

@@ -210,10 +210,10 @@ def _disk(cloud: Cloud, call: Call, *allowed: str) -> Res:
     return disk
 
 
-def _not_a_system_disk(cloud: Cloud, call: Call) -> None:
+def _not_a_system_disk(cloud: Cloud, call: Call, error: errors.Error = errors.DISK_NOT_PORTABLE) -> None:
     disk_id = call.get("DiskId")
     if disk_id and any(i["_disk_id"] == disk_id for i in cloud.items("instance")):
-        raise errors.DISK_NOT_PORTABLE(disk_id)
+        raise error(disk_id)
 
 
 @action("AttachDisk", ECS)
@@ -242,11 +242,15 @@ async def attach_disk(cloud: Cloud, call: Call) -> Json:
 
 @action("DetachDisk", ECS)
 async def detach_disk(cloud: Cloud, call: Call) -> Json:
-    _not_a_system_disk(cloud, call)
-    disk = _disk(cloud, call, "In_use")
+    _not_a_system_disk(cloud, call, errors.DISK_IS_SYSTEM)
+    disk = _disk(cloud, call)
     instance_id = call.require("InstanceId")
+    if disk["Status"] == "Available":
+        raise errors.DISK_DETACHED_ALREADY(disk["DiskId"])
     if disk["InstanceId"] != instance_id:
-        raise errors.not_found("InstanceId", instance_id)
+        raise errors.DISK_NOT_ON_INSTANCE(f"{disk['DiskId']} is on {disk['InstanceId'] or 'no instance'}")
+    if disk["Status"] != "In_use":
+        raise errors.INCORRECT_DISK_STATUS(f"{disk['DiskId']} is {disk['Status']}")
     if call.get("DeleteWithInstance") is not None:
         disk["DeleteWithInstance"] = call.flag("DeleteWithInstance")
     disk.update(InstanceId="", Device="", DetachedTime=_now())
