@@ -205,3 +205,21 @@ def test_anonymous_is_denied(cloud: LocalCloudProcess, new_bucket: Callable[[], 
     anonymous = oss2.Bucket(oss2.AnonymousAuth(), cloud.url, new_bucket())
     with pytest.raises(oss2.exceptions.AccessDenied):
         anonymous.put_object("k", b"x")
+
+
+def test_conditions_and_overrides(cloud: LocalCloudProcess, new_bucket: Callable[[], str]) -> None:
+    bucket = oss2_bucket(cloud, new_bucket())
+    etag = bucket.put_object("c", b"conditional").etag
+    with pytest.raises(oss2.exceptions.ServerError) as exists:
+        bucket.put_object("c", b"again", headers={"x-oss-forbid-overwrite": "true"})
+    assert (exists.value.status, exists.value.code) == (409, "FileAlreadyExists")
+    assert bucket.get_object("c").read() == b"conditional"
+    with pytest.raises(oss2.exceptions.NotModified):
+        bucket.get_object("c", headers={"If-None-Match": f'"{etag}"'})
+    with pytest.raises(oss2.exceptions.PreconditionFailed):
+        bucket.get_object("c", headers={"If-Match": '"0123456789ABCDEF0123456789ABCDEF"'})
+    assert bucket.get_object("c", headers={"If-Match": f'"{etag}"'}).read() == b"conditional"
+    renamed = bucket.get_object(
+        "c", params={"response-content-type": "text/x-kiln", "response-content-disposition": "attachment"}
+    )
+    assert renamed.content_type == "text/x-kiln" and renamed.headers["Content-Disposition"] == "attachment"
