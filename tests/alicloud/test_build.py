@@ -122,3 +122,38 @@ def test_secret_key_never_printed(
     for text in channels:
         assert cloud.secret not in text
         assert ("wrong-" + cloud.secret[:10]) not in text
+
+
+def test_image_disk_mappings_make_data_disks_that_reach_the_image(
+    cloud: LocalCloudProcess, cloud_env: dict[str, str], tmp_path: Path
+) -> None:
+    """image_disk_mappings: the instance gets the data disks (real ones, in localcloud), the image maps
+    them as data disks, and the disks go with the instance (disk_delete_with_instance)."""
+    from .conftest import api
+
+    builder = {
+        **SEED_BUILDER,
+        "image_name": "with_data_disks",
+        "communicator": "none",
+        "image_disk_mappings": [
+            {"disk_size": 30, "disk_category": "cloud_ssd", "disk_delete_with_instance": True},
+            {"disk_size": 20, "disk_device": "/dev/xvdc", "disk_delete_with_instance": True},
+        ],
+    }
+    before = inventory(cloud)
+    disks_before = {d["DiskId"] for d in api(cloud).call("DescribeDisks", {"PageSize": 100})["Disks"]["Disk"]}
+    result = kiln("build", str(template(tmp_path, builder)), env=cloud_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    image_id = re.search(r"^cn-beijing: (m-[a-z0-9]+)$", result.stdout, re.M).group(1)  # type: ignore[union-attr]
+    image = api(cloud).call("DescribeImages", {"ImageId": image_id})["Images"]["Image"][0]
+    mappings = sorted(
+        (m["Type"], m["Device"], m["Size"]) for m in image["DiskDeviceMappings"]["DiskDeviceMapping"]
+    )
+    assert mappings == [
+        ("data", "/dev/xvdb", "30"),
+        ("data", "/dev/xvdc", "20"),
+        ("system", "/dev/xvda", "20"),
+    ]
+    assert leaks(cloud, before, kept={image_id}) == {}
+    disks_after = {d["DiskId"] for d in api(cloud).call("DescribeDisks", {"PageSize": 100})["Disks"]["Disk"]}
+    assert disks_after - disks_before == set()
