@@ -223,3 +223,11 @@ def test_conditions_and_overrides(cloud: LocalCloudProcess, new_bucket: Callable
         "c", params={"response-content-type": "text/x-kiln", "response-content-disposition": "attachment"}
     )
     assert renamed.content_type == "text/x-kiln" and renamed.headers["Content-Disposition"] == "attachment"
+
+
+def test_chunked_upload_without_a_length(cloud: LocalCloudProcess, new_bucket: Callable[[], str]) -> None:
+    bucket = oss2_bucket(cloud, new_bucket())
+    parts = [os.urandom(300_000), os.urandom(5), os.urandom(70_000)]
+    put = bucket.put_object("chunked", iter(parts))  # oss2 sends an iterator with Transfer-Encoding: chunked
+    assert put.crc == crc64.of(b"".join(parts))
+    assert bucket.get_object("chunked").read() == b"".join(parts)
