@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from operator import itemgetter
@@ -331,6 +332,15 @@ class Cloud:
                 if lifecycle.waiting(res):
                     # the disk copy in flight died with the process: the cloud reports such a task failed
                     self.finish_targets([res], ok=False)
+        for stored in self.store.all("disk"):
+            if lifecycle.waiting(stored):  # CreateDisk's file was being made: make it (empty) again
+                disk = self._copy(stored)
+                file = Path(disk["_file"])
+                file.unlink(missing_ok=True)
+                file.touch()
+                os.truncate(file, int(disk["Size"]) << 30)
+                lifecycle.abandon_work(disk)
+                self.put(disk)
         for eip in self.store.all("eip"):
             if eip.get("InstanceId"):
                 await self.expose(eip["IpAddress"], eip["InstanceId"])
