@@ -166,18 +166,31 @@ def test_image_import_errors(cloud: LocalCloudProcess, import_env: dict[str, str
 
     prepare_import_role(c)
 
-    def code(**mapping: str) -> str:
+    def code(role: str | None = None, **mapping: str) -> str:
         from kiln.alicloud.client import ApiError
 
+        params = {
+            "ImageName": image,
+            "RoleName": role,
+            "DiskDeviceMapping": [{"OSSBucket": bucket, **mapping}],
+        }
         try:
-            c.call(
-                "ImportImage", {"ImageName": image, "DiskDeviceMapping": [{"OSSBucket": bucket, **mapping}]}
-            )
+            c.call("ImportImage", params)
         except ApiError as exc:
             return exc.code
         raise AssertionError("ImportImage succeeded")
 
+    # a role that trusts an account, not ECS, does not let ECS read OSS, even with the policy
+    untrusted = f"untrusted-{uuid.uuid4().hex[:8]}"
+    principal = {"RAM": ["acs:ram::1386520000000000:root"]}
+    statement = {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": principal}
+    document = json.dumps({"Statement": [statement], "Version": "1"})
+    c.call("CreateRole", {"RoleName": untrusted, "AssumeRolePolicyDocument": document})
+    policy = {"PolicyName": "AliyunECSImageImportRolePolicy", "PolicyType": "System"}
+    c.call("AttachPolicyToRole", {"RoleName": untrusted, **policy})
     try:
+        assert code(untrusted, OSSObject="d.qcow2") == "NoSetRoletoECSServiceAcount"
+        assert code("NoSuchRole", OSSObject="d.qcow2") == "NoSetRoletoECSServiceAcount"
         assert code(OSSObject="missing.raw") == "InvalidOSSObject.NotFound"
         assert code(OSSObject="d.qcow2", Format="RAW") == "InvalidImageFormat.Malformed"
         assert code(OSSObject="d.qcow2", Format="VMDK") == "InvalidImageFormat.Malformed"

@@ -118,6 +118,8 @@ class StepDiskFile(Step[ImportState]):
         ctx.ui.say(f"Converting {path.name} ({info.format}) to {fmt}")
         state.converted = True
         state.disk = convert(path, info.format, dest, QEMU_FORMATS[fmt])
+        # a VHD's size is its geometry's (cylinders x heads x sectors): a little over the source's
+        state.disk_size = probe(state.disk).virtual_size
 
     def cleanup(self, state: ImportState, ctx: BuildContext) -> None:
         if state.converted and state.disk is not None:
