@@ -204,3 +204,35 @@ def test_a_proxy_request_for_localcloud_itself_is_answered(cloud: LocalCloudProc
         f"GET {cloud.url}/console/state HTTP/1.1\r\nHost: {cloud.endpoint}\r\nConnection: close\r\n\r\n".encode(),
     )
     assert answer.startswith(b"HTTP/1.1 200 ") and b'"Regions"' in answer
+
+
+def test_kiln_builds_with_the_exported_variables_alone(cloud: LocalCloudProcess, tmp_path: Path) -> None:
+    # No KILN_ALICLOUD_ENDPOINT: kiln's client calls Alibaba's names over HTTPS, which this machine
+    # reaches only through the proxy (there is no Internet here).
+    template = {
+        "builders": [
+            {
+                "type": "alicloud-ecs",
+                "region": "cn-beijing",
+                "image_name": f"proxied_{tmp_path.name[-8:]}",
+                "source_image": "debian_12_x64_20G_kiln_20261128.vhd",
+                "instance_type": "ecs.t5-lc1m1.small",
+                "internet_charge_type": "PayByTraffic",
+                "communicator": "none",
+            }
+        ]
+    }
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KILN_STATE_DIR": str(tmp_path / "state")}
+    env.update(shell_env(cloud))
+    done = subprocess.run(
+        [sys.executable, "-m", "kiln", "build", "t.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "cn-beijing: m-" in done.stdout
