@@ -134,12 +134,31 @@ def test_cache_list_and_prune(folder: Path) -> None:
     assert "Deleted 2 layer(s) (0 local file(s)); 1 kept" in pruned.stdout  # the kept one needs them
     assert [layer.key for layer in layers.all_layers()] == ["2" * 64]
     assert all((layers.store_dir() / f).exists() for f in files)
-    with layers.shared():  # a build is using the store: prune waits for another time
-        busy = kiln("cache", "prune")
-    assert busy.returncode == 1 and "a build is using the cache now" in busy.stderr
-    assert kiln("cache", "prune", "--older-than", "1h").stdout.startswith(
-        "Deleted 1 layer(s) (3 local file(s))"
-    )
+    # a running build stands on the last layer: prune deletes its entry, never the files under it
+    build = layers.RunFiles("running")
+    layer = layers.find("2" * 64)
+    assert layer is not None
+    build.stand_on(layer)
+    first = kiln("cache", "prune", "--older-than", "1h").stdout
+    assert first.startswith("Deleted 1 layer(s) (0 local file(s))"), first
+    assert layers.all_layers() == [] and all((layers.store_dir() / f).exists() for f in files)
+    build.close()  # the build ended: the next prune takes the files
+    assert kiln("cache", "prune").stdout.startswith("Deleted 0 layer(s) (3 local file(s))")
     assert not list(layers.store_dir().glob("*.qcow2"))
     bad = kiln("cache", "prune", "--older-than", "soon")
     assert bad.returncode == 1 and "--older-than 'soon': not a duration" in bad.stderr
+
+
+def test_cache_false_survives_hcl2_upgrade_and_bad_values_are_named(folder: Path) -> None:
+    template = {
+        "builders": [{"type": "null", "communicator": "none"}],
+        "provisioners": [{"type": "shell-local", "inline": ["true"], "cache": False}],
+    }
+    (folder / "up.json").write_text(json.dumps(template))
+    done = kiln("hcl2_upgrade", "-output-file", "up.pkr.hcl", "up.json")
+    assert done.returncode == 0, done.stderr
+    assert "cache  = false" in (folder / "up.pkr.hcl").read_text()
+    template["provisioners"][0]["cache"] = "sometimes"
+    (folder / "bad.json").write_text(json.dumps(template))
+    bad = kiln("validate", "bad.json")
+    assert bad.returncode == 1 and "provisioners[0].cache: expected true or false" in bad.stderr, bad.stderr

@@ -177,15 +177,12 @@ def test_the_build_cache_runs_only_what_changed(base_image: Path, tmp_path: Path
         assert len(re.findall(r"packer_[0-9a-f-]{36}", keys_file)) == 1, keys_file
         machine.stop(graceful=True, timeout=120)
 
-    # the layers are listed, and pruned (a concurrent build elsewhere holds the cache a moment)
+    # the layers are listed, and pruned (a build of another template may run meanwhile: what it
+    # stands on stays, this test's layers go)
     listing = kiln("cache", "list", cwd=tmp_path).stdout
     for key in keys:
         assert key[:12] in listing
-    for _ in range(30):
-        pruned = kiln("cache", "prune", "--keep", "0", cwd=tmp_path)
-        if "a build is using the cache now" not in pruned.stderr:
-            break
-        time.sleep(5)
+    pruned = kiln("cache", "prune", "--keep", "0", cwd=tmp_path)
     assert pruned.returncode == 0, pruned.stderr
     assert keys[0][:12] not in kiln("cache", "list", cwd=tmp_path).stdout
     assert plan(tmp_path, 8, four="FOUR")[0] == (

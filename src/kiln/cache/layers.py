@@ -7,9 +7,8 @@ provisioner, backed by the layer before it (the first by the build's source disk
                                        temporary name, then linked into place without replacing
                                        anything) only once the file is complete, so a build killed
                                        mid-snapshot leaves a file no later build takes
-    build-cache/qemu/run-<run>.lock    held (flock) by the build that is writing files named <run>-*
-    build-cache/qemu/.lock             shared by builds while they start from layers; exclusive while
-                                       `kiln cache prune` deletes
+    build-cache/qemu/run-<run>.lock    held (flock) by a running build: it lists the layer files the
+                                       build stands on, which no prune removes while the lock is held
 
 A layer is used only when its file and every file below it exist, so deleting anything by hand is
 safe: what remains either still holds or is not used. Two builds of the same template may make the
@@ -23,7 +22,6 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,30 +119,9 @@ def used(layer: Layer) -> float:
     return layer.created
 
 
-@contextlib.contextmanager
-def shared() -> Iterator[None]:
-    """Held while a build reads layers (boots from them), so that prune never deletes under it."""
-    folder = paths.private_dir(store_dir())
-    with open(folder / ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH)
-        yield
-
-
-@contextlib.contextmanager
-def exclusive(wait: bool = False) -> Iterator[bool]:
-    """Held while layers are deleted; yields False when builds hold the store and `wait` is False."""
-    folder = paths.private_dir(store_dir())
-    with open(folder / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-
-
 class RunFiles:
-    """The files one build writes in the store, named <run>-<n>.qcow2 under its run lock."""
+    """A running build's hold on the store: the files it writes (named <run>-<n>.qcow2) and those it
+    stands on (`stand_on`), which `remove_unused` leaves while the run lock is held."""
 
     def __init__(self, run: str) -> None:
         self.run = run
@@ -153,6 +130,11 @@ class RunFiles:
         self._lock = open(self.lock_path, "a+")  # noqa: SIM115 - held until close()
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.count = 0
+
+    def stand_on(self, layer: Layer) -> None:
+        """The build uses `layer` (and what is below it) until it ends."""
+        self._lock.write("".join(f"{name}\n" for name in [*layer.chain, layer.file] if name))
+        self._lock.flush()
 
     def next(self) -> Path:
         self.count += 1
@@ -189,13 +171,23 @@ def _run_alive(run: str) -> bool:
     return False
 
 
+def _in_use() -> set[str]:
+    """The files running builds stand on (listed in their held run locks)."""
+    names: set[str] = set()
+    for lock in store_dir().glob("run-*.lock"):
+        if _run_alive(lock.stem[len("run-") :]):
+            with contextlib.suppress(OSError):
+                names.update(line for line in lock.read_text().splitlines() if line)
+    return names
+
+
 def remove_unused(only_run: str = "") -> list[Path]:
     """Delete layer files no index entry uses: this run's (`only_run`), or those of every build that
     no longer runs; and entries whose files are gone."""
     folder = store_dir()
     if not folder.is_dir():
         return []
-    referenced = _referenced()
+    referenced = _referenced() | _in_use()
     removed = []
     for path in folder.glob("*.qcow2"):
         run = path.name.rsplit("-", 1)[0]

@@ -157,12 +157,9 @@ def main(argv: list[str]) -> int:
             for entry in doomed:
                 sys.stdout.write(f"would delete {short(entry.key)} ({entry.where}: {entry.what})\n")
             return 0
-        with layers.exclusive() as held:
-            if not held:
-                raise KilnError("a build is using the cache now", hint="prune again when it has finished")
-            for entry in doomed:
-                entry.delete()
-            removed = layers.remove_unused()
+        for entry in doomed:
+            entry.delete()
+        removed = layers.remove_unused()
         freed = len([p for p in removed if p.suffix == ".qcow2"])
         sys.stdout.write(
             f"Deleted {len(doomed)} layer(s) ({freed} local file(s)); {len(found) - len(doomed)} kept\n"

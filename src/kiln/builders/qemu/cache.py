@@ -10,8 +10,8 @@ that layer. The output is always a standalone (flattened) copy, as without the c
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import time
 
 from kiln.builders.qemu.state import QemuState
 from kiln.cache import layers
@@ -35,8 +35,6 @@ class StepCacheLayers(Step[QemuState]):
         found = ctx.cache
         if found is None:
             return
-        state.store_hold = contextlib.ExitStack()
-        state.store_hold.enter_context(layers.shared())
         state.run_files = layers.RunFiles(_run_name(ctx))
         assert state.source is not None
         state.below = layers.Layer(key="", file="", chain=[], base=str(state.source.resolve()))
@@ -48,6 +46,11 @@ class StepCacheLayers(Step[QemuState]):
                     f"the cache layer of key {short(key)} disappeared while the build started",
                     "build again (it was deleted or pruned meanwhile)",
                 )
+            state.run_files.stand_on(layer)  # no prune removes it under this build (from now on)
+            if not layer.complete():
+                raise BuildError(
+                    f"the cache layer of key {short(key)} was pruned while the build started", "build again"
+                )
             layers.touch(layer)
             state.below = layer
             state.backing = layer.path
@@ -58,9 +61,6 @@ class StepCacheLayers(Step[QemuState]):
         if state.run_files is not None:
             state.run_files.close()
             state.run_files = None
-        if state.store_hold is not None:
-            state.store_hold.close()
-            state.store_hold = None
 
 
 def checkpoint(state: QemuState, ctx: BuildContext) -> Checkpoint | None:
@@ -70,6 +70,7 @@ def checkpoint(state: QemuState, ctx: BuildContext) -> Checkpoint | None:
 
     def keep(index: int, key: str) -> None:
         assert state.machine is not None and state.communicator is not None and state.run_files is not None
+        began = time.monotonic()
         try:
             status = state.communicator.run(RemoteCommand("sync"), ctx.cancel)
         except CommunicatorError as exc:
@@ -80,7 +81,10 @@ def checkpoint(state: QemuState, ctx: BuildContext) -> Checkpoint | None:
         frozen = state.machine.snapshot(state.top)
         layer = _layer_over(state, key, frozen.name, index, ctx)
         if layers.commit(layer):
-            ctx.ui.say(f"Cached the disk after provisioner {index} (key {short(key)})")
+            took = time.monotonic() - began
+            ctx.ui.say(
+                f"Cached the disk after provisioner {index} (key {short(key)}; sync and snapshot {took:.2f} s)"
+            )
         state.below = layer
 
     return keep
@@ -139,7 +143,8 @@ class StepFromCache(Step[QemuState]):
         found = ctx.cache
         assert found is not None and found.final is not None
         cfg = state.config
-        with layers.shared():
+        hold = layers.RunFiles(_run_name(ctx))
+        try:
             layer = layers.find(found.final)
             if layer is None:
                 raise BuildError(
@@ -157,4 +162,6 @@ class StepFromCache(Step[QemuState]):
                 cfg.format,  # type: ignore[arg-type]  # one of FORMATS (validate_qemu)
                 compress=cfg.disk_compression,
             )
+        finally:
+            hold.close()
         state.succeeded = True

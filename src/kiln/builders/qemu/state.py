@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,4 +37,3 @@ class QemuState:
     top: Path | None = None
     below: layers.Layer | None = None
     run_files: layers.RunFiles | None = None
-    store_hold: contextlib.ExitStack[bool | None] | None = None

@@ -286,6 +286,8 @@ class _Converter:
             config["timeout"] = go_duration(spec.timeout)
         if spec.pause_before > 0:
             config["pause_before"] = go_duration(spec.pause_before)
+        if not spec.cache:  # kiln's: the provisioner always runs (the build cache)
+            config["cache"] = False
         if spec.override:
             names = ", ".join(sorted(spec.override))
             self.state.issues.append(
