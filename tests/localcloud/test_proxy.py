@@ -236,3 +236,12 @@ def test_kiln_builds_with_the_exported_variables_alone(cloud: LocalCloudProcess,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "cn-beijing: m-" in done.stdout
+
+
+def test_a_direct_request_is_answered_whatever_its_host_says(cloud: LocalCloudProcess) -> None:
+    # Not a proxy request (origin-form): the Host header of a name this machine has is no reason to refuse.
+    answer = raw(
+        cloud, b"GET /?Format=JSON HTTP/1.1\r\nHost: build-host.example:8720\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["Code"] == "MissingParameter", answer

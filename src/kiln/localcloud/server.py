@@ -52,7 +52,7 @@ class Server:
     async def _route(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "CONNECT":
             return refused(405, "CONNECT must be the first request of a connection")
-        if request.url.is_absolute():  # a proxy request: only Alibaba's API names, or localcloud
+        if request.raw_path.startswith(("http://", "https://")):  # absolute-form: a proxy request
             why = self.refusal(request.url.host or "", request.url.port)
             if why is not None:
                 return refused(403, why)
