@@ -173,7 +173,6 @@ def test_qemu_template_errors_name_the_field(tmp_path: Path) -> None:
     text = done.stdout + done.stderr
     assert "format" in text and "vmdk" in text
     assert "disk_interface" in text and '"usb" is not one of virtio, virtio-scsi' in text
-    assert "disk_image" in text
     assert "ssh_username" in text
 
 
