@@ -65,12 +65,13 @@ def call(client: Any, models: Any, action: str, **fields: Any) -> dict[str, Any]
     """`action` through the SDK's typed method, its request built from the API's field names
     (`RegionId=..., Tag=[{"Key": ...}]`); the answer as the SDK read it, back as the API names it."""
     request = getattr(models, f"{action}Request")().from_map(fields)
-    method = _methods(type(client))[action.lower()]
+    method = sdk_methods(type(client))[action.lower()]
     answer: dict[str, Any] = getattr(client, method)(request).body.to_map()
     return answer
 
 
-def _methods(client_class: type) -> dict[str, str]:
+def sdk_methods(client_class: type) -> dict[str, str]:
+    """An SDK client's methods by the API's name of their action, lower case (`describevswitches`)."""
     return {
         name.replace("_", ""): name
         for name in dir(client_class)

@@ -25,7 +25,7 @@ from kiln.localcloud.api.oss.wire import OPERATIONS
 
 from .oss_fixtures import bucket_name
 from .ossutil import REGION
-from .shapes import RecordingHttp, _methods, xml_mismatches
+from .shapes import RecordingHttp, sdk_methods, xml_mismatches
 
 #: "Operation element" -> why localcloud answers that element otherwise than the model says.
 ALLOWED: dict[str, str] = {}
@@ -84,7 +84,7 @@ def bodies(state_root: Path) -> Iterator[dict[str, list[bytes]]]:
         )
         cfg.region, cfg.endpoint, cfg.http_client = REGION, process.url, http
         client = oss.Client(cfg)
-        methods = _methods(oss.Client)
+        methods = sdk_methods(oss.Client)
 
         def op(name: str, **fields: Any) -> Any:
             before = len(http.bodies)
