@@ -98,7 +98,7 @@ def test_instance_options_reach_the_api(
                 instance_name="kiln-test-instance",
                 system_disk_mapping={"disk_size": 40, "disk_category": "cloud_efficiency"},
                 image_disk_mappings=[
-                    {"disk_size": 10, "disk_category": "cloud_ssd", "disk_delete_with_instance": True}
+                    {"disk_size": 20, "disk_category": "cloud_ssd", "disk_delete_with_instance": True}
                 ],
                 skip_create_image=True,
             )
@@ -113,7 +113,7 @@ def test_instance_options_reach_the_api(
     tags = {t["TagKey"]: t["TagValue"] for t in instance["Tags"]["Tag"]}
     assert tags["owner"] == "ci" and tags["kiln-run-id"]
     sizes = sorted(int(d["Size"]) for d in seen["disks"])
-    assert sizes == [10, 40], seen["disks"]
+    assert sizes == [20, 40], seen["disks"]
 
 
 def test_existing_network_is_used_and_kept(cloud: LocalCloudProcess, cloud_env: dict[str, str]) -> None:
@@ -224,7 +224,7 @@ def test_ignore_data_disks_keeps_the_snapshot_of_its_image(
         _builder(
             image_ignore_data_disks=True,
             image_disk_mappings=[
-                {"disk_size": 10, "disk_category": "cloud_ssd", "disk_delete_with_instance": True}
+                {"disk_size": 20, "disk_category": "cloud_ssd", "disk_delete_with_instance": True}
             ],
         )
     )
