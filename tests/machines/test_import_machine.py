@@ -1,7 +1,8 @@
 """The local path to an ECS image, end to end on real machines: a disk-image qemu build from kiln's base
 image (a provisioner leaves a mark), alicloud-import of its disk (converted to VHD) into localcloud
 with namespace-machine instances, then RunInstances of the imported image answers SSH and holds the
-mark. (One test: the qemu build boots a VM under TCG emulation.)"""
+mark; and the same for the disk the installer-ISO example installed (the session's `iso_build`, shared
+with the ISO test, so nothing is installed twice)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from kiln.localcloud.sdkcalls import instance_status
 from tests.localcloud.conftest import REGION, config
 from tests.localcloud.sshutil import ssh, wait_for_ssh, write_key
 from tests.localcloud.workflow import wait_for
+from tests.machines.conftest import IsoBuild
 
 pytestmark = [
     pytest.mark.machine,
@@ -70,15 +72,50 @@ def test_qemu_disk_imported_and_booted_as_an_instance(base_image: Path, tmp_path
         ],
     }
     (tmp_path / "import.json").write_text(json.dumps(template))
+    import_and_boot(
+        tmp_path, "cat /root/provisioned", "imported-by-kiln", "Converting disk.qcow2 (qcow2) to vhd"
+    )
+
+
+@pytest.mark.timeout(2700)
+def test_iso_installed_disk_imported_and_booted_as_an_instance(iso_build: IsoBuild, tmp_path: Path) -> None:
+    """The second half of the seed's local path: the disk the installer ISO's build made (its
+    provisioner wrote /etc/kiln-iso-build) goes through alicloud-import and boots as an ECS instance."""
+    assert iso_build.returncode == 0, iso_build.stdout[-3000:] + iso_build.stderr[-3000:]
+    template = {
+        "builders": [{"type": "file", "source": str(iso_build.image), "target": "disk.qcow2"}],
+        "post-processors": [
+            [
+                {
+                    "type": "alicloud-import",
+                    "oss_bucket_name": "kiln-iso-import",
+                    "oss_key_name": "debian.raw",
+                    "image_name": "imported-iso-install",
+                    "image_os_type": "linux",
+                    "image_platform": "Debian",
+                    "image_architecture": "x86_64",
+                    "format": "raw",
+                },
+                {"type": "manifest", "output": "manifest.json"},
+            ]
+        ],
+    }
+    (tmp_path / "import.json").write_text(json.dumps(template))
+    import_and_boot(tmp_path, "head -1 /etc/kiln-iso-build", "built by qemu from the installer ISO", "to raw")
+
+
+def import_and_boot(tmp_path: Path, command: str, expected: str, converted: str) -> None:
+    """`kiln build import.json` in `tmp_path` against a localcloud with namespace machines, then an
+    instance of the imported image: `command` over SSH prints `expected`."""
     # a short folder: the machines' unix sockets live under it (at most 108 bytes of path)
     state = Path(tempfile.mkdtemp(prefix="kiln-import-"))
     try:
-        run_import(state, tmp_path)
+        run_import(state, tmp_path, command, expected, converted)
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def run_import(state: Path, tmp_path: Path) -> None:
+def run_import(state: Path, tmp_path: Path, command: str, expected: str, converted: str) -> None:
     with start(state / "cloud", runner="light", timeout=120) as cloud:
         env = {
             **os.environ,
@@ -94,7 +131,7 @@ def run_import(state: Path, tmp_path: Path) -> None:
         )  # fmt: skip
         out = done.stdout[-4000:] + done.stderr[-4000:]
         assert done.returncode == 0, out
-        assert "Converting disk.qcow2 (qcow2) to vhd" in done.stdout, out
+        assert converted in done.stdout, out
         manifest = json.loads((tmp_path / "manifest.json").read_text())
         image_id = manifest["builds"][-1]["artifact_id"].split(":")[1]
 
@@ -127,8 +164,8 @@ def run_import(state: Path, tmp_path: Path) -> None:
             ecs.AllocatePublicIpAddressRequest(instance_id=instance)
         ).body.ip_address
         wait_for_ssh(key, address)
-        mark = ssh(key, address, "cat /root/provisioned")
-        assert mark.stdout.strip() == "imported-by-kiln", mark.stderr
+        mark = ssh(key, address, command)
+        assert mark.stdout.strip() == expected, mark.stderr
         client.delete_instance(ecs.DeleteInstanceRequest(instance_id=instance, force=True))
         client.delete_image(ecs.DeleteImageRequest(region_id=REGION, image_id=image_id))
 
