@@ -289,11 +289,18 @@ def test_cancel_stops_a_running_command(comm: SSHCommunicator) -> None:
     from kiln.core.cancel import CancelToken
 
     token = CancelToken()
+    pids: list[int] = []
     threading.Timer(0.5, token.cancel).start()
     start = time.monotonic()
     with pytest.raises(CancelledError):
-        comm.run(RemoteCommand("sleep 30"), token)
+        comm.run(
+            RemoteCommand("echo $$; exec sleep 30", on_stdout=lambda line: pids.append(int(line))), token
+        )
     assert time.monotonic() - start < 5
+    # the command is left to the machine (sshd takes no signal for a root session, and a command
+    # without a terminal gets no SIGHUP): end it here, so the test's sshd leaves no process behind
+    assert pids, "the command never started"
+    os.kill(pids[0], 9)
 
 
 class SlowStream(io.RawIOBase):
