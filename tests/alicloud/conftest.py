@@ -120,6 +120,7 @@ _KINDS = {
     "key_pair": ("DescribeKeyPairs", "KeyPairs", "KeyPair", "KeyPairName", {}),
     "image": ("DescribeImages", "Images", "Image", "ImageId", {"ImageOwnerAlias": "self"}),
     "snapshot": ("DescribeSnapshots", "Snapshots", "Snapshot", "SnapshotId", {}),
+    "disk": ("DescribeDisks", "Disks", "Disk", "DiskId", {}),
 }
 
 

@@ -223,9 +223,8 @@ def test_ignore_data_disks_keeps_the_snapshot_of_its_image(
     result = build_in_process(
         _builder(
             image_ignore_data_disks=True,
-            image_disk_mappings=[
-                {"disk_size": 20, "disk_category": "cloud_ssd", "disk_delete_with_instance": True}
-            ],
+            # disk_delete_with_instance left to its default: the data disk goes with the instance
+            image_disk_mappings=[{"disk_size": 20, "disk_category": "cloud_ssd"}],
         )
     )
     assert result.error is None and result.artifact is not None, result.out

@@ -28,7 +28,9 @@ class DiskDevice(Options):
     disk_size: int = option(0, doc="GiB")
     disk_snapshot_id: str = option("", doc="make the disk from this snapshot")
     disk_description: str = option("", cache=False, doc="the disk's description")
-    disk_delete_with_instance: bool = option(False, cache=False, doc="delete the disk when the instance goes")
+    disk_delete_with_instance: bool = option(
+        True, cache=False, doc="delete the disk with the build's instance (Packer's default, false, leaves it behind)"
+    )
     disk_device: str = option("", doc="the device name, e.g. /dev/xvdb")
     disk_encrypted: bool | None = option(None, doc="encrypt the disk")
     kms_key_id: str = option("", doc="the KMS key that encrypts the disk")
