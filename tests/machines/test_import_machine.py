@@ -12,8 +12,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import asyncssh
 import pytest
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client as EcsClient
@@ -24,7 +26,7 @@ from kiln.localcloud.sdkcalls import instance_status
 from tests.localcloud.conftest import REGION, config
 from tests.localcloud.sshutil import ssh, wait_for_ssh, write_key
 from tests.localcloud.workflow import wait_for
-from tests.machines.conftest import IsoBuild
+from tests.machines.conftest import IsoBuild, ssh_password
 
 pytestmark = [
     pytest.mark.machine,
@@ -104,18 +106,22 @@ def test_iso_installed_disk_imported_and_booted_as_an_instance(iso_build: IsoBui
     import_and_boot(tmp_path, "head -1 /etc/kiln-iso-build", "built by qemu from the installer ISO", "to raw")
 
 
-def import_and_boot(tmp_path: Path, command: str, expected: str, converted: str) -> None:
+def import_and_boot(
+    tmp_path: Path, command: str, expected: str, converted: str, password: str | None = None
+) -> None:
     """`kiln build import.json` in `tmp_path` against a localcloud with namespace machines, then an
     instance of the imported image: `command` over SSH prints `expected`."""
     # a short folder: the machines' unix sockets live under it (at most 108 bytes of path)
     state = Path(tempfile.mkdtemp(prefix="kiln-import-"))
     try:
-        run_import(state, tmp_path, command, expected, converted)
+        run_import(state, tmp_path, command, expected, converted, password)
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def run_import(state: Path, tmp_path: Path, command: str, expected: str, converted: str) -> None:
+def run_import(
+    state: Path, tmp_path: Path, command: str, expected: str, converted: str, password: str | None
+) -> None:
     with start(state / "cloud", runner="light", timeout=120) as cloud:
         env = {
             **os.environ,
@@ -163,11 +169,26 @@ def run_import(state: Path, tmp_path: Path, command: str, expected: str, convert
         address = client.allocate_public_ip_address(
             ecs.AllocatePublicIpAddressRequest(instance_id=instance)
         ).body.ip_address
-        wait_for_ssh(key, address)
-        mark = ssh(key, address, command)
-        assert mark.stdout.strip() == expected, mark.stderr
+        assert read_over_ssh(key, address, command, password).strip() == expected
         client.delete_instance(ecs.DeleteInstanceRequest(instance_id=instance, force=True))
         client.delete_image(ecs.DeleteImageRequest(region_id=REGION, image_id=image_id))
+
+
+def read_over_ssh(key: Path, address: str, command: str, password: str | None) -> str:
+    """`command`'s output on the instance, once its sshd lets root in (with `key`, or `password`)."""
+    if password is None:
+        wait_for_ssh(key, address)
+        done = ssh(key, address, command)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            return ssh_password(address, 22, password, command)
+        except (OSError, asyncssh.Error) as exc:  # not up yet
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no password SSH to {address} after 300 s: {exc}") from None
+            time.sleep(3)
 
 
 def network_for(client: EcsClient, vpc: VpcClient) -> dict[str, str]:

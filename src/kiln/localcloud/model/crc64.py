@@ -9,17 +9,22 @@ for a length is cached: the parts of an upload nearly all have one size.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import crcmod
+
+# crcmod-plus ships types, crcmod 1.7 (which oss2 requires) none, and both install this one package:
+# whichever pip wrote last is here, so kiln types the little it uses itself
+_crcmod: Any = crcmod
 
 POLY = 0x142F0E1EBA9EA3693
 _REFLECTED = 0xC96C5795D7870F42  # POLY's low 64 bits, bit-reversed
 _MASK = (1 << 64) - 1
 
 
-def new() -> crcmod.Crc:
+def new() -> Any:
     """A running CRC: `.update(bytes)`, `.crcValue`."""
-    return crcmod.Crc(POLY, initCrc=0, rev=True, xorOut=_MASK)
+    return _crcmod.Crc(POLY, initCrc=0, rev=True, xorOut=_MASK)
 
 
 def of(data: bytes) -> int:
