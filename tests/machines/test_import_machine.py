@@ -26,7 +26,7 @@ from kiln.localcloud.sdkcalls import instance_status
 from tests.localcloud.conftest import REGION, config
 from tests.localcloud.sshutil import ssh, wait_for_ssh, write_key
 from tests.localcloud.workflow import wait_for
-from tests.machines.conftest import IsoBuild, ssh_password
+from tests.machines.conftest import ISO_ROOT_PASSWORD, IsoBuild, ssh_password
 
 pytestmark = [
     pytest.mark.machine,
@@ -103,7 +103,12 @@ def test_iso_installed_disk_imported_and_booted_as_an_instance(iso_build: IsoBui
         ],
     }
     (tmp_path / "import.json").write_text(json.dumps(template))
-    import_and_boot(tmp_path, "head -1 /etc/kiln-iso-build", "built by qemu from the installer ISO", "to raw")
+    # the installed system has no cloud-init (as on the cloud, a key pair reaches no image without
+    # it): root logs in with the password its answer file set
+    import_and_boot(
+        tmp_path, "head -1 /etc/kiln-iso-build", "built by qemu from the installer ISO", "to raw",
+        password=ISO_ROOT_PASSWORD,
+    )  # fmt: skip
 
 
 def import_and_boot(
