@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,13 +20,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from kiln.localcloud import errors, incoming
+from kiln.localcloud.api import requestlog
 from kiln.localcloud.api.registry import PRODUCTS, Json, find
 from kiln.localcloud.api.request import Call
 from kiln.localcloud.auth import Authenticator, Caller
 from kiln.localcloud.errors import ApiError
 from kiln.localcloud.incoming import asked_format
 from kiln.localcloud.model.cloud import Cloud
-from kiln.localcloud.store import LogEntry
 from kiln.localcloud.wire import render_json, render_xml, wants_xml
 
 log = logging.getLogger("kiln.localcloud")
@@ -110,21 +109,7 @@ class RpcFrontDoor:
             response = error_response(
                 errors.INTERNAL_ERROR(type(err).__name__), request_id, host, version, xml
             )
-        entry = LogEntry(
-            time=time.time(),
-            request_id=request_id,
-            action=action[:64] or "-",
-            access_key_id=caller.key.access_key_id if caller else "-",
-            signature=caller.signature if caller else "none",
-            status=status,
-            code=code,
-            millis=(time.monotonic() - began) * 1000,
-        )
-        try:
-            self.cloud.store.log(entry)
-        except (sqlite3.Error, OSError) as err:
-            # The answer stands (what it reports has happened, or has not): only its log line is lost.
-            log.warning("request %s not logged: %s", request_id, err)
+        requestlog.record(self.cloud, request_id, action, caller, status, code, began)
         return response
 
     async def dispatch(

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import logging
 import re
-import sqlite3
 import time
 import uuid
 from urllib.parse import unquote
@@ -24,13 +23,13 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from kiln.localcloud import oss_errors as E
+from kiln.localcloud.api import requestlog
 from kiln.localcloud.api.oss import buckets, multipart, objects  # noqa: F401 - they register the operations
 from kiln.localcloud.api.oss.auth import V4, OssAuthenticator
 from kiln.localcloud.api.oss.wire import OPERATIONS, OssCall
 from kiln.localcloud.auth import Caller
 from kiln.localcloud.errors import ApiError
 from kiln.localcloud.model.cloud import Cloud
-from kiln.localcloud.store import LogEntry
 from kiln.localcloud.wire import render_xml
 
 log = logging.getLogger("kiln.localcloud")
@@ -202,20 +201,7 @@ class OssFrontDoor:
             status, code = 500, "InternalError"
             response = self._error(E.INTERNAL_ERROR(), request_id, host, reply, request.method == "HEAD")
             del err
-        entry = LogEntry(
-            time=time.time(),
-            request_id=request_id,
-            action=operation[:64],
-            access_key_id=caller.key.access_key_id if caller else "-",
-            signature=caller.signature if caller else "none",
-            status=status,
-            code=code,
-            millis=(time.monotonic() - began) * 1000,
-        )
-        try:
-            self.cloud.store.log(entry)
-        except (sqlite3.Error, OSError) as err:
-            log.warning("request %s not logged: %s", request_id, err)
+        requestlog.record(self.cloud, request_id, operation, caller, status, code, began)
         return response
 
     @staticmethod
