@@ -20,7 +20,7 @@ from kiln.machines.nspawn import root_partition
 
 from .conftest import REGION, config
 from .sshutil import ssh, wait_for_ssh, write_key
-from .workflow import ALL_IMAGE_STATUSES, build_up, leftovers, tear_down, wait_for
+from .workflow import ALL_IMAGE_STATUSES, build_up, leftovers, start_from_image, tear_down, wait_for
 
 pytestmark = [
     pytest.mark.machine,
@@ -64,19 +64,7 @@ def test_image_of_a_running_instance_holds_what_it_just_wrote(
         ssh(key, built.address, "echo after > /root/after && cat /root/live-marker").stdout.strip() == "live"
     )
 
-    run = ecs.RunInstancesRequest(
-        region_id=REGION,
-        image_id=image_id,
-        instance_type="ecs.t5-lc1m1.small",
-        security_group_id=built.group_id,
-        v_switch_id=built.vswitch_id,
-        key_pair_name=built.key_pair,
-    )
-    second = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
-    wait_for("Running", lambda: instance_status(client, second) == "Running", timeout=300)
-    address = client.allocate_public_ip_address(
-        ecs.AllocatePublicIpAddressRequest(instance_id=second)
-    ).body.ip_address
+    second, address = start_from_image(client, built, image_id)
     wait_for_ssh(key, address)
     seen = ssh(key, address, "cat /root/live-marker; test -e /root/after && echo after-is-there")
     assert seen.stdout.split() == ["live"], seen
@@ -158,19 +146,7 @@ def test_a_data_disk_is_a_block_device_whose_data_reaches_the_image(
     ).body.image_id
     built.image_id = image_id
     wait_for("image Available", lambda: _image_available(client, image_id), timeout=300)
-    run = ecs.RunInstancesRequest(
-        region_id=REGION,
-        image_id=image_id,
-        instance_type="ecs.t5-lc1m1.small",
-        security_group_id=built.group_id,
-        v_switch_id=built.vswitch_id,
-        key_pair_name=built.key_pair,
-    )
-    second = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
-    wait_for("Running", lambda: instance_status(client, second) == "Running", timeout=300)
-    address = client.allocate_public_ip_address(
-        ecs.AllocatePublicIpAddressRequest(instance_id=second)
-    ).body.ip_address
+    second, address = start_from_image(client, built, image_id)
     wait_for_ssh(key, address)
     seen = ssh(key, address, "mount /dev/vdb /mnt && cat /mnt/kept")
     assert seen.stdout.strip() == "on-disk", seen

@@ -22,7 +22,7 @@ from kiln.localcloud.sdkcalls import instance_status
 
 from .conftest import REGION, config
 from .sshutil import ssh, wait_for_ssh, write_key
-from .workflow import build_up, leftovers, make_image, tear_down, wait_for
+from .workflow import build_up, leftovers, make_image, start_from_image, tear_down, wait_for
 
 pytestmark = [
     pytest.mark.machine,
@@ -63,19 +63,7 @@ def test_seed_workflow_on_real_machines(light: LocalCloudProcess, tmp_path: Path
     assert (light.state_dir / "images" / f"{image_id}.img").stat().st_size > 1 << 20
 
     # the image is a real disk: an instance started from it has the package
-    run = ecs.RunInstancesRequest(
-        region_id=REGION,
-        image_id=image_id,
-        instance_type="ecs.t5-lc1m1.small",
-        security_group_id=built.group_id,
-        v_switch_id=built.vswitch_id,
-        key_pair_name=built.key_pair,
-    )
-    second = client.run_instances(run).body.instance_id_sets.instance_id_set[0]
-    wait_for("Running", lambda: instance_status(client, second) == "Running", timeout=300)
-    address = client.allocate_public_ip_address(
-        ecs.AllocatePublicIpAddressRequest(instance_id=second)
-    ).body.ip_address
+    second, address = start_from_image(client, built, image_id)
     wait_for_ssh(key, address)
     assert ssh(key, address, "jq --version").returncode == 0
     client.delete_instance(ecs.DeleteInstanceRequest(instance_id=second, force=True))

@@ -177,6 +177,25 @@ def build_up(
     )
 
 
+def start_from_image(client: EcsClient, built: Built, image_id: str) -> tuple[str, str]:
+    """An instance of `image_id` in the built instance's vSwitch and security group, with its key pair,
+    Running and with a public IP: (instance id, address)."""
+    run = ecs.RunInstancesRequest(
+        region_id=REGION,
+        image_id=image_id,
+        instance_type="ecs.t5-lc1m1.small",
+        security_group_id=built.group_id,
+        v_switch_id=built.vswitch_id,
+        key_pair_name=built.key_pair,
+    )
+    instance = str(client.run_instances(run).body.instance_id_sets.instance_id_set[0])
+    wait_for("Running", lambda: instance_status(client, instance) == "Running", timeout=300)
+    address = client.allocate_public_ip_address(
+        ecs.AllocatePublicIpAddressRequest(instance_id=instance)
+    ).body.ip_address
+    return instance, str(address)
+
+
 def make_image(client: EcsClient, built: Built, image_name: str) -> str:
     client.stop_instance(ecs.StopInstanceRequest(instance_id=built.instance_id))
     wait_for("instance Stopped", lambda: instance_status(client, built.instance_id) == "Stopped", timeout=300)

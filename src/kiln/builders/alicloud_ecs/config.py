@@ -29,7 +29,9 @@ class DiskDevice(Options):
     disk_snapshot_id: str = option("", doc="make the disk from this snapshot")
     disk_description: str = option("", cache=False, doc="the disk's description")
     disk_delete_with_instance: bool = option(
-        True, cache=False, doc="delete the disk with the build's instance (Packer's default, false, leaves it behind)"
+        True,
+        cache=False,
+        doc="delete the disk with the build's instance (Packer's default, false, leaves it behind)",
     )
     disk_device: str = option("", doc="the device name, e.g. /dev/xvdb")
     disk_encrypted: bool | None = option(None, doc="encrypt the disk")
