@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kiln.localcloud import LocalCloudProcess, start
+from tests.localcloud.conftest import shell_env
 
 from .conftest import inventory, leaks
 
@@ -36,19 +35,6 @@ def machines_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
         yield process
 
 
-def exported(cloud: LocalCloudProcess) -> dict[str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "kiln", "localcloud", "env", "--state", str(cloud.state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    words = shlex.split(done.stdout)
-    assert words[0] == "export"
-    return dict(word.split("=", 1) for word in words[1:])
-
-
 def test_packer_1_6_6_builds_the_seed_after_env_alone(
     machines_cloud: LocalCloudProcess, tmp_path: Path
 ) -> None:
@@ -57,7 +43,7 @@ def test_packer_1_6_6_builds_the_seed_after_env_alone(
     assert version.startswith("Packer v1.6.6"), version
     before = inventory(cloud)
     shutil.copy(ROOT / "examples" / "alicloud" / "redis.json", tmp_path / "redis.json")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **exported(cloud)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **shell_env(cloud)}
     built = subprocess.run(
         [PACKER, "build", "-color=false", "redis.json"],
         cwd=tmp_path,

@@ -4,7 +4,10 @@ official Tea SDK clients pointed at it over HTTP."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -109,3 +112,17 @@ def error_of(fn: Callable[[], Any]) -> Any:
     except Exception as err:  # the Tea SDK raises ClientException / ServerException
         return err
     raise AssertionError("the call succeeded but should have failed")
+
+
+def shell_env(cloud: LocalCloudProcess) -> dict[str, str]:
+    """Exactly the variables `kiln localcloud env` prints, as a shell's eval would set them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kiln", "localcloud", "env", "--state", str(cloud.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    words = shlex.split(done.stdout)
+    assert words[0] == "export", done.stdout
+    return dict(word.split("=", 1) for word in words[1:])

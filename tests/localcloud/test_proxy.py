@@ -5,7 +5,6 @@ localcloud with its own CA), and any other host is refused without being connect
 from __future__ import annotations
 
 import json
-import shlex
 import socket
 import ssl
 import stat
@@ -21,19 +20,7 @@ from cryptography import x509
 from kiln.localcloud import LocalCloudProcess
 from kiln.localcloud.tls import Authority, bundle_file, ca_file
 
-
-def shell_env(cloud: LocalCloudProcess) -> dict[str, str]:
-    """Exactly the variables `kiln localcloud env` prints, as a shell's eval would set them."""
-    done = subprocess.run(
-        [sys.executable, "-m", "kiln", "localcloud", "env", "--state", str(cloud.state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    words = shlex.split(done.stdout)
-    assert words[0] == "export", done.stdout
-    return dict(word.split("=", 1) for word in words[1:])
+from .conftest import shell_env
 
 
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
